@@ -1,0 +1,273 @@
+"""`python -m app …`: serve, migrate, and the few admin commands an operator needs.
+
+Every failure prints one line on stderr; configuration problems exit 2, other errors 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import migrate
+from app.db.engine import create_engine, create_sessionmaker
+from app.db.models import Channel, Outcome
+from app.errors import DomainError
+from app.services import accounts, audit, flags, tokens
+from app.services.caller import system_caller
+from app.settings import ConfigError, Settings, load_settings, redact_database_url
+
+T = TypeVar("T")
+EXIT_CONFIG = 2
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+async def _check_database(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        async with asyncio.timeout(10):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means the same thing to the operator
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot reach the database {redact_database_url(database_url)}: {reason}") from None
+    finally:
+        await engine.dispose()
+
+
+def _prepare_database(settings: Settings) -> None:
+    asyncio.run(_check_database(settings.database_url))
+    migrate.upgrade(settings.database_url)
+
+
+def _run_in_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def runner() -> T:
+        engine = create_engine(settings.database_url)
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def _check_port_free(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"port {port} on {host} is already in use") from None
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+async def _bootstrap(session: AsyncSession, settings: Settings) -> list[str]:
+    """On an empty database: account `default` and a token with every permission, shown once."""
+    if await accounts.any_account(session):
+        return [f"Tenant URL:   {settings.tenant_url(accounts.DEFAULT_ACCOUNT)}"]
+    account = await accounts.create_account(session, accounts.DEFAULT_ACCOUNT, "Default account")
+    issued = await tokens.create_token(session, account, name="bootstrap")
+    assert account.id is not None
+    audit.record(
+        session,
+        system_caller(account.id, account.identifier),
+        action="token.create",
+        resource_type="ApiToken",
+        resource_id=issued.token.token_id,
+        outcome=Outcome.APPLIED,
+        detail={"name": "bootstrap", "permissions": issued.token.permissions},
+    )
+    return [
+        f"Tenant URL:   {settings.tenant_url(account.identifier)}",
+        f"Secret Token: {issued.plaintext}",
+        "The token is shown only now; store it in your identity provider's provisioning settings.",
+    ]
+
+
+def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.observability import configure_logging
+
+    _check_port_free(settings.host, settings.port)
+    _prepare_database(settings)
+    for line in _run_in_session(settings, lambda s: _bootstrap(s, settings)):
+        print(line, flush=True)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    _prepare_database(settings)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_accounts_create(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+    account = _run_in_session(settings, lambda s: accounts.create_account(s, args.identifier, args.name))
+    print(f"created account {account.identifier}")
+    print(f"Tenant URL: {settings.tenant_url(account.identifier)}")
+    return 0
+
+
+def _permissions(raw: str | None) -> list[str] | None:
+    return None if raw is None else [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> tokens.IssuedToken:
+        account = await accounts.get_account(session, args.account)
+        issued = await tokens.create_token(
+            session,
+            account,
+            name=args.name,
+            permissions=_permissions(args.permissions),
+            expires_in_days=args.expires_in_days,
+        )
+        assert account.id is not None
+        audit.record(
+            session,
+            system_caller(account.id, account.identifier),
+            action="token.create",
+            resource_type="ApiToken",
+            resource_id=issued.token.token_id,
+            detail={"name": issued.token.name, "permissions": issued.token.permissions},
+        )
+        return issued
+
+    issued = _run_in_session(settings, work)
+    print(f"token id: {issued.token.token_id}")
+    print(f"permissions: {','.join(issued.token.permissions)}")
+    print(issued.plaintext)
+    return 0
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> None:
+        account = await accounts.get_account(session, args.account)
+        assert account.id is not None
+        await tokens.revoke_token(session, account.id, args.token_id)
+        audit.record(
+            session,
+            system_caller(account.id, account.identifier),
+            action="token.revoke",
+            resource_type="ApiToken",
+            resource_id=args.token_id,
+        )
+
+    _run_in_session(settings, work)
+    print(f"revoked token {args.token_id}")
+    return 0
+
+
+def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> int:
+    flags.validate_flag_name(args.name)
+    _prepare_database(settings)
+    enabled = args.state == "on"
+
+    async def work(session: AsyncSession) -> None:
+        account = await accounts.get_account(session, args.account)
+        assert account.id is not None
+        await flags.set_flag(session, account.id, args.name, enabled)
+        audit.record(
+            session,
+            system_caller(account.id, account.identifier, Channel.CLI),
+            action="flag.set",
+            resource_type="FeatureFlag",
+            resource_id=args.name,
+            detail={"enabled": enabled},
+        )
+
+    _run_in_session(settings, work)
+    print(f"{args.name} is {args.state} for account {args.account}")
+    return 0
+
+
+def cmd_export_schema(_: Settings | None, __: argparse.Namespace) -> int:
+    from app.graphql.schema import schema
+
+    print(schema.as_str())
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Scimgraph: SCIM provisioning and GraphQL admin API")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations and serve HTTP")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=cmd_serve)
+
+    sub.add_parser("migrate", help="upgrade the database schema to the newest revision").set_defaults(handler=cmd_migrate)
+
+    acc = sub.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
+    create = acc.add_parser("create", help="create an account")
+    create.add_argument("identifier")
+    create.add_argument("--name")
+    create.set_defaults(handler=cmd_accounts_create)
+
+    tok = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
+    tcreate = tok.add_parser("create", help="create a token; the secret is the last line of output")
+    tcreate.add_argument("--account", required=True)
+    tcreate.add_argument("--name", default="api token")
+    tcreate.add_argument("--permissions", help="comma-separated, e.g. users:read,groups:read (default: all)")
+    tcreate.add_argument("--expires-in-days", type=int)
+    tcreate.set_defaults(handler=cmd_tokens_create)
+    trevoke = tok.add_parser("revoke", help="revoke a token")
+    trevoke.add_argument("--account", required=True)
+    trevoke.add_argument("token_id")
+    trevoke.set_defaults(handler=cmd_tokens_revoke)
+
+    flg = sub.add_parser("flags", help="feature flags").add_subparsers(dest="action", required=True)
+    fset = flg.add_parser("set", help="turn a feature flag on or off")
+    fset.add_argument("--account", required=True)
+    fset.add_argument("name")
+    fset.add_argument("state", choices=["on", "off"])
+    fset.set_defaults(handler=cmd_flags_set)
+
+    sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(handler=cmd_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.handler is cmd_export_schema:
+        return cmd_export_schema(None, args)
+    try:
+        settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None))
+        return int(args.handler(settings, args))
+    except ConfigError as exc:
+        return _fail(str(exc), EXIT_CONFIG)
+    except DomainError as exc:
+        return _fail(exc.message)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""Storage: engine and session set-up, and the SQLModel tables."""

@@ -1,0 +1,269 @@
+"""The SQLModel tables. The schema is created only by the Alembic migrations in `migrations/`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from app.db.types import BigIntegerPK, UTCDateTime, utcnow
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+class ProvisionedBy(enum.StrEnum):
+    SCIM = "SCIM"
+    MANAGER = "MANAGER"
+
+
+class ManagedBy(enum.StrEnum):
+    IDENTITY_PROVIDER = "IDENTITY_PROVIDER"
+    MANAGER = "MANAGER"
+
+
+class Channel(enum.StrEnum):
+    SCIM = "SCIM"
+    GRAPHQL = "GRAPHQL"
+    CLI = "CLI"
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "APPLIED"
+    DENIED = "DENIED"
+    IGNORED = "IGNORED"
+    FAILED = "FAILED"
+
+
+def _ts(nullable: bool = False) -> Any:
+    return Field(default_factory=utcnow if not nullable else None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+def _account_fk() -> Any:
+    return Field(sa_column=Column(Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False))
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    identifier: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organizations"
+    __table_args__ = (UniqueConstraint("account_id", "identifier"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    account_id: int = _account_fk()
+    identifier: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+    __table_args__ = (
+        UniqueConstraint("account_id", "org_identifier", "identifier"),
+        ForeignKeyConstraint(
+            ["account_id", "org_identifier"],
+            ["organizations.account_id", "organizations.identifier"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    account_id: int = _account_fk()
+    org_identifier: str = Field(sa_column=Column(String(64), nullable=False))
+    identifier: str = Field(sa_column=Column(String(64), nullable=False))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _ts()
+
+
+class User(SQLModel, table=True):
+    """A user of one account. Multi-valued SCIM attributes are kept as sent in `multi_valued`;
+    `user_attribute_values` indexes them for filters."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("account_id", "user_name_ci"),
+        Index(None, "account_id", "external_id"),
+        Index(None, "account_id", "email_ci"),
+        Index(None, "account_id", "created_at"),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    account_id: int = _account_fk()
+    user_name: str = Field(sa_column=Column(String(256), nullable=False))
+    user_name_ci: str = Field(sa_column=Column(String(256), nullable=False))
+    external_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    display_name: str | None = Field(default=None, sa_column=Column(Text))
+    nick_name: str | None = Field(default=None, sa_column=Column(Text))
+    profile_url: str | None = Field(default=None, sa_column=Column(Text))
+    title: str | None = Field(default=None, sa_column=Column(Text))
+    user_type: str | None = Field(default=None, sa_column=Column(Text))
+    preferred_language: str | None = Field(default=None, sa_column=Column(Text))
+    locale: str | None = Field(default=None, sa_column=Column(Text))
+    timezone: str | None = Field(default=None, sa_column=Column(Text))
+    name_formatted: str | None = Field(default=None, sa_column=Column(Text))
+    name_family: str | None = Field(default=None, sa_column=Column(Text))
+    name_given: str | None = Field(default=None, sa_column=Column(Text))
+    name_middle: str | None = Field(default=None, sa_column=Column(Text))
+    name_honorific_prefix: str | None = Field(default=None, sa_column=Column(Text))
+    name_honorific_suffix: str | None = Field(default=None, sa_column=Column(Text))
+    email: str | None = Field(default=None, sa_column=Column(String(320)))
+    email_ci: str | None = Field(default=None, sa_column=Column(String(320)))
+    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    multi_valued: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    employee_number: str | None = Field(default=None, sa_column=Column(Text))
+    cost_center: str | None = Field(default=None, sa_column=Column(Text))
+    organization: str | None = Field(default=None, sa_column=Column(Text))
+    division: str | None = Field(default=None, sa_column=Column(Text))
+    department: str | None = Field(default=None, sa_column=Column(Text))
+    manager_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    provisioned_by: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class UserAttributeValue(SQLModel, table=True):
+    """One element of a multi-valued user attribute (emails, phoneNumbers, addresses…), for filtering."""
+
+    __tablename__ = "user_attribute_values"
+    __table_args__ = (
+        Index(None, "attribute", "value_ci"),
+        Index(None, "user_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    user_id: str = Field(sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    attribute: str = Field(sa_column=Column(String(32), nullable=False))
+    type_ci: str | None = Field(default=None, sa_column=Column(String(64)))
+    value_ci: str | None = Field(default=None, sa_column=Column(String(512)))
+    is_primary: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class UserGroup(SQLModel, table=True):
+    """A user group at account, organization or project scope. `scope` is '' for the account,
+    'org' or 'org/project', so that identifiers are unique per scope on both databases."""
+
+    __tablename__ = "user_groups"
+    __table_args__ = (
+        UniqueConstraint("account_id", "scope", "identifier"),
+        Index(None, "account_id", "display_name_ci"),
+        Index(None, "account_id", "external_id"),
+        Index(
+            "uq_user_groups_idp_display_name",
+            "account_id",
+            "display_name_ci",
+            unique=True,
+            sqlite_where=text("managed_by = 'IDENTITY_PROVIDER'"),
+            postgresql_where=text("managed_by = 'IDENTITY_PROVIDER'"),
+        ),
+        ForeignKeyConstraint(
+            ["account_id", "org_identifier"],
+            ["organizations.account_id", "organizations.identifier"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["account_id", "org_identifier", "project_identifier"],
+            ["projects.account_id", "projects.org_identifier", "projects.identifier"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    account_id: int = _account_fk()
+    org_identifier: str | None = Field(default=None, sa_column=Column(String(64)))
+    project_identifier: str | None = Field(default=None, sa_column=Column(String(64)))
+    scope: str = Field(default="", sa_column=Column(String(130), nullable=False))
+    identifier: str = Field(sa_column=Column(String(128), nullable=False))
+    display_name: str = Field(sa_column=Column(String(256), nullable=False))
+    display_name_ci: str = Field(sa_column=Column(String(256), nullable=False))
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    external_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    managed_by: str = Field(sa_column=Column(String(24), nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class GroupMembership(SQLModel, table=True):
+    __tablename__ = "group_memberships"
+    __table_args__ = (PrimaryKeyConstraint("group_id", "user_id"), Index(None, "user_id"))
+
+    group_id: str = Field(sa_column=Column(String(36), ForeignKey("user_groups.id", ondelete="CASCADE"), nullable=False))
+    user_id: str = Field(sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    added_via: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index(None, "account_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    account_id: int = _account_fk()
+    token_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    permissions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+    expires_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    last_used_at: datetime | None = _ts(nullable=True)
+
+
+class FeatureFlag(SQLModel, table=True):
+    __tablename__ = "feature_flags"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "name"),)
+
+    account_id: int = _account_fk()
+    name: str = Field(sa_column=Column(String(64), nullable=False))
+    enabled: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index(None, "account_id", "occurred_at"),
+        Index(None, "account_id", "resource_type", "resource_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntegerPK, primary_key=True, autoincrement=True))
+    account_id: int = _account_fk()
+    occurred_at: datetime = _ts()
+    caller: str = Field(sa_column=Column(String(64), nullable=False))
+    channel: str = Field(sa_column=Column(String(16), nullable=False))
+    action: str = Field(sa_column=Column(String(64), nullable=False))
+    resource_type: str = Field(sa_column=Column(String(32), nullable=False))
+    resource_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    outcome: str = Field(sa_column=Column(String(16), nullable=False))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,96 @@
+"""The domain error hierarchy. Transports map these to their own wire formats at the edge.
+
+    DomainError
+    ├── InvalidInput          a value is malformed or breaks a rule of its attribute
+    │   ├── InvalidFilter     a SCIM filter does not parse or names an unknown attribute
+    │   ├── InvalidPath       a PATCH path does not parse or names an unknown attribute
+    │   └── Mutability        an attempt to change a read-only attribute
+    ├── NotFound              the resource does not exist in the caller's account
+    ├── Conflict              a uniqueness rule would be broken
+    ├── PreconditionFailed    If-Match did not match the current version
+    ├── PermissionDenied      the caller's token lacks a permission
+    ├── ManagedByIdentityProvider  the identity provider owns what the caller tried to change
+    └── Unauthenticated       no usable credentials (deliberately without detail)
+
+No HTTP status codes live here.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; `message` is safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """A value is malformed or breaks a rule of its attribute; `field` names it when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class InvalidFilter(InvalidInput):
+    """A SCIM filter expression is malformed or names an unknown attribute."""
+
+
+class InvalidPath(InvalidInput):
+    """A PATCH path is malformed or names an unknown attribute."""
+
+
+class Mutability(InvalidInput):
+    """An attempt to modify a read-only attribute."""
+
+
+class NoTarget(InvalidInput):
+    """A PATCH path matched nothing where the operation needs a target."""
+
+
+class NotFound(DomainError):
+    """The resource does not exist in the caller's account."""
+
+    def __init__(self, resource_type: str, resource_id: str) -> None:
+        super().__init__(f"{resource_type} {resource_id} not found")
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+
+
+class Conflict(DomainError):
+    """A uniqueness rule would be broken; `field` names the attribute."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PreconditionFailed(DomainError):
+    """The resource changed since the version the caller named in If-Match."""
+
+
+class PermissionDenied(DomainError):
+    """The caller's token lacks `permission`."""
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"the token lacks the permission {permission}")
+        self.permission = permission
+
+
+class ManagedByIdentityProvider(DomainError):
+    """The identity provider owns the resource (or the attribute) the caller tried to change."""
+
+    def __init__(self, message: str, *, resource_type: str, resource_id: str, operation: str) -> None:
+        super().__init__(message)
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.operation = operation
+
+
+class Unauthenticated(DomainError):
+    """Missing, malformed, unknown, revoked, expired or other-account credentials — all alike."""
+
+    def __init__(self) -> None:
+        super().__init__("authentication failed: a valid bearer token for this account is required")

@@ -1,0 +1,1 @@
+"""The GraphQL admin API (the admin UI's transport)."""

@@ -1,0 +1,70 @@
+"""The application factory: one Starlette app serving SCIM, GraphQL and the health probes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from app.db.engine import create_engine, create_sessionmaker
+from app.graphql.app import GraphQLEndpoint
+from app.middleware import RequestContextMiddleware
+from app.scim.routes import scim_routes
+from app.settings import Settings
+
+logger = logging.getLogger("scimgraph")
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        async with request.app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:
+        logger.warning("readiness check: database unreachable", exc_info=True)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Starlette:
+    """Build the app. When `engine` is given the caller owns it; otherwise the lifespan does."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = engine is None
+        app.state.engine = engine or create_engine(settings.database_url)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.engine.dispose()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Mount("/gateway/ng/api/scim/account/{account}", routes=scim_routes()),
+        Route("/graphql", GraphQLEndpoint()),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if engine is not None:
+        # Tests hand in an engine and may call the app without running the lifespan.
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+    return app

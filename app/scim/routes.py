@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+
+def scim_routes() -> list[BaseRoute]:
+    return []

@@ -1,0 +1,111 @@
+"""Accounts and the organization / project scopes inside them."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Account, Organization, Project
+from app.errors import Conflict, InvalidInput, NotFound
+
+# No dots: the account identifier is a segment of the dotted token format.
+IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_ACCOUNT = "default"
+
+
+def validate_identifier(value: str, *, field: str = "identifier") -> str:
+    if not IDENTIFIER_RE.match(value):
+        raise InvalidInput(
+            f"{field} must be 1 to 64 letters, digits, '_' or '-', got {value!r}", field=field
+        )
+    return value
+
+
+async def get_account(session: AsyncSession, identifier: str) -> Account:
+    account = await session.scalar(select(Account).where(Account.identifier == identifier))
+    if account is None:
+        raise NotFound("Account", identifier)
+    return account
+
+
+async def any_account(session: AsyncSession) -> bool:
+    return (await session.scalar(select(Account.id).limit(1))) is not None
+
+
+async def create_account(session: AsyncSession, identifier: str, name: str | None = None) -> Account:
+    validate_identifier(identifier)
+    account = Account(identifier=identifier, name=name or identifier)
+    session.add(account)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"account {identifier!r} already exists", field="identifier") from None
+    return account
+
+
+async def create_organization(session: AsyncSession, account_id: int, identifier: str, name: str) -> Organization:
+    validate_identifier(identifier)
+    org = Organization(account_id=account_id, identifier=identifier, name=name)
+    session.add(org)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"organization {identifier!r} already exists", field="identifier") from None
+    return org
+
+
+async def create_project(
+    session: AsyncSession, account_id: int, org_identifier: str, identifier: str, name: str
+) -> Project:
+    validate_identifier(identifier)
+    await get_organization(session, account_id, org_identifier)
+    project = Project(account_id=account_id, org_identifier=org_identifier, identifier=identifier, name=name)
+    session.add(project)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"project {identifier!r} already exists in {org_identifier!r}", field="identifier") from None
+    return project
+
+
+async def get_organization(session: AsyncSession, account_id: int, identifier: str) -> Organization:
+    org = await session.scalar(
+        select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier)
+    )
+    if org is None:
+        raise NotFound("Organization", identifier)
+    return org
+
+
+async def get_project(session: AsyncSession, account_id: int, org_identifier: str, identifier: str) -> Project:
+    project = await session.scalar(
+        select(Project).where(
+            Project.account_id == account_id,
+            Project.org_identifier == org_identifier,
+            Project.identifier == identifier,
+        )
+    )
+    if project is None:
+        raise NotFound("Project", f"{org_identifier}/{identifier}")
+    return project
+
+
+async def list_organizations(session: AsyncSession, account_id: int) -> list[Organization]:
+    rows = await session.scalars(
+        select(Organization).where(Organization.account_id == account_id).order_by(Organization.identifier)
+    )
+    return list(rows)
+
+
+async def list_projects(session: AsyncSession, account_id: int, org_identifier: str | None) -> list[Project]:
+    query = select(Project).where(Project.account_id == account_id)
+    if org_identifier is not None:
+        query = query.where(Project.org_identifier == org_identifier)
+    rows = await session.scalars(query.order_by(Project.org_identifier, Project.identifier))
+    return list(rows)

@@ -1,0 +1,40 @@
+"""Who is calling: the account, the token, its permissions and the channel the call came through."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from app.db.models import Channel
+from app.errors import PermissionDenied
+
+
+class Permission(enum.StrEnum):
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    GROUPS_READ = "groups:read"
+    GROUPS_WRITE = "groups:write"
+    ADMIN = "admin"
+
+
+ALL_PERMISSIONS: tuple[str, ...] = tuple(p.value for p in Permission)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    account_id: int
+    account_identifier: str
+    principal: str  # token id, or "system" for the CLI
+    permissions: frozenset[str]
+    channel: Channel
+
+    def require(self, permission: Permission) -> None:
+        if permission.value not in self.permissions:
+            raise PermissionDenied(permission.value)
+
+    def has(self, permission: Permission) -> bool:
+        return permission.value in self.permissions
+
+
+def system_caller(account_id: int, account_identifier: str, channel: Channel = Channel.CLI) -> Caller:
+    return Caller(account_id, account_identifier, "system", frozenset(ALL_PERMISSIONS), channel)

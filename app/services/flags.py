@@ -1,0 +1,47 @@
+"""Per-account feature flags. Only known flags can be set; each has a default."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import FeatureFlag
+from app.errors import InvalidInput
+
+UPDATE_EMAILS_VIA_SCIM = "UPDATE_EMAILS_VIA_SCIM"
+
+# name -> (default, what it does)
+KNOWN_FLAGS: dict[str, tuple[bool, str]] = {
+    UPDATE_EMAILS_VIA_SCIM: (False, "Apply email address changes sent by the identity provider over SCIM."),
+}
+
+
+def validate_flag_name(name: str) -> str:
+    if name not in KNOWN_FLAGS:
+        raise InvalidInput(f"unknown feature flag {name!r}; known flags: {', '.join(sorted(KNOWN_FLAGS))}", field="name")
+    return name
+
+
+async def is_enabled(session: AsyncSession, account_id: int, name: str) -> bool:
+    enabled = await session.scalar(
+        select(FeatureFlag.enabled).where(FeatureFlag.account_id == account_id, FeatureFlag.name == name)
+    )
+    return KNOWN_FLAGS[name][0] if enabled is None else bool(enabled)
+
+
+async def set_flag(session: AsyncSession, account_id: int, name: str, enabled: bool) -> None:
+    validate_flag_name(name)
+    flag = await session.get(FeatureFlag, (account_id, name))
+    if flag is None:
+        session.add(FeatureFlag(account_id=account_id, name=name, enabled=enabled))
+    else:
+        flag.enabled = enabled
+    await session.flush()
+
+
+async def list_flags(session: AsyncSession, account_id: int) -> dict[str, bool]:
+    rows = await session.execute(
+        select(FeatureFlag.name, FeatureFlag.enabled).where(FeatureFlag.account_id == account_id)
+    )
+    stored = {name: bool(enabled) for name, enabled in rows}
+    return {name: stored.get(name, default) for name, (default, _) in sorted(KNOWN_FLAGS.items())}

@@ -1,0 +1,137 @@
+"""API tokens: `sat.<accountIdentifier>.<tokenId>.<secret>`.
+
+Only a SHA-256 hash of the secret is stored. The secret carries 256 bits of randomness, so a fast
+hash is enough (no dictionary to guess from); comparison is constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Account, ApiToken, Channel
+from app.db.types import utcnow
+from app.errors import InvalidInput, NotFound, Unauthenticated
+from app.services.caller import ALL_PERMISSIONS, Caller
+
+PREFIX = "sat"
+SECRET_BYTES = 32
+MAX_EXPIRY_DAYS = 3650
+# Writing last_used_at on every request would turn each read into a write; once a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+_DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: ApiToken
+    plaintext: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def validate_permissions(permissions: list[str]) -> list[str]:
+    unknown = [p for p in permissions if p not in ALL_PERMISSIONS]
+    if unknown or not permissions:
+        raise InvalidInput(
+            f"permissions must be a non-empty list of {', '.join(ALL_PERMISSIONS)}; unknown: {', '.join(unknown) or 'none'}",
+            field="permissions",
+        )
+    return sorted(set(permissions), key=ALL_PERMISSIONS.index)
+
+
+async def create_token(
+    session: AsyncSession,
+    account: Account,
+    *,
+    name: str,
+    permissions: list[str] | None = None,
+    expires_in_days: int | None = None,
+) -> IssuedToken:
+    perms = validate_permissions(list(ALL_PERMISSIONS) if permissions is None else permissions)
+    if not name.strip():
+        raise InvalidInput("token name must not be empty", field="name")
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
+        raise InvalidInput(f"expiresInDays must be from 1 to {MAX_EXPIRY_DAYS}", field="expiresInDays")
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    assert account.id is not None
+    token = ApiToken(
+        account_id=account.id,
+        token_id=token_id,
+        name=name.strip(),
+        secret_hash=hash_secret(secret),
+        permissions=perms,
+        expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    session.add(token)
+    await session.flush()
+    return IssuedToken(token, f"{PREFIX}.{account.identifier}.{token_id}.{secret}")
+
+
+async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:
+    token = await session.scalar(
+        select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id)
+    )
+    if token is None:
+        raise NotFound("ApiToken", token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    await session.flush()
+    return token
+
+
+async def list_tokens(session: AsyncSession, account_id: int) -> list[ApiToken]:
+    rows = await session.scalars(select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.id))
+    return list(rows)
+
+
+async def authenticate(
+    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
+) -> Caller:
+    """Turn a bearer token into a Caller, or raise Unauthenticated — one answer for every failure.
+
+    `account_identifier`, when given (SCIM's path), must be the token's own account.
+    """
+    parts = (raw or "").split(".")
+    if len(parts) != 4 or parts[0] != PREFIX:
+        raise Unauthenticated()
+    _, token_account, token_id, secret = parts
+    row = (
+        await session.execute(
+            select(ApiToken, Account.identifier)
+            .join(Account, Account.id == ApiToken.account_id)
+            .where(ApiToken.token_id == token_id)
+        )
+    ).first()
+    expected = row[0].secret_hash if row else _DUMMY_HASH
+    secret_ok = hmac.compare_digest(hash_secret(secret), expected)
+    if row is None or not secret_ok:
+        raise Unauthenticated()
+    token, identifier = row
+    now = utcnow()
+    if (
+        identifier != token_account
+        or (account_identifier is not None and identifier != account_identifier)
+        or token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= now)
+    ):
+        raise Unauthenticated()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
+        await session.flush()
+    return Caller(
+        account_id=token.account_id,
+        account_identifier=identifier,
+        principal=token.token_id,
+        permissions=frozenset(token.permissions),
+        channel=channel,
+    )

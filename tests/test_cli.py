@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+def test_accounts_and_tokens(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accounts", "create", "acme", "--name", "Acme Inc"]) == 0
+    assert "gateway/ng/api/scim/account/acme" in capsys.readouterr().out
+    assert main(["tokens", "create", "--account", "acme", "--permissions", "users:read,groups:read", "--expires-in-days", "30"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"sat\.acme\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43,}", out[-1]), out
+    token_id = out[-1].split(".")[2]
+    assert main(["tokens", "revoke", "--account", "acme", token_id]) == 0
+    assert main(["flags", "set", "--account", "acme", "UPDATE_EMAILS_VIA_SCIM", "on"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tokens", "create", "--account", "nope"], "Account nope not found"),
+        (["flags", "set", "--account", "acme", "NO_SUCH_FLAG", "on"], "unknown feature flag"),
+        (["accounts", "create", "bad.identifier"], "identifier must be"),
+        (["tokens", "create", "--account", "acme", "--permissions", "root"], "permissions must be"),
+        (["tokens", "revoke", "--account", "acme", "nosuchtoken"], "not found"),
+    ],
+)
+def test_errors_are_one_line(cli_db: str, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    main(["accounts", "create", "acme"])
+    capsys.readouterr()
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_duplicate_account_is_refused(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accounts", "create", "acme"]) == 0
+    assert main(["accounts", "create", "acme"]) == 1
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_export_schema_matches_committed_sdl(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export-schema"]) == 0
+    assert capsys.readouterr().out == (ROOT / "schema.graphql").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PUBLIC_URL", "HOST")}
+    env.update(PORT=str(port), PYTHONPATH=str(ROOT))
+
+    def serve_until_healthy() -> list[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                pytest.fail("server did not become healthy")
+            token = None
+            proc.terminate()
+            out, _ = proc.communicate(timeout=15)
+            lines = out.splitlines()
+            for line in lines:
+                if line.startswith("Secret Token:"):
+                    token = line.split()[-1]
+            if token:
+                return [*lines, token]
+            return lines
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+    first = serve_until_healthy()
+    assert f"Tenant URL:   http://127.0.0.1:{port}/gateway/ng/api/scim/account/default" in first
+    assert any(line.startswith("Secret Token: sat.default.") for line in first)
+    assert (tmp_path / "data" / "scimgraph.db").exists()
+    second = serve_until_healthy()
+    assert not any(line.startswith("Secret Token:") for line in second)
+    assert any(line.startswith("Tenant URL:") for line in second)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from app.settings import ConfigError, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings.database_url == "sqlite+aiosqlite:///./data/scimgraph.db"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.tenant_url("acme") == "http://127.0.0.1:8000/gateway/ng/api/scim/account/acme"
+
+
+def test_public_url_overrides_host_and_port() -> None:
+    settings = load_settings({"PUBLIC_URL": "https://scim.example.com/", "PORT": "9000"})
+    assert settings.tenant_url("x") == "https://scim.example.com/gateway/ng/api/scim/account/x"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://root@localhost/db"}, "not supported"),
+        ({"DATABASE_URL": "postgresql+asyncpg:///"}, "host"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"PUBLIC_URL": "ftp://x"}, "PUBLIC_URL"),
+    ],
+)
+def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(env)
+    assert "\n" not in str(info.value)
+
+
+def _run_cli(args: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+def _env(tmp_path: object, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT", "HOST", "PUBLIC_URL")}
+    env["PYTHONPATH"] = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"DATABASE_URL": "sqlite+aiosqlite://"},
+        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"},
+        {"PORT": "-1"},
+    ],
+    ids=["malformed-database-url", "unreachable-database", "bad-port"],
+)
+def test_config_errors_exit_2_with_one_line_and_no_traceback(tmp_path: object, extra: dict[str, str]) -> None:
+    result = _run_cli(["serve"], _env(tmp_path, **extra), str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
+
+
+def test_port_in_use_exits_2(tmp_path: object) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _run_cli(["serve", "--port", str(port)], _env(tmp_path), str(tmp_path))
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
