@@ -2,9 +2,11 @@
 
     DomainError
     ├── InvalidInput          a value is malformed or breaks a rule of its attribute
+    │   ├── InvalidSyntax     the request body is not well-formed (bad JSON, wrong shape)
     │   ├── InvalidFilter     a SCIM filter does not parse or names an unknown attribute
     │   ├── InvalidPath       a PATCH path does not parse or names an unknown attribute
-    │   └── Mutability        an attempt to change a read-only attribute
+    │   ├── Mutability        an attempt to change a read-only attribute
+    │   └── NoTarget          a PATCH path matched nothing where the operation needs a target
     ├── NotFound              the resource does not exist in the caller's account
     ├── Conflict              a uniqueness rule would be broken
     ├── PreconditionFailed    If-Match did not match the current version
@@ -32,6 +34,10 @@ class InvalidInput(DomainError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class InvalidSyntax(InvalidInput):
+    """The request body is not well-formed: malformed JSON or the wrong shape."""
 
 
 class InvalidFilter(InvalidInput):

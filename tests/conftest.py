@@ -115,3 +115,62 @@ async def other_tenant(sessionmaker: async_sessionmaker[AsyncSession]) -> Tenant
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+class ScimClient:
+    """A SCIM client bound to one tenant: paths are relative to its Tenant URL."""
+
+    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
+        self.client = client
+        self.tenant = tenant
+
+    async def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self.tenant.headers, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        return await self.client.request(method, f"{self.tenant.base}{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    async def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, json: object = None, **kwargs: object) -> httpx.Response:
+        return await self.request("POST", path, json=json, **kwargs)
+
+    async def put(self, path: str, json: object = None, **kwargs: object) -> httpx.Response:
+        return await self.request("PUT", path, json=json, **kwargs)
+
+    async def patch(self, path: str, operations: list[dict[str, object]], **kwargs: object) -> httpx.Response:
+        return await self.request("PATCH", path, json={"schemas": [PATCH_OP], "Operations": operations}, **kwargs)
+
+    async def delete(self, path: str, **kwargs: object) -> httpx.Response:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def create_user(self, user_name: str, **attributes: object) -> dict[str, object]:
+        body = {"schemas": [CORE_USER], "userName": user_name, "active": True, **attributes}
+        response = await self.post("/Users", body)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def create_group(self, display_name: str, **attributes: object) -> dict[str, object]:
+        response = await self.post("/Groups", {"schemas": [CORE_GROUP], "displayName": display_name, **attributes})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def find(self, resource: str, filter_text: str, **params: str) -> list[dict[str, object]]:
+        response = await self.get(f"/{resource}", params={"filter": filter_text, **params})
+        assert response.status_code == 200, response.text
+        return response.json()["Resources"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def scim(client: httpx.AsyncClient, tenant: Tenant) -> ScimClient:
+    return ScimClient(client, tenant)
+
+
+@pytest.fixture
+def other_scim(client: httpx.AsyncClient, other_tenant: Tenant) -> ScimClient:
+    return ScimClient(client, other_tenant)

@@ -1,7 +1,431 @@
+"""SCIM HTTP endpoints (RFC 7644 §3). Handlers are thin: parse, call services, render.
+
+Every request runs in one database transaction, authenticated against the account in the path.
+"""
+
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.db.models import Channel, User, UserGroup
+from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
+from app.scim import discovery
+from app.scim.errors import ScimProtocolError, error_response, from_domain_error, scim_json
+from app.scim.patch import apply_patch
+from app.scim.query import compile_filter, sort_column
+from app.scim.resources import (
+    Links,
+    Projection,
+    etag,
+    group_document,
+    group_values,
+    normalize_document,
+    render_group,
+    render_user,
+    user_document,
+    user_values,
+)
+from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
+from app.scim import compat
+from app.services import groups, tokens, users
+from app.services.caller import Caller
+from app.settings import Settings
+
+ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+@dataclass
+class Scim:
+    """What a handler needs: the request, its transaction, the caller, and URL building."""
+
+    request: Request
+    session: AsyncSession
+    caller: Caller
+    links: Links
+
+    @property
+    def query(self) -> dict[str, str]:
+        # Parameter names are matched without regard to case; unknown ones (aadOptscim062020…) are ignored.
+        return {k.lower(): v for k, v in self.request.query_params.items()}
+
+    async def json_body(self) -> Any:
+        raw = await self.request.body()
+        if not raw.strip():
+            raise InvalidSyntax("the request body is empty; a JSON object is required")
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+
+
+Handler = Callable[[Scim], Awaitable[Response]]
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint per path: authenticate, run the handler for the method in a transaction, map
+    errors. Methods without a handler answer 405 with a SCIM body."""
+    allow = ", ".join(handlers)
+
+    async def endpoint(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            return error_response(405, f"{request.method} is not supported here; allowed: {allow}", headers={"Allow": allow})
+        settings: Settings = request.app.state.settings
+        account = request.path_params["account"]
+        try:
+            async with request.app.state.sessionmaker() as session, session.begin():
+                caller = await tokens.authenticate(session, _bearer(request), channel=Channel.SCIM, account_identifier=account)
+                links = Links(settings.tenant_url(account))
+                return await handler(Scim(request, session, caller, links))
+        except DomainError as exc:
+            return from_domain_error(exc)
+        except ScimProtocolError as exc:
+            return error_response(exc.status, exc.detail, exc.scim_type, exc.headers)
+
+    return endpoint
+
+
+# --- listing -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListParams:
+    filter: str | None
+    start_index: int
+    count: int
+    sort_by: str | None
+    descending: bool
+    attributes: Any
+    excluded: Any
+
+
+def _int_param(raw: Any, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        raise InvalidInput(f"{name} must be an integer", field=name)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}", field=name) from None
+
+
+def list_params(source: dict[str, Any]) -> ListParams:
+    """RFC 7644 §3.4.2.4: startIndex below 1 means 1; a negative count means 0; count is capped."""
+    lowered = {k.lower(): v for k, v in source.items()}
+    filter_text = lowered.get("filter")
+    if filter_text is not None and not isinstance(filter_text, str):
+        raise InvalidFilter("filter must be a string")
+    order = lowered.get("sortorder") or "ascending"
+    if not isinstance(order, str) or order.lower() not in ("ascending", "descending"):
+        raise InvalidInput("sortOrder must be ascending or descending", field="sortOrder")
+    sort_by = lowered.get("sortby")
+    if sort_by is not None and not isinstance(sort_by, str):
+        raise InvalidInput("sortBy must be a string", field="sortBy")
+    return ListParams(
+        filter=filter_text if filter_text not in (None, "") else None,
+        start_index=max(1, _int_param(lowered.get("startindex"), "startIndex", 1)),
+        count=min(discovery.MAX_RESULTS, max(0, _int_param(lowered.get("count"), "count", discovery.DEFAULT_COUNT))),
+        sort_by=sort_by or None,
+        descending=order.lower() == "descending",
+        attributes=lowered.get("attributes"),
+        excluded=lowered.get("excludedattributes"),
+    )
+
+
+def _order(resource: ResourceType, params: ListParams) -> list[Any]:
+    model: Any = User if resource is USER else UserGroup
+    stable = [model.created_at, model.id]
+    if params.sort_by is None:
+        return stable
+    column = sort_column(params.sort_by, resource)
+    return [(column.desc() if params.descending else column.asc()).nulls_last(), *stable]
+
+
+async def _render_users(scim: Scim, rows: list[User], projection: Projection) -> list[dict[str, Any]]:
+    ids = [u.id for u in rows]
+    memberships = await users.groups_of_users(scim.session, ids) if projection.wants("groups") and ids else {}
+    managers = [u.manager_id for u in rows if u.manager_id]
+    names = await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
+    return [
+        projection.apply(render_user(u, scim.links, groups=memberships.get(u.id), manager_display=names.get(u.manager_id or "")))
+        for u in rows
+    ]
+
+
+async def _render_groups(scim: Scim, rows: list[UserGroup], projection: Projection) -> list[dict[str, Any]]:
+    ids = [g.id for g in rows]
+    members = await groups.members_of_groups(scim.session, ids) if projection.wants("members") and ids else {}
+    return [projection.apply(render_group(g, scim.links, members=members.get(g.id))) for g in rows]
+
+
+async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    where = compile_filter(params.filter, resource)
+    order = _order(resource, params)
+    projection = Projection.parse(params.attributes, params.excluded, resource)
+    if resource is USER:
+        total, user_rows = await users.list_users(scim.session, scim.caller, where, order, offset, limit)
+        return total, await _render_users(scim, user_rows, projection)
+    total, group_rows = await groups.list_groups(scim.session, scim.caller, where, order, offset, limit)
+    return total, await _render_groups(scim, group_rows, projection)
+
+
+def _list_response(total: int, resources: list[dict[str, Any]], start_index: int) -> Response:
+    return scim_json(
+        {
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "itemsPerPage": len(resources),
+            "startIndex": start_index,
+            "Resources": resources,
+        }
+    )
+
+
+async def _list(scim: Scim, resource: ResourceType, params: ListParams) -> Response:
+    total, resources = await _query(scim, resource, params, params.start_index - 1, params.count)
+    return _list_response(total, resources, params.start_index)
+
+
+async def _search_body(scim: Scim) -> ListParams:
+    body = await scim.json_body()
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a search request must be a JSON object")
+    return list_params(body)
+
+
+def lister(resource: ResourceType) -> Handler:
+    async def handler(scim: Scim) -> Response:
+        return await _list(scim, resource, list_params(scim.query))
+
+    return handler
+
+
+def searcher(resource: ResourceType) -> Handler:
+    async def handler(scim: Scim) -> Response:  # RFC 7644 §3.4.3
+        return await _list(scim, resource, await _search_body(scim))
+
+    return handler
+
+
+async def search_all(scim: Scim) -> Response:
+    """POST /.search at the root: users then groups, one page across both (RFC 7644 §3.4.3).
+    A filter that names an attribute of only one type matches nothing of the other."""
+    params = await _search_body(scim)
+    offset, remaining = params.start_index - 1, params.count
+    total, page_resources, errors = 0, [], []
+    for resource in RESOURCE_TYPES:
+        try:
+            count, found = await _query(scim, resource, params, offset, remaining)
+        except InvalidFilter as exc:
+            errors.append(exc)
+            continue
+        total += count
+        page_resources += found
+        remaining -= len(found)
+        offset = max(0, offset - count)
+    if len(errors) == len(RESOURCE_TYPES):
+        raise errors[0]
+    return _list_response(total, page_resources, params.start_index)
+
+
+# --- single resources ----------------------------------------------------------------------------
+
+
+def _check_if_match(request: Request, version: int) -> None:
+    """RFC 7644 §3.14: a stale If-Match makes PUT, PATCH and DELETE fail with 412."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return
+    tags = {t.strip() for t in header.split(",")}
+    if "*" in tags or etag(version) in tags or f'"{version}"' in tags:
+        return
+    raise PreconditionFailed(f"the resource has changed: its version is {etag(version)}")
+
+
+def _not_modified(request: Request, version: int) -> bool:
+    header = request.headers.get("if-none-match")
+    return header is not None and any(t.strip() in (etag(version), f'"{version}"', "*") for t in header.split(","))
+
+
+def _resource_response(doc: dict[str, Any], version: int, status: int = 200, location: str | None = None) -> Response:
+    headers = {"ETag": etag(version)}
+    if location:
+        headers["Location"] = location
+    return scim_json(doc, status, headers)
+
+
+async def _user_response(scim: Scim, user: User, status: int = 200) -> Response:
+    projection = Projection.parse(scim.query.get("attributes"), scim.query.get("excludedattributes"), USER)
+    [doc] = await _render_users(scim, [user], projection)
+    return _resource_response(doc, user.version, status, scim.links.user(user.id) if status == 201 else None)
+
+
+async def _group_response(scim: Scim, group: UserGroup, status: int = 200) -> Response:
+    projection = Projection.parse(scim.query.get("attributes"), scim.query.get("excludedattributes"), GROUP)
+    [doc] = await _render_groups(scim, [group], projection)
+    return _resource_response(doc, group.version, status, scim.links.group(group.id) if status == 201 else None)
+
+
+async def create_user(scim: Scim) -> Response:
+    values = user_values(normalize_document(await scim.json_body(), USER))
+    user = await users.create_user(scim.session, scim.caller, values)
+    return await _user_response(scim, user, 201)
+
+
+async def get_user(scim: Scim) -> Response:
+    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"])
+    if _not_modified(scim.request, user.version):
+        return Response(status_code=304, headers={"ETag": etag(user.version)})
+    return await _user_response(scim, user)
+
+
+async def replace_user(scim: Scim) -> Response:
+    body = await scim.json_body()
+    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, user.version)
+    values = user_values(normalize_document(body, USER))
+    await users.update_user(scim.session, scim.caller, user, values)
+    return await _user_response(scim, user)
+
+
+async def patch_user(scim: Scim) -> Response:
+    body = await scim.json_body()
+    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, user.version)
+    result = apply_patch(user_document(user), body, USER)
+    await users.update_user(scim.session, scim.caller, user, user_values(result.document))
+    return await _user_response(scim, user)
+
+
+async def delete_user(scim: Scim) -> Response:
+    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, user.version)
+    await users.delete_user(scim.session, scim.caller, user)
+    return Response(status_code=204)
+
+
+async def create_group(scim: Scim) -> Response:
+    body = await scim.json_body()
+    doc = normalize_document(body, GROUP)
+    values = group_values(doc)
+    member_ids = compat.member_values(doc.get("members"))
+    group, _ = await groups.create_group(
+        scim.session, scim.caller, display_name=values["display_name"], external_id=values["external_id"], member_ids=member_ids
+    )
+    return await _group_response(scim, group, 201)
+
+
+async def get_group(scim: Scim) -> Response:
+    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"])
+    if _not_modified(scim.request, group.version):
+        return Response(status_code=304, headers={"ETag": etag(group.version)})
+    return await _group_response(scim, group)
+
+
+async def replace_group(scim: Scim) -> Response:
+    body = await scim.json_body()
+    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, group.version)
+    doc = normalize_document(body, GROUP)
+    values = group_values(doc)
+    await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+    await groups.change_members(
+        scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(compat.member_values(doc.get("members"))))]
+    )
+    return await _group_response(scim, group)
+
+
+async def patch_group(scim: Scim) -> Response:
+    body = await scim.json_body()
+    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, group.version)
+    before = group_document(group)
+    result = apply_patch(before, body, GROUP, collect="members")
+    if result.document != before:
+        values = group_values(result.document)
+        await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+    await groups.change_members(scim.session, scim.caller, group, result.member_changes)
+    query = scim.query
+    if "attributes" in query or "excludedattributes" in query:
+        return await _group_response(scim, group)
+    # Microsoft's guidance: group PATCH answers 204 rather than echo every member.
+    return Response(status_code=204, headers={"ETag": etag(group.version)})
+
+
+async def delete_group(scim: Scim) -> Response:
+    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    _check_if_match(scim.request, group.version)
+    await groups.delete_group(scim.session, scim.caller, group)
+    return Response(status_code=204)
+
+
+# --- discovery -----------------------------------------------------------------------------------
+
+
+async def service_provider_config(scim: Scim) -> Response:
+    return scim_json(discovery.service_provider_config(scim.links.base))
+
+
+async def resource_types(scim: Scim) -> Response:
+    items = discovery.all_resource_types(scim.links.base)
+    return _list_response(len(items), items, 1)
+
+
+async def resource_type(scim: Scim) -> Response:
+    name = scim.request.path_params["name"]
+    for resource in RESOURCE_TYPES:
+        if resource.name.lower() == name.lower():
+            return scim_json(discovery.resource_type(resource, scim.links.base))
+    raise ScimProtocolError(404, f"resource type {name} not found")
+
+
+async def schemas(scim: Scim) -> Response:
+    items = discovery.all_schemas(scim.links.base)
+    return _list_response(len(items), items, 1)
+
+
+async def schema(scim: Scim) -> Response:
+    urn = scim.request.path_params["urn"]
+    for item in ALL_SCHEMAS:
+        if item.id.lower() == urn.lower():
+            return scim_json(discovery.schema_document(item, scim.links.base))
+    raise ScimProtocolError(404, f"schema {urn} not found")
+
+
+async def not_found(request: Request) -> Response:
+    return error_response(404, f"no SCIM endpoint at {request.url.path}")
 
 
 def scim_routes() -> list[BaseRoute]:
-    return []
+    def route(path: str, handlers: dict[str, Handler]) -> Route:
+        return Route(path, dispatch(handlers), methods=ALL_METHODS)
+
+    return [
+        route("/Users/.search", {"POST": searcher(USER)}),
+        route("/Groups/.search", {"POST": searcher(GROUP)}),
+        route("/.search", {"POST": search_all}),
+        route("/Users", {"GET": lister(USER), "POST": create_user}),
+        route("/Users/{id}", {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user}),
+        route("/Groups", {"GET": lister(GROUP), "POST": create_group}),
+        route("/Groups/{id}", {"GET": get_group, "PUT": replace_group, "PATCH": patch_group, "DELETE": delete_group}),
+        route("/ServiceProviderConfig", {"GET": service_provider_config}),
+        route("/ResourceTypes", {"GET": resource_types}),
+        route("/ResourceTypes/{name}", {"GET": resource_type}),
+        route("/Schemas", {"GET": schemas}),
+        route("/Schemas/{urn}", {"GET": schema}),
+        Route("/{rest:path}", not_found, methods=ALL_METHODS),
+    ]

@@ -1,0 +1,70 @@
+"""SCIM error responses (RFC 7644 §3.12): one table from domain errors to status and scimType."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+from app.errors import (
+    Conflict,
+    DomainError,
+    InvalidFilter,
+    InvalidInput,
+    InvalidPath,
+    InvalidSyntax,
+    ManagedByIdentityProvider,
+    Mutability,
+    NotFound,
+    NoTarget,
+    PermissionDenied,
+    PreconditionFailed,
+    Unauthenticated,
+)
+from app.scim.schema import ERROR
+
+SCIM_MEDIA_TYPE = "application/scim+json"
+
+# Most specific first: the first matching class wins.
+ERROR_TABLE: tuple[tuple[type[DomainError], int, str | None], ...] = (
+    (InvalidFilter, 400, "invalidFilter"),
+    (InvalidPath, 400, "invalidPath"),
+    (Mutability, 400, "mutability"),
+    (NoTarget, 400, "noTarget"),
+    (InvalidSyntax, 400, "invalidSyntax"),
+    (InvalidInput, 400, "invalidValue"),
+    (Unauthenticated, 401, None),
+    (PermissionDenied, 403, None),
+    (ManagedByIdentityProvider, 403, None),
+    (NotFound, 404, None),
+    (Conflict, 409, "uniqueness"),
+    (PreconditionFailed, 412, None),
+)
+
+
+class ScimProtocolError(Exception):
+    """An error of the protocol itself (method not allowed, unsupported media type…)."""
+
+    def __init__(self, status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.scim_type, self.headers = status, detail, scim_type, headers or {}
+
+
+def scim_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(payload, ensure_ascii=False), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
+
+
+def error_response(status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"schemas": [ERROR], "status": str(status), "detail": detail}
+    if scim_type:
+        body["scimType"] = scim_type
+    return scim_json(body, status, headers)
+
+
+def from_domain_error(exc: DomainError) -> Response:
+    for cls, status, scim_type in ERROR_TABLE:
+        if isinstance(exc, cls):
+            headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
+            return error_response(status, exc.message, scim_type, headers)
+    return error_response(400, exc.message)

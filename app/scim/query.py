@@ -1,0 +1,381 @@
+"""Compile SCIM filters and sortBy into SQL (RFC 7644 §3.4.2.2, §3.4.2.3).
+
+Everything runs in the database with bound parameters. Each leaf yields a two-valued condition
+(never NULL), so `not` behaves as a reader expects even when attributes are absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select, true
+
+from app.db.models import GroupMembership, User, UserAttributeValue, UserGroup
+from app.errors import InvalidFilter, InvalidInput
+from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
+from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
+from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
+
+_LIKE_ESCAPE = "\\"
+
+
+def _like_pattern(value: str, op: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
+
+
+def _parse_datetime(value: Value, attr: str) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidFilter(f"{attr} is compared with a dateTime string, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidFilter(f"{attr}: {value!r} is not an ISO 8601 dateTime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A filterable SQL expression with the SCIM type rules that apply to it."""
+
+    expr: Any
+    attribute: Attribute
+    prelowered: bool = False
+
+
+def compare(target: _Target, op: str, value: Value, name: str) -> ColumnElement[bool]:
+    """One comparison, two-valued: an absent attribute matches only `ne` (and `eq null`)."""
+    column, attribute = target.expr, target.attribute
+    if value is None:
+        if op == "eq":
+            return column.is_(None)
+        if op == "ne":
+            return column.is_not(None)
+        raise InvalidFilter(f"{name}: null can only be compared with eq or ne")
+    kind = attribute.type
+    if kind == "boolean":
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise InvalidFilter(f"{name} is a boolean; compare it with true or false")
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"{name} is a boolean and supports only eq and ne")
+        condition: ColumnElement[bool] = column == value
+    elif kind == "dateTime":
+        if op in ("co", "sw", "ew"):
+            raise InvalidFilter(f"{name} is a dateTime and does not support {op}")
+        when = _parse_datetime(value, name)
+        condition = _ordered(column, op, when)
+    else:
+        if isinstance(value, bool):
+            raise InvalidFilter(f"{name} is a string; a boolean value cannot match it")
+        text = value if isinstance(value, str) else str(value)
+        if not attribute.case_exact:
+            text = text.lower()
+            if not target.prelowered:
+                column = func.lower(column)
+        if op in ("co", "sw", "ew"):
+            condition = column.like(_like_pattern(text, op), escape=_LIKE_ESCAPE)
+        else:
+            condition = _ordered(column, op, text)
+    if op == "ne":
+        return or_(target.expr.is_(None), condition)
+    return and_(target.expr.is_not(None), condition)
+
+
+def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    ops = {
+        "eq": column.__eq__,
+        "ne": column.__ne__,
+        "gt": column.__gt__,
+        "ge": column.__ge__,
+        "lt": column.__lt__,
+        "le": column.__le__,
+    }
+    if op not in ops:
+        raise InvalidFilter(f"operator {op} does not apply here")
+    return ops[op](value)  # type: ignore[no-any-return]
+
+
+def present(target: _Target) -> ColumnElement[bool]:
+    if target.attribute.type in ("string", "reference", "binary"):
+        return and_(target.expr.is_not(None), target.expr != "")
+    return target.expr.is_not(None)
+
+
+class _Compiler:
+    """Compiles one filter for one resource type."""
+
+    resource: ResourceType
+
+    def compile(self, expr: Expr) -> ColumnElement[bool]:
+        if isinstance(expr, And):
+            return and_(self.compile(expr.left), self.compile(expr.right))
+        if isinstance(expr, Or):
+            return or_(self.compile(expr.left), self.compile(expr.right))
+        if isinstance(expr, Not):
+            return not_(self.compile(expr.expr))
+        if isinstance(expr, ValuePath):
+            path = self._resolve(expr.attr.path)
+            if path.attribute is None or not path.attribute.multi_valued or path.sub is not None:
+                raise InvalidFilter(f"{expr.attr.path}[...] needs a multi-valued attribute")
+            return self.multi_valued(path, expr.filter)
+        path = self._resolve(expr.attr.path)
+        if isinstance(expr, Present):
+            return self.leaf_present(path, expr.attr.path)
+        return self.leaf_compare(path, expr.op, expr.value, expr.attr.path)
+
+    def _resolve(self, raw: str) -> ResolvedPath:
+        path = resolve(raw, self.resource)
+        if path is None or path.attribute is None:
+            raise InvalidFilter(f"unknown attribute '{raw}' for {self.resource.name}")
+        return path
+
+    def meta_target(self, path: ResolvedPath, created: Any, modified: Any) -> _Target | None:
+        if path.attribute is None or path.attribute.name != "meta":
+            return None
+        if path.sub is None:
+            raise InvalidFilter("meta needs a sub-attribute, e.g. meta.lastModified")
+        if path.sub.name == "created":
+            return _Target(created, path.sub)
+        if path.sub.name == "lastModified":
+            return _Target(modified, path.sub)
+        if path.sub.name == "resourceType":
+            return _Target(literal(self.resource.name), path.sub)
+        raise InvalidFilter(f"meta.{path.sub.name} cannot be filtered on")
+
+    def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+    def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+    def multi_valued(self, path: ResolvedPath, inner: Expr) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+
+class _ElementCompiler:
+    """Compiles the inside of `attr[...]` against one element table."""
+
+    def __init__(self, attribute: Attribute, column_for: Any) -> None:
+        self.attribute = attribute
+        self.column_for = column_for
+
+    def compile(self, expr: Expr) -> ColumnElement[bool]:
+        if isinstance(expr, And):
+            return and_(self.compile(expr.left), self.compile(expr.right))
+        if isinstance(expr, Or):
+            return or_(self.compile(expr.left), self.compile(expr.right))
+        if isinstance(expr, Not):
+            return not_(self.compile(expr.expr))
+        if isinstance(expr, ValuePath):
+            raise InvalidFilter("value filters cannot be nested")
+        name = expr.attr.path
+        sub = self.attribute.sub(name.split(".")[-1]) if "." not in name or name.lower().startswith(self.attribute.name.lower() + ".") else None
+        if sub is None:
+            raise InvalidFilter(f"unknown sub-attribute '{name}' of {self.attribute.name}")
+        target = self.column_for(sub)
+        if isinstance(expr, Present):
+            return present(target)
+        return compare(target, expr.op, expr.value, f"{self.attribute.name}.{sub.name}")
+
+
+class UserFilterCompiler(_Compiler):
+    resource = USER
+
+    def _column_target(self, path: ResolvedPath) -> _Target | None:
+        meta = self.meta_target(path, User.created_at, User.updated_at)
+        if meta is not None:
+            return meta
+        assert path.attribute is not None
+        if path.attribute.name == "id":
+            return _Target(User.id, path.attribute)
+        key = path.key
+        if path.attribute.name == "manager" and path.sub is None:
+            key = f"{path.key}.value"  # `manager eq <id>` (older Entra documentation)
+        column_name = USER_FILTER_OVERRIDES.get(key) or USER_COLUMNS.get(key)
+        if column_name is None:
+            return None
+        attribute = path.sub or path.attribute
+        if attribute.type == "complex":
+            attribute = path.attribute.sub("value") or attribute
+        return _Target(getattr(User, column_name), attribute, column_name in PRELOWERED)
+
+    def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        if path.attribute.multi_valued:
+            return self._element_exists(path.attribute, true() if path.sub is None else None, path.sub)
+        if path.attribute.type == "complex" and path.sub is None and path.attribute.name == "name":
+            parts = [getattr(User, c) for k, c in USER_COLUMNS.items() if k.startswith("name.")]
+            return or_(*[and_(p.is_not(None), p != "") for p in parts])
+        target = self._column_target(path)
+        if target is None:
+            raise InvalidFilter(f"'{raw}' cannot be filtered on")
+        return present(target)
+
+    def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        if path.attribute.multi_valued:
+            sub = path.sub or path.attribute.sub("value")
+            if sub is None:
+                raise InvalidFilter(f"'{raw}' needs a sub-attribute")
+            return self._element_exists(path.attribute, None, sub, op=op, value=value)
+        target = self._column_target(path)
+        if target is None:
+            raise InvalidFilter(f"'{raw}' is complex; name one of its sub-attributes")
+        return compare(target, op, value, path.key)
+
+    def multi_valued(self, path: ResolvedPath, inner: Expr) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        if path.attribute.name == "groups":
+            compiler = _ElementCompiler(path.attribute, self._group_element_column)
+            return exists(
+                select(1)
+                .select_from(GroupMembership)
+                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+                .where(GroupMembership.user_id == User.id, compiler.compile(inner))
+                .correlate(User)
+            )
+        compiler = _ElementCompiler(path.attribute, self._value_column)
+        return exists(
+            select(1)
+            .where(
+                UserAttributeValue.user_id == User.id,
+                UserAttributeValue.attribute == path.attribute.name,
+                compiler.compile(inner),
+            )
+            .correlate(User)
+        )
+
+    @staticmethod
+    def _value_column(sub: Attribute) -> _Target:
+        if sub.name == "value":
+            return _Target(UserAttributeValue.value_ci, sub, prelowered=True)
+        if sub.name == "type":
+            return _Target(UserAttributeValue.type_ci, sub, prelowered=True)
+        if sub.name == "primary":
+            return _Target(UserAttributeValue.is_primary, sub)
+        return _Target(UserAttributeValue.data[sub.name].as_string(), sub)
+
+    @staticmethod
+    def _group_element_column(sub: Attribute) -> _Target:
+        if sub.name == "value":
+            return _Target(UserGroup.id, Attribute("value", case_exact=True))
+        if sub.name == "display":
+            return _Target(UserGroup.display_name_ci, sub, prelowered=True)
+        if sub.name == "type":
+            return _Target(literal("direct"), sub)
+        raise InvalidFilter(f"groups.{sub.name} cannot be filtered on")
+
+    def _element_exists(
+        self, attribute: Attribute, any_element: Any, sub: Attribute | None, *, op: str | None = None, value: Value = None
+    ) -> ColumnElement[bool]:
+        if attribute.name == "groups":
+            if any_element is not None:
+                return exists(select(1).where(GroupMembership.user_id == User.id).correlate(User))
+            assert sub is not None
+            target = self._group_element_column(sub)
+            cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}")
+            return exists(
+                select(1)
+                .select_from(GroupMembership)
+                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+                .where(GroupMembership.user_id == User.id, cond)
+                .correlate(User)
+            )
+        conditions: list[ColumnElement[bool]] = [
+            UserAttributeValue.user_id == User.id,
+            UserAttributeValue.attribute == attribute.name,
+        ]
+        if any_element is None:
+            assert sub is not None
+            target = self._value_column(sub)
+            conditions.append(present(target) if op is None else compare(target, op, value, f"{attribute.name}.{sub.name}"))
+        return exists(select(1).where(*conditions).correlate(User))
+
+
+class GroupFilterCompiler(_Compiler):
+    resource = GROUP
+
+    def _column_target(self, path: ResolvedPath) -> _Target | None:
+        meta = self.meta_target(path, UserGroup.created_at, UserGroup.updated_at)
+        if meta is not None:
+            return meta
+        assert path.attribute is not None
+        if path.attribute.name == "id":
+            return _Target(UserGroup.id, path.attribute)
+        column_name = GROUP_FILTER_OVERRIDES.get(path.key) or GROUP_COLUMNS.get(path.key)
+        if column_name is None:
+            return None
+        return _Target(getattr(UserGroup, column_name), path.attribute, column_name in PRELOWERED)
+
+    @staticmethod
+    def _member_column(sub: Attribute) -> _Target:
+        if sub.name == "value":
+            return _Target(GroupMembership.user_id, Attribute("value", case_exact=True))
+        if sub.name == "display":
+            return _Target(User.display_name, sub)
+        if sub.name == "type":
+            return _Target(literal("User"), sub)
+        raise InvalidFilter(f"members.{sub.name} cannot be filtered on")
+
+    def _members_exist(self, condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
+        query = select(1).select_from(GroupMembership).where(GroupMembership.group_id == UserGroup.id)
+        if condition is not None:
+            query = query.join(User, User.id == GroupMembership.user_id).where(condition)
+        return exists(query.correlate(UserGroup))
+
+    def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        if path.attribute.name == "members":
+            return self._members_exist(None if path.sub is None else present(self._member_column(path.sub)))
+        target = self._column_target(path)
+        if target is None:
+            raise InvalidFilter(f"'{raw}' cannot be filtered on")
+        return present(target)
+
+    def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        if path.attribute.name == "members":
+            sub = path.sub or path.attribute.sub("value")
+            assert sub is not None
+            return self._members_exist(compare(self._member_column(sub), op, value, f"members.{sub.name}"))
+        target = self._column_target(path)
+        if target is None:
+            raise InvalidFilter(f"'{raw}' cannot be filtered on")
+        return compare(target, op, value, path.key)
+
+    def multi_valued(self, path: ResolvedPath, inner: Expr) -> ColumnElement[bool]:
+        assert path.attribute is not None
+        return self._members_exist(_ElementCompiler(path.attribute, self._member_column).compile(inner))
+
+
+COMPILERS: dict[str, _Compiler] = {"User": UserFilterCompiler(), "Group": GroupFilterCompiler()}
+
+
+def compile_filter(text: str | None, resource: ResourceType) -> ColumnElement[bool]:
+    if text is None:
+        return true()
+    return COMPILERS[resource.name].compile(parse_filter(text))
+
+
+def sort_column(sort_by: str, resource: ResourceType) -> Any:
+    """The column behind `sortBy`; a multi-valued attribute sorts by its primary value (emails only)."""
+    path = resolve(sort_by, resource)
+    if path is None or path.attribute is None:
+        raise InvalidInput(f"sortBy names an unknown attribute '{sort_by}'", field="sortBy")
+    model: Any = User if resource is USER else UserGroup
+    if path.attribute.name == "id":
+        return model.id
+    if path.attribute.name == "meta" and path.sub is not None and path.sub.name in ("created", "lastModified"):
+        return model.created_at if path.sub.name == "created" else model.updated_at
+    if resource is USER and path.attribute.name == "emails" and (path.sub is None or path.sub.name == "value"):
+        return User.email_ci
+    overrides, columns = (USER_FILTER_OVERRIDES, USER_COLUMNS) if resource is USER else (GROUP_FILTER_OVERRIDES, GROUP_COLUMNS)
+    name = overrides.get(path.key) or columns.get(path.key)
+    if name is None:
+        raise InvalidInput(f"cannot sort by '{sort_by}'", field="sortBy")
+    return getattr(model, name)
+

@@ -1,0 +1,401 @@
+"""User groups and their memberships.
+
+The seed's Limitations for groups live in `guard`: a group the identity provider manages cannot be
+renamed, deleted, or have members added or removed except over SCIM; its description may change.
+Memberships are rows of a join table and change by set operations in SQL, so adding 50 members costs
+the same whatever the group's size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
+from app.db.types import utcnow
+from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
+from app.services import accounts, audit, users
+from app.services.caller import Caller, Permission
+from app.services.common import chunks, insert_ignoring_conflicts, page
+from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
+
+MAX_DISPLAY_NAME = 256
+IDENTIFIER_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    """One step of a membership change, applied in order within one transaction."""
+
+    kind: Literal["add", "remove", "replace", "clear"]
+    ids: tuple[str, ...] = ()
+
+
+@dataclass
+class MembershipResult:
+    added: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed)
+
+
+class _Unset:
+    pass
+
+
+UNSET: Any = _Unset()
+
+IDP_GROUP_MESSAGES = {
+    "rename": "The name cannot be changed for group {id}: it is managed by your identity provider. Rename it there.",
+    "delete": "Group {id} is managed by your identity provider and cannot be deleted here. Remove it from the identity provider's app assignment.",
+    "change_members": "Members of group {id} are managed by your identity provider. Assign or unassign users in the identity provider.",
+}
+
+
+def _scope(org: str | None, project: str | None) -> str:
+    if project and not org:
+        raise InvalidInput("a project scope needs its organization", field="orgIdentifier")
+    return "" if not org else (org if not project else f"{org}/{project}")
+
+
+def _validate_name(display_name: Any) -> str:
+    if not isinstance(display_name, str) or not display_name.strip():
+        raise InvalidInput("the group name is required", field="displayName")
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise InvalidInput(f"the group name is longer than {MAX_DISPLAY_NAME} characters", field="displayName")
+    return display_name
+
+
+def guard(caller: Caller, group: UserGroup, operation: str) -> None:
+    """Refuse, outside SCIM, the changes the identity provider owns (operation: rename, delete,
+    change_members)."""
+    if caller.channel == Channel.SCIM or group.managed_by != ManagedBy.IDENTITY_PROVIDER.value:
+        return
+    raise ManagedByIdentityProvider(
+        IDP_GROUP_MESSAGES[operation].format(id=group.identifier), resource_type="UserGroup", resource_id=group.id, operation=operation
+    )
+
+
+async def _idp_name_taken(session: AsyncSession, account_id: int, display_name: str, except_id: str | None) -> bool:
+    query = select(UserGroup.id).where(
+        UserGroup.account_id == account_id,
+        UserGroup.display_name_ci == display_name.lower(),
+        UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value,
+    )
+    if except_id is not None:
+        query = query.where(UserGroup.id != except_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def _free_identifier(session: AsyncSession, account_id: int, scope: str, base: str) -> str:
+    """`base`, or `base_2`, `base_3`, … — the first one not taken in the scope."""
+    like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "\\_%"
+    taken = set(
+        await session.scalars(
+            select(UserGroup.identifier).where(
+                UserGroup.account_id == account_id,
+                UserGroup.scope == scope,
+                (UserGroup.identifier == base) | UserGroup.identifier.like(like, escape="\\"),
+            )
+        )
+    )
+    if base not in taken:
+        return base
+    n = 2
+    while with_suffix(base, n) in taken:
+        n += 1
+    return with_suffix(base, n)
+
+
+async def create_group(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    display_name: str,
+    external_id: str | None = None,
+    description: str | None = None,
+    org_identifier: str | None = None,
+    project_identifier: str | None = None,
+    identifier: str | None = None,
+    member_ids: Sequence[str] = (),
+) -> tuple[UserGroup, MembershipResult]:
+    """Create a group. Over SCIM it is managed by the identity provider, at account scope, its
+    display name unique among such groups, and its identifier derived from the name — with a suffix
+    when a native group already holds it (the seed keeps both). Elsewhere it is a native group."""
+    caller.require(Permission.GROUPS_WRITE)
+    _validate_name(display_name)
+    from_idp = caller.channel == Channel.SCIM
+    scope = _scope(org_identifier, project_identifier)
+    if org_identifier:
+        await accounts.get_organization(session, caller.account_id, org_identifier)
+    if project_identifier:
+        await accounts.get_project(session, caller.account_id, str(org_identifier), project_identifier)
+    if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
+        raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
+    if identifier is not None and not IDENTIFIER_RE.match(identifier):
+        raise InvalidInput("identifier must start with a letter or '_' and use letters, digits, '_' or '$' (at most 128)", field="identifier")
+    base = identifier or derive_identifier(display_name)
+    now = utcnow()
+    for _ in range(IDENTIFIER_ATTEMPTS):
+        candidate = base if identifier else await _free_identifier(session, caller.account_id, scope, base)
+        group = UserGroup(
+            id=str(uuid.uuid4()),
+            account_id=caller.account_id,
+            org_identifier=org_identifier,
+            project_identifier=project_identifier,
+            scope=scope,
+            identifier=candidate,
+            display_name=display_name,
+            display_name_ci=display_name.lower(),
+            description=description,
+            external_id=external_id,
+            managed_by=(ManagedBy.IDENTITY_PROVIDER if from_idp else ManagedBy.MANAGER).value,
+            created_at=now,
+            updated_at=now,
+            version=1,
+        )
+        session.add(group)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+            break
+        except IntegrityError:
+            session.expunge(group)
+            if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
+                raise Conflict(f"a group named '{display_name}' already exists", field="displayName") from None
+            if identifier:
+                raise Conflict(f"the identifier '{identifier}' is already taken in this scope", field="identifier") from None
+            # Another request took the same identifier meanwhile: pick the next one.
+    else:  # pragma: no cover - would need IDENTIFIER_ATTEMPTS concurrent creators
+        raise Conflict("could not allocate a group identifier; retry", field="identifier")
+    result = MembershipResult()
+    if member_ids:
+        result = await _add(session, caller, group, member_ids)
+    audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
+                 detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)})  # fmt: skip
+    return group, result
+
+
+async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> UserGroup:
+    caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
+    query = select(UserGroup).where(UserGroup.id == group_id, UserGroup.account_id == caller.account_id)
+    if for_update:
+        query = query.with_for_update()
+    group = await session.scalar(query)
+    if group is None:
+        raise NotFound("UserGroup", group_id)
+    return group
+
+
+async def get_group_by_identifier(
+    session: AsyncSession, caller: Caller, identifier: str, org: str | None, project: str | None
+) -> UserGroup:
+    caller.require(Permission.GROUPS_READ)
+    group = await session.scalar(
+        select(UserGroup).where(
+            UserGroup.account_id == caller.account_id,
+            UserGroup.scope == _scope(org, project),
+            UserGroup.identifier == identifier,
+        )
+    )
+    if group is None:
+        raise NotFound("UserGroup", identifier)
+    return group
+
+
+def _touch(group: UserGroup) -> None:
+    group.version += 1
+    group.updated_at = utcnow()
+
+
+async def update_group(
+    session: AsyncSession,
+    caller: Caller,
+    group: UserGroup,
+    *,
+    display_name: Any = UNSET,
+    external_id: Any = UNSET,
+    description: Any = UNSET,
+) -> list[str]:
+    """Change name, externalId or description; renames keep the identifier. Returns what changed."""
+    caller.require(Permission.GROUPS_WRITE)
+    changed: list[str] = []
+    if display_name is not UNSET and display_name != group.display_name:
+        _validate_name(display_name)
+        guard(caller, group, "rename")
+        if group.managed_by == ManagedBy.IDENTITY_PROVIDER.value and await _idp_name_taken(
+            session, caller.account_id, display_name, group.id
+        ):
+            raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
+        group.display_name, group.display_name_ci = display_name, display_name.lower()
+        changed.append("display_name")
+    if external_id is not UNSET and external_id != group.external_id:
+        group.external_id = external_id
+        changed.append("external_id")
+    if description is not UNSET and description != group.description:
+        group.description = description
+        changed.append("description")
+    if changed:
+        _touch(group)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            raise Conflict(f"a group named '{group.display_name}' already exists", field="displayName") from None
+    audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
+                 detail={"changed": changed})  # fmt: skip
+    return changed
+
+
+async def _existing_users(session: AsyncSession, account_id: int, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids))):
+        found.update(await session.scalars(select(User.id).where(User.account_id == account_id, User.id.in_(part))))
+    return found
+
+
+async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(sorted(set(ids))):
+        found.update(
+            await session.scalars(
+                select(GroupMembership.user_id).where(GroupMembership.group_id == group_id, GroupMembership.user_id.in_(part))
+            )
+        )
+    return found
+
+
+async def _add(session: AsyncSession, caller: Caller, group: UserGroup, ids: Sequence[str]) -> MembershipResult:
+    valid = await _existing_users(session, caller.account_id, ids)
+    result = MembershipResult(skipped=set(ids) - valid)
+    new = sorted(valid - await _current_members(session, group.id, sorted(valid)))
+    now = utcnow()
+    for part in chunks(new):
+        rows = [{"group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now} for uid in part]
+        await session.execute(insert_ignoring_conflicts(session, GroupMembership.__table__), rows)
+    result.added = set(new)
+    return result
+
+
+async def _remove(session: AsyncSession, group: UserGroup, ids: Sequence[str]) -> set[str]:
+    present = await _current_members(session, group.id, ids)
+    for part in chunks(sorted(present)):
+        await session.execute(
+            delete(GroupMembership).where(GroupMembership.group_id == group.id, GroupMembership.user_id.in_(part))
+        )
+    return present
+
+
+async def _all_members(session: AsyncSession, group_id: str) -> set[str]:
+    return set(await session.scalars(select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)))
+
+
+async def change_members(
+    session: AsyncSession, caller: Caller, group: UserGroup, changes: Sequence[MemberChange]
+) -> MembershipResult:
+    """Apply membership changes in order. Unknown or other-account user ids are skipped and
+    recorded in the audit log; they are not an error (Entra may reference users not yet synced)."""
+    caller.require(Permission.GROUPS_WRITE)
+    if not changes:
+        return MembershipResult()
+    guard(caller, group, "change_members")
+    total = MembershipResult()
+    for change in changes:
+        if change.kind == "add":
+            if caller.channel != Channel.SCIM:
+                await _guard_users(session, caller, change.ids)
+            step = await _add(session, caller, group, change.ids)
+            total.added |= step.added
+            total.removed -= step.added
+            total.skipped |= step.skipped
+        elif change.kind == "remove":
+            if caller.channel != Channel.SCIM:
+                await _guard_users(session, caller, change.ids)
+            removed = await _remove(session, group, change.ids)
+            total.removed |= removed - total.added
+            total.added -= removed
+        else:  # replace / clear: the set difference, in SQL-sized chunks
+            wanted = set(change.ids) if change.kind == "replace" else set()
+            current = await _all_members(session, group.id)
+            removed = await _remove(session, group, sorted(current - wanted))
+            step = await _add(session, caller, group, sorted(wanted - current))
+            total.removed |= removed
+            total.added |= step.added
+            total.skipped |= step.skipped
+    if total.changed:
+        _touch(group)
+        await session.flush()
+    audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
+                 detail=_member_detail(total))  # fmt: skip
+    return total
+
+
+async def _guard_users(session: AsyncSession, caller: Caller, ids: Sequence[str]) -> None:
+    """Outside SCIM, a user locked by an identity-provider group cannot change groups."""
+    for part in chunks(sorted(set(ids))):
+        for user in await session.scalars(select(User).where(User.account_id == caller.account_id, User.id.in_(part))):
+            await users.guard(session, caller, user, "change_groups")
+
+
+def _member_detail(result: MembershipResult) -> dict[str, Any]:
+    detail: dict[str, Any] = {}
+    if result.added:
+        detail["added"] = audit.id_list(result.added)
+    if result.removed:
+        detail["removed"] = audit.id_list(result.removed)
+    if result.skipped:
+        detail["skipped"] = audit.id_list(result.skipped)
+    return detail
+
+
+async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) -> None:
+    caller.require(Permission.GROUPS_WRITE)
+    guard(caller, group, "delete")
+    await session.delete(group)
+    await session.flush()
+    audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
+                 detail={"identifier": group.identifier, "displayName": group.display_name})  # fmt: skip
+
+
+async def list_groups(
+    session: AsyncSession, caller: Caller, where: ColumnElement[bool], order_by: Sequence[Any], offset: int, limit: int
+) -> tuple[int, list[UserGroup]]:
+    caller.require(Permission.GROUPS_READ)
+    return await page(session, UserGroup, (UserGroup.account_id == caller.account_id) & where, order_by, offset, limit)
+
+
+async def members_of_groups(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+    """Members (user id, display name) of a page of groups."""
+    out: dict[str, list[tuple[str, str | None]]] = {gid: [] for gid in group_ids}
+    for part in chunks(list(group_ids)):
+        rows = await session.execute(
+            select(GroupMembership.group_id, User.id, User.display_name, User.user_name)
+            .join(User, User.id == GroupMembership.user_id)
+            .where(GroupMembership.group_id.in_(part))
+            .order_by(GroupMembership.created_at, User.id)
+        )
+        for group_id, user_id, display, user_name in rows:
+            out[group_id].append((user_id, display or user_name))
+    return out
+
+
+async def member_counts(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, int]:
+    out = {gid: 0 for gid in group_ids}
+    for part in chunks(list(group_ids)):
+        rows = await session.execute(
+            select(GroupMembership.group_id, func.count())
+            .where(GroupMembership.group_id.in_(part))
+            .group_by(GroupMembership.group_id)
+        )
+        out.update({gid: int(n) for gid, n in rows})
+    return out
+

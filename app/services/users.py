@@ -1,0 +1,317 @@
+"""Users: creation, replacement, deletion and the rules that guard them.
+
+Rules here apply to every channel. Which channel may change what is decided by `_guard`, the one
+place that knows the seed's Limitations for users.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Channel, GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
+from app.db.types import utcnow
+from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
+from app.services import audit, flags
+from app.services.caller import Caller, Permission
+from app.services.common import chunks, page
+
+MAX_USER_NAME = 256
+# Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
+WRITABLE = (
+    "user_name", "external_id", "display_name", "nick_name", "profile_url", "title", "user_type",
+    "preferred_language", "locale", "timezone", "name_formatted", "name_family", "name_given",
+    "name_middle", "name_honorific_prefix", "name_honorific_suffix", "active", "employee_number",
+    "cost_center", "organization", "division", "department", "manager_id", "multi_valued",
+)  # fmt: skip
+
+
+@dataclass
+class UpdateResult:
+    user: User
+    changed: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def primary_email(multi_valued: dict[str, Any]) -> str | None:
+    """The primary email, else the first work email, else the first one."""
+    emails = [e for e in (multi_valued.get("emails") or []) if isinstance(e, dict) and e.get("value")]
+    chosen = (
+        next((e for e in emails if e.get("primary") is True), None)
+        or next((e for e in emails if str(e.get("type", "")).lower() == "work"), None)
+        or (emails[0] if emails else None)
+    )
+    return str(chosen["value"]) if chosen else None
+
+
+def _validate(values: dict[str, Any]) -> None:
+    name = values.get("user_name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("userName is required", field="userName")
+    if len(name) > MAX_USER_NAME:
+        raise InvalidInput(f"userName is longer than {MAX_USER_NAME} characters", field="userName")
+    external_id = values.get("external_id")
+    if external_id is not None and len(external_id) > MAX_USER_NAME:
+        raise InvalidInput(f"externalId is longer than {MAX_USER_NAME} characters", field="externalId")
+    email = primary_email(values.get("multi_valued") or {})
+    if email is not None and len(email) > 320:
+        raise InvalidInput("the email address is longer than 320 characters", field="emails")
+
+
+def _assign(user: User, values: dict[str, Any]) -> list[str]:
+    """Set writable columns and derived ones; return the names of columns that changed."""
+    changed = []
+    for column in WRITABLE:
+        if column not in values:
+            continue
+        new = values[column]
+        if getattr(user, column) != new:
+            changed.append(column)
+            setattr(user, column, new)
+    user.user_name_ci = user.user_name.lower()
+    user.email = primary_email(user.multi_valued or {})
+    user.email_ci = user.email.lower() if user.email else None
+    return changed
+
+
+def _index_rows(user: User) -> list[dict[str, Any]]:
+    rows = []
+    for attribute, elements in (user.multi_valued or {}).items():
+        for element in elements:
+            value, kind = element.get("value"), element.get("type")
+            rows.append(
+                {
+                    "user_id": user.id,
+                    "attribute": attribute,
+                    "type_ci": str(kind).lower()[:64] if kind is not None else None,
+                    "value_ci": str(value).lower()[:512] if value is not None else None,
+                    "is_primary": element.get("primary") is True,
+                    "data": element,
+                }
+            )
+    return rows
+
+
+async def _reindex(session: AsyncSession, user: User, *, fresh: bool) -> None:
+    if not fresh:
+        await session.execute(delete(UserAttributeValue).where(UserAttributeValue.user_id == user.id))
+    rows = _index_rows(user)
+    if rows:
+        await session.execute(UserAttributeValue.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+async def _flush_unique(session: AsyncSession, user_name: str) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"a user with userName '{user_name}' already exists", field="userName") from None
+
+
+async def _user_name_taken(session: AsyncSession, account_id: int, user_name: str, except_id: str | None) -> bool:
+    query = select(User.id).where(User.account_id == account_id, User.user_name_ci == user_name.lower())
+    if except_id is not None:
+        query = query.where(User.id != except_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def create_user(session: AsyncSession, caller: Caller, values: dict[str, Any]) -> User:
+    """Create a user; userName is unique per account ignoring case (409 otherwise)."""
+    caller.require(Permission.USERS_WRITE)
+    _validate(values)
+    if await _user_name_taken(session, caller.account_id, values["user_name"], None):
+        raise Conflict(f"a user with userName '{values['user_name']}' already exists", field="userName")
+    now = utcnow()
+    user = User(
+        id=str(uuid.uuid4()),
+        account_id=caller.account_id,
+        user_name=values["user_name"],
+        user_name_ci=values["user_name"].lower(),
+        provisioned_by=(ProvisionedBy.SCIM if caller.channel == Channel.SCIM else ProvisionedBy.MANAGER).value,
+        created_at=now,
+        updated_at=now,
+        version=1,
+        multi_valued={},
+    )
+    _assign(user, values)
+    session.add(user)
+    await _flush_unique(session, user.user_name)
+    await _reindex(session, user, fresh=True)
+    audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
+                 detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
+    return user
+
+
+async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> User:
+    caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
+    query = select(User).where(User.id == user_id, User.account_id == caller.account_id)
+    if for_update:
+        query = query.with_for_update()
+    user = await session.scalar(query)
+    if user is None:
+        raise NotFound("User", user_id)
+    return user
+
+
+async def in_identity_provider_group(session: AsyncSession, user_id: str) -> bool:
+    return bool(
+        await session.scalar(
+            select(
+                exists()
+                .where(GroupMembership.user_id == user_id)
+                .where(GroupMembership.group_id == UserGroup.id)
+                .where(UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
+            )
+        )
+    )
+
+
+IDP_USER_MESSAGE = (
+    "User {id} is managed by your identity provider and cannot be {what} here. "
+    "Make this change in the identity provider (Azure AD / Okta); it reaches this account with the next sync."
+)
+
+
+async def guard(session: AsyncSession, caller: Caller, user: User, operation: str) -> None:
+    """The seed's Limitations for users, for every channel but SCIM:
+
+    - a member of an identity-provider group is locked: no email or name change, no change of group
+      assignments, no deletion;
+    - a SCIM-provisioned user in no such group keeps email, name and existence owned by the identity
+      provider, but may be added to and removed from native groups;
+    - users created in the admin UI allow everything.
+
+    `operation` is one of `update_profile`, `delete`, `change_groups`.
+    """
+    if caller.channel == Channel.SCIM:
+        return
+    locked = await in_identity_provider_group(session, user.id)
+    scim_owned = user.provisioned_by == ProvisionedBy.SCIM.value
+    refused = locked or (scim_owned and operation in ("update_profile", "delete"))
+    if refused:
+        what = {"update_profile": "edited", "delete": "deleted", "change_groups": "moved between groups"}[operation]
+        raise ManagedByIdentityProvider(
+            IDP_USER_MESSAGE.format(id=user.id, what=what), resource_type="User", resource_id=user.id, operation=operation
+        )
+
+
+async def is_locked(session: AsyncSession, user: User) -> bool:
+    """True when any rule of `guard` refuses a change of this user from the admin UI."""
+    return user.provisioned_by == ProvisionedBy.SCIM.value or await in_identity_provider_group(session, user.id)
+
+
+def _same_emails(a: Any, b: Any) -> bool:
+    def norm(x: Any) -> list[Any]:
+        return sorted((str(e.get("value", "")).lower(), str(e.get("type", "")).lower()) for e in (x or []))
+
+    return norm(a) == norm(b)
+
+
+async def update_user(session: AsyncSession, caller: Caller, user: User, values: dict[str, Any]) -> UpdateResult:
+    """Replace a user's writable attributes with `values` (absent keys stay as they are).
+
+    Over SCIM, while the account's UPDATE_EMAILS_VIA_SCIM flag is off, a change of the email address
+    (the emails, and the userName where it is the email) is skipped and logged as IGNORED; the rest
+    of the change applies.
+    """
+    caller.require(Permission.USERS_WRITE)
+    values = dict(values)
+    merged = {c: values.get(c, getattr(user, c)) for c in WRITABLE}
+    _validate(merged)
+    ignored: list[str] = []
+    if caller.channel == Channel.SCIM and not await flags.is_enabled(session, caller.account_id, flags.UPDATE_EMAILS_VIA_SCIM):
+        new_multi = dict(values.get("multi_valued", user.multi_valued) or {})
+        old_emails = (user.multi_valued or {}).get("emails")
+        if not _same_emails(old_emails, new_multi.get("emails")):
+            if old_emails:
+                new_multi["emails"] = old_emails
+            else:
+                new_multi.pop("emails", None)
+            values["multi_valued"] = new_multi
+            ignored.append("emails")
+        new_name = values.get("user_name", user.user_name)
+        if user.email_ci and user.user_name_ci == user.email_ci and new_name.lower() != user.user_name_ci:
+            values["user_name"] = user.user_name
+            ignored.append("userName")
+    if caller.channel != Channel.SCIM:
+        profile = {"user_name", "display_name", "name_formatted", "name_given", "name_family", "multi_valued"}
+        if any(k in profile and values[k] != getattr(user, k) for k in values):
+            await guard(session, caller, user, "update_profile")
+    if "user_name" in values and await _user_name_taken(session, caller.account_id, values["user_name"], user.id):
+        raise Conflict(f"a user with userName '{values['user_name']}' already exists", field="userName")
+    old_multi = user.multi_valued
+    changed = _assign(user, values)
+    if changed:
+        user.version += 1
+        user.updated_at = utcnow()
+        await _flush_unique(session, user.user_name)
+        if user.multi_valued != old_multi:
+            await _reindex(session, user, fresh=False)
+    audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
+                 detail={"changed": changed})  # fmt: skip
+    if ignored:
+        audit.record(
+            session, caller, action="user.update", resource_type="User", resource_id=user.id, outcome=Outcome.IGNORED,
+            detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"},
+        )  # fmt: skip
+    return UpdateResult(user, changed, ignored)
+
+
+async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None:
+    """Delete a user and all of their memberships; their groups' versions move on."""
+    caller.require(Permission.USERS_WRITE)
+    await guard(session, caller, user, "delete")
+    now = utcnow()
+    await session.execute(
+        update(UserGroup)
+        .where(UserGroup.id.in_(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id)))
+        .values(version=UserGroup.version + 1, updated_at=now)
+    )
+    await session.execute(
+        update(User)
+        .where(User.account_id == caller.account_id, User.manager_id == user.id)
+        .values(manager_id=None, version=User.version + 1, updated_at=now)
+    )
+    await session.delete(user)
+    await session.flush()
+    audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
+                 detail={"userName": user.user_name})  # fmt: skip
+
+
+async def list_users(
+    session: AsyncSession, caller: Caller, where: ColumnElement[bool], order_by: Sequence[Any], offset: int, limit: int
+) -> tuple[int, list[User]]:
+    caller.require(Permission.USERS_READ)
+    return await page(session, User, (User.account_id == caller.account_id) & where, order_by, offset, limit)
+
+
+async def groups_of_users(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Group (id, display name) per user, for a page of users, in one query per chunk."""
+    out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
+    for part in chunks(list(user_ids)):
+        rows = await session.execute(
+            select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
+            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+            .where(GroupMembership.user_id.in_(part))
+            .order_by(UserGroup.display_name_ci, UserGroup.id)
+        )
+        for user_id, group_id, name in rows:
+            out[user_id].append((group_id, name))
+    return out
+
+
+async def display_names(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, str]:
+    """Display names (or userNames) of users, e.g. managers referenced from a page of users."""
+    out: dict[str, str] = {}
+    for part in chunks(sorted(set(user_ids))):
+        rows = await session.execute(
+            select(User.id, User.display_name, User.user_name).where(User.account_id == account_id, User.id.in_(part))
+        )
+        out.update({uid: display or name for uid, display, name in rows})
+    return out
