@@ -219,6 +219,8 @@ class _Parser:
 def parse_filter(text: str) -> Expr:
     if not text or not text.strip():
         raise InvalidFilter("the filter is empty")
+    if "\x00" in text:
+        raise InvalidFilter("the filter contains a NUL character")
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     parser = _Parser(text)

@@ -61,9 +61,23 @@ class Scim:
         if not raw.strip():
             raise InvalidSyntax("the request body is empty; a JSON object is required")
         try:
-            return json.loads(raw)
+            body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
+        if _has_nul(body):
+            raise InvalidInput("strings must not contain the NUL character")
+        return body
+
+
+def _has_nul(value: Any) -> bool:
+    """PostgreSQL text cannot hold NUL; refuse it up front as a client error."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 Handler = Callable[[Scim], Awaitable[Response]]
@@ -85,6 +99,8 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             return error_response(405, f"{request.method} is not supported here; allowed: {allow}", headers={"Allow": allow})
         settings: Settings = request.app.state.settings
         account = request.path_params["account"]
+        if _has_nul(dict(request.path_params)) or _has_nul(dict(request.query_params)):
+            return error_response(400, "the URL must not contain the NUL character", "invalidValue")
         try:
             async with request.app.state.sessionmaker() as session, session.begin():
                 caller = await tokens.authenticate(session, _bearer(request), channel=Channel.SCIM, account_identifier=account)

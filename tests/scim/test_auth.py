@@ -1,0 +1,89 @@
+"""Authentication (401, one answer for every failure), permissions (403) and tenant isolation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.services import tokens
+from tests.conftest import ScimClient, Tenant, make_tenant
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Bearer sat.acme.0000000000000000.secret"],
+)
+async def test_missing_or_bad_tokens_are_401(client: httpx.AsyncClient, tenant: Tenant, authorization: str | None) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.get(f"{tenant.base}/Users", headers=headers)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["status"] == "401" and body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_every_401_says_the_same(client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    wrong_secret = tenant.token[:-2] + "xx"
+    other_account = other_tenant.token
+    details = set()
+    for token in (wrong_secret, other_account, "garbage"):
+        response = await client.get(f"{tenant.base}/Users", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        details.add(response.text)
+    async with sessionmaker() as session, session.begin():
+        await tokens.revoke_token(session, tenant.account_id, tenant.token_id)
+    revoked = await client.get(f"{tenant.base}/Users", headers=tenant.headers)
+    details.add(revoked.text)
+    assert len(details) == 1
+
+
+async def test_unknown_account_in_path_is_401(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    response = await client.get("/gateway/ng/api/scim/account/nosuch/Users", headers=tenant.headers)
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("permissions", "method", "path", "needed"),
+    [
+        (["groups:read"], "GET", "/Users", "users:read"),
+        (["users:read"], "POST", "/Users", "users:write"),
+        (["users:write"], "GET", "/Groups", "groups:read"),
+        (["groups:read", "users:read"], "POST", "/Groups", "groups:write"),
+    ],
+)
+async def test_missing_permission_is_403_naming_it(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], permissions: list[str], method: str, path: str, needed: str
+) -> None:
+    limited = await make_tenant(sessionmaker, "acme", permissions)
+    body = {"userName": "x@y", "displayName": "G"} if method == "POST" else None
+    response = await client.request(method, f"{limited.base}{path}", headers=limited.headers, json=body)
+    assert response.status_code == 403
+    assert needed in response.json()["detail"]
+
+
+async def test_read_only_token_cannot_patch_or_delete(scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    user = await scim.create_user("a@x")
+    reader = ScimClient(client, await make_tenant(sessionmaker, "acme", ["users:read"]))
+    assert (await reader.get(f"/Users/{user['id']}")).status_code == 200
+    assert (await reader.patch(f"/Users/{user['id']}", [{"op": "add", "path": "title", "value": "x"}])).status_code == 403
+    assert (await reader.delete(f"/Users/{user['id']}")).status_code == 403
+    assert (await scim.get(f"/Users/{user['id']}")).json().get("title") is None
+
+
+async def test_tenant_isolation(scim: ScimClient, other_scim: ScimClient, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant) -> None:
+    user = await scim.create_user("same@x")
+    group = await scim.create_group("Same")
+    # The other account can use the same names: uniqueness is per account.
+    await other_scim.create_user("same@x")
+    await other_scim.create_group("Same")
+    # B's token sees none of A's data, by list, filter or id.
+    assert len(await other_scim.find("Users", 'userName eq "same@x"')) == 1
+    assert (await other_scim.get(f"/Users/{user['id']}")).status_code == 404
+    assert (await other_scim.get(f"/Groups/{group['id']}")).status_code == 404
+    assert (await other_scim.delete(f"/Users/{user['id']}")).status_code == 404
+    assert (await other_scim.patch(f"/Groups/{group['id']}", [{"op": "remove", "path": "members"}])).status_code == 404
+    # B's token on A's Tenant URL is refused outright.
+    response = await client.get(f"{tenant.base}/Users/{user['id']}", headers=other_tenant.headers)
+    assert response.status_code == 401
+    assert (await scim.get(f"/Users/{user['id']}")).status_code == 200
