@@ -216,9 +216,9 @@ def _same_emails(a: Any, b: Any) -> bool:
 async def update_user(session: AsyncSession, caller: Caller, user: User, values: dict[str, Any]) -> UpdateResult:
     """Replace a user's writable attributes with `values` (absent keys stay as they are).
 
-    Over SCIM, while the account's UPDATE_EMAILS_VIA_SCIM flag is off, a change of the email address
-    (the emails, and the userName where it is the email) is skipped and logged as IGNORED; the rest
-    of the change applies.
+    Over SCIM, while the account's UPDATE_EMAILS_VIA_SCIM flag is off, a change of an existing email
+    address (the emails, and the userName where it is the email) is skipped and logged as IGNORED;
+    the rest of the change applies. A user who has no email yet may be given one.
     """
     caller.require(Permission.USERS_WRITE)
     values = dict(values)
@@ -228,11 +228,9 @@ async def update_user(session: AsyncSession, caller: Caller, user: User, values:
     if caller.channel == Channel.SCIM and not await flags.is_enabled(session, caller.account_id, flags.UPDATE_EMAILS_VIA_SCIM):
         new_multi = dict(values.get("multi_valued", user.multi_valued) or {})
         old_emails = (user.multi_valued or {}).get("emails")
-        if not _same_emails(old_emails, new_multi.get("emails")):
-            if old_emails:
-                new_multi["emails"] = old_emails
-            else:
-                new_multi.pop("emails", None)
+        # A user without an address may be given one; an existing address is what the flag protects.
+        if old_emails and not _same_emails(old_emails, new_multi.get("emails")):
+            new_multi["emails"] = old_emails
             values["multi_valued"] = new_multi
             ignored.append("emails")
         new_name = values.get("user_name", user.user_name)

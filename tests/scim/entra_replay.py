@@ -1,0 +1,135 @@
+"""A scripted replay of what Microsoft Entra ID sends: an initial sync of 100 users and 10 groups
+with members, then an incremental cycle that updates, disables and deletes. Every request states the
+status Entra expects; the replay reports every deviation.
+
+Run against a live server too:  python -m tests.scim.entra_replay TENANT_URL TOKEN
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@dataclass
+class Replay:
+    client: httpx.AsyncClient
+    base: str
+    headers: dict[str, str]
+    requests: int = 0
+    unexpected: list[str] = field(default_factory=list)
+
+    async def call(self, method: str, path: str, expected: int | tuple[int, ...], body: Any = None, **params: str) -> httpx.Response:
+        self.requests += 1
+        response = await self.client.request(method, f"{self.base}{path}", json=body, params=params or None, headers=self.headers)
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        if response.status_code not in allowed:
+            self.unexpected.append(f"{method} {path} -> {response.status_code} (expected {allowed}): {response.text[:200]}")
+        return response
+
+    def patch(self, *operations: dict[str, Any]) -> dict[str, Any]:
+        return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100, groups: int = 10) -> Replay:
+    replay = Replay(client, base, {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"})
+    # Test Connection.
+    await replay.call("GET", "/Users", 200, filter=f'userName eq "{uuid.uuid4()}"')
+    await replay.call("GET", "/Groups", 200, filter=f'displayName eq "{uuid.uuid4()}"', excludedAttributes="members")
+
+    # Initial cycle: users (query, then create), with the manager link in a later PATCH.
+    user_ids: list[str] = []
+    for i in range(users):
+        upn = f"user{i:03}@contoso.com"
+        found = (await replay.call("GET", "/Users", 200, filter=f'userName eq "{upn}"')).json()
+        if found.get("totalResults"):
+            user_ids.append(found["Resources"][0]["id"])
+            continue
+        body = {
+            "schemas": [CORE_USER, ENTERPRISE],
+            "externalId": f"user{i:03}",
+            "userName": upn,
+            "active": True,
+            "displayName": f"User {i:03}",
+            "emails": [{"primary": True, "type": "work", "value": upn}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": f"User {i:03}", "familyName": f"{i:03}", "givenName": "User"},
+            "title": None if i % 3 else "Engineer",
+            "roles": [],
+            ENTERPRISE: {"employeeNumber": str(1000 + i), "department": f"Dept {i % 7}"},
+        }
+        created = await replay.call("POST", "/Users", 201, body)
+        user_ids.append(created.json().get("id", ""))
+    for i, uid in enumerate(user_ids[1:], start=1):
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": user_ids[0]}))
+
+    # Groups: query without members, create, add members several per operation.
+    group_ids: list[str] = []
+    for g in range(groups):
+        name = f"Team {g}"
+        await replay.call("GET", "/Groups", 200, filter=f'displayName eq "{name}"', excludedAttributes="members")
+        created = await replay.call(
+            "POST", "/Groups", 201,
+            {"schemas": [CORE_GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+             "externalId": str(uuid.uuid4()), "displayName": name, "meta": {"resourceType": "Group"}},
+        )  # fmt: skip
+        gid = created.json().get("id", "")
+        group_ids.append(gid)
+        members = user_ids[g::groups]
+        for start in range(0, len(members), 5):
+            value = [{"$ref": None, "value": m} for m in members[start : start + 5]]
+            await replay.call("PATCH", f"/Groups/{gid}", (200, 204), replay.patch({"op": "Add", "path": "members", "value": value}))
+
+    # Incremental cycle: attribute updates (both PATCH forms), a no-op, disable, member removal,
+    # rename, re-enable, deletes.
+    for uid in user_ids[:20]:
+        await replay.call("GET", f"/Users/{uid}", 200)
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch(
+            {"op": "Replace", "path": "title", "value": "Senior Engineer"},
+            {"op": "Replace", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 425 555 0100"},
+        ))  # fmt: skip
+    for uid in user_ids[20:30]:
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch(
+            {"op": "replace", "value": {"displayName": "Renamed", "name.givenName": "Renamed", f"{ENTERPRISE}:department": "Ops"}}
+        ))  # fmt: skip
+    for uid in user_ids[30:40]:
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "True"}))
+    for uid in user_ids[40:50]:
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "False"}))
+    await replay.call("PATCH", f"/Groups/{group_ids[0]}", (200, 204), replay.patch(
+        {"op": "Remove", "path": "members", "value": [{"value": user_ids[0]}]}
+    ))  # fmt: skip
+    await replay.call("PATCH", f"/Groups/{group_ids[1]}", (200, 204), replay.patch({"op": "remove", "path": f'members[value eq "{user_ids[1]}"]'}))
+    await replay.call("PATCH", f"/Groups/{group_ids[2]}", (200, 204), replay.patch({"op": "Replace", "path": "displayName", "value": "Team 2 (EMEA)"}))
+    for uid in user_ids[40:45]:
+        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "True"}))
+    for uid in user_ids[90:]:
+        await replay.call("DELETE", f"/Users/{uid}", 204)
+        await replay.call("GET", f"/Users/{uid}", 404)
+    await replay.call("DELETE", f"/Groups/{group_ids[-1]}", 204)
+    return replay
+
+
+async def _main(tenant_url: str, token: str) -> int:
+    async with httpx.AsyncClient(timeout=30) as client:
+        replay = await run(client, tenant_url.rstrip("/"), token)
+    print(f"{replay.requests} requests, {len(replay.unexpected)} unexpected status codes")
+    for line in replay.unexpected:
+        print(line)
+    return 1 if replay.unexpected else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m tests.scim.entra_replay TENANT_URL TOKEN")
+    sys.exit(asyncio.run(_main(sys.argv[1], sys.argv[2])))
