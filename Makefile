@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test migrate schema fuzz clean
+.PHONY: run test lint migrate schema fuzz clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is required (set PYTHON=...)"; exit 1; }
@@ -20,7 +20,11 @@ migrate: $(STAMP)
 	$(BIN)/python -m app migrate
 
 test: $(STAMP)
+	$(BIN)/ruff check app tests
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check app tests
 
 schema: $(STAMP)
 	$(BIN)/python -m app export-schema > schema.graphql

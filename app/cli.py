@@ -18,10 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
-from app.db.models import Channel, Outcome
 from app.errors import DomainError
-from app.services import accounts, audit, flags, tokens
-from app.services.caller import system_caller
+from app.services import accounts, flags, tokens
+from app.services.caller import Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
 T = TypeVar("T")
@@ -80,17 +79,8 @@ async def _bootstrap(session: AsyncSession, settings: Settings) -> list[str]:
     if await accounts.any_account(session):
         return [f"Tenant URL:   {settings.tenant_url(accounts.DEFAULT_ACCOUNT)}"]
     account = await accounts.create_account(session, accounts.DEFAULT_ACCOUNT, "Default account")
-    issued = await tokens.create_token(session, account, name="bootstrap")
     assert account.id is not None
-    audit.record(
-        session,
-        system_caller(account.id, account.identifier),
-        action="token.create",
-        resource_type="ApiToken",
-        resource_id=issued.token.token_id,
-        outcome=Outcome.APPLIED,
-        detail={"name": "bootstrap", "permissions": issued.token.permissions},
-    )
+    issued = await tokens.issue(session, system_caller(account.id, account.identifier), name="bootstrap")
     return [
         f"Tenant URL:   {settings.tenant_url(account.identifier)}",
         f"Secret Token: {issued.plaintext}",
@@ -142,24 +132,10 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_database(settings)
 
     async def work(session: AsyncSession) -> tokens.IssuedToken:
-        account = await accounts.get_account(session, args.account)
-        issued = await tokens.create_token(
-            session,
-            account,
-            name=args.name,
-            permissions=_permissions(args.permissions),
-            expires_in_days=args.expires_in_days,
+        caller = await _system_caller(session, args.account)
+        return await tokens.issue(
+            session, caller, name=args.name, permissions=_permissions(args.permissions), expires_in_days=args.expires_in_days
         )
-        assert account.id is not None
-        audit.record(
-            session,
-            system_caller(account.id, account.identifier),
-            action="token.create",
-            resource_type="ApiToken",
-            resource_id=issued.token.token_id,
-            detail={"name": issued.token.name, "permissions": issued.token.permissions},
-        )
-        return issued
 
     issued = _run_in_session(settings, work)
     print(f"token id: {issued.token.token_id}")
@@ -172,16 +148,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_database(settings)
 
     async def work(session: AsyncSession) -> None:
-        account = await accounts.get_account(session, args.account)
-        assert account.id is not None
-        await tokens.revoke_token(session, account.id, args.token_id)
-        audit.record(
-            session,
-            system_caller(account.id, account.identifier),
-            action="token.revoke",
-            resource_type="ApiToken",
-            resource_id=args.token_id,
-        )
+        await tokens.revoke(session, await _system_caller(session, args.account), args.token_id)
 
     _run_in_session(settings, work)
     print(f"revoked token {args.token_id}")
@@ -191,24 +158,19 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> int:
     flags.validate_flag_name(args.name)
     _prepare_database(settings)
-    enabled = args.state == "on"
 
     async def work(session: AsyncSession) -> None:
-        account = await accounts.get_account(session, args.account)
-        assert account.id is not None
-        await flags.set_flag(session, account.id, args.name, enabled)
-        audit.record(
-            session,
-            system_caller(account.id, account.identifier, Channel.CLI),
-            action="flag.set",
-            resource_type="FeatureFlag",
-            resource_id=args.name,
-            detail={"enabled": enabled},
-        )
+        await flags.set_flag(session, await _system_caller(session, args.account), args.name, args.state == "on")
 
     _run_in_session(settings, work)
     print(f"{args.name} is {args.state} for account {args.account}")
     return 0
+
+
+async def _system_caller(session: AsyncSession, identifier: str) -> Caller:
+    account = await accounts.get_account(session, identifier)
+    assert account.id is not None
+    return system_caller(account.id, account.identifier)
 
 
 def cmd_export_schema(_: Settings | None, __: argparse.Namespace) -> int:

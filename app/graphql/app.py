@@ -13,9 +13,11 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from app.auth import bearer_token
 from app.db.models import Channel
 from app.errors import Unauthenticated
 from app.graphql.context import Context
+from app.graphql.loaders import attach as attach_loaders
 from app.graphql.schema import schema
 from app.services import tokens
 
@@ -33,12 +35,6 @@ def _unauthorized() -> Response:
     )
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
-
-
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
@@ -48,7 +44,7 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            await self.inner(scope, replay, send)
+            await self.inner(scope, receive, send)
             return
         # Read the body here so the size limit surfaces as 413 rather than a GraphQL parse error.
         body = await request.body()
@@ -62,5 +58,7 @@ class GraphQLEndpoint:
             except Unauthenticated:
                 await _unauthorized()(scope, receive, send)
                 return
-            scope.setdefault("state", {})["graphql_context"] = Context(request=request, session=session, caller=caller)
+            context = Context(request=request, session=session, caller=caller)
+            attach_loaders(context)
+            scope.setdefault("state", {})["graphql_context"] = context
             await self.inner(scope, replay, send)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -11,13 +13,22 @@ from strawberry.types import Info as _Info
 
 from app.services.caller import Caller
 
+T = TypeVar("T")
+
 
 @dataclass
 class Context:
     request: Request
     session: AsyncSession
     caller: Caller
-    loaders: Any = field(default=None)
+    # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    loaders: Any = None
+
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run a service call with the session, one at a time."""
+        async with self.lock:
+            return await fn(self.session, *args, **kwargs)
 
 
 Info = _Info[Context, None]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from app.errors import InvalidFilter
 
@@ -26,7 +25,7 @@ COMPARE_OPS = ("eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le")
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 32
 
-Value = Union[str, int, float, bool, None]
+Value = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ class ValuePath:
     filter: Expr
 
 
-Expr = Union[Compare, Present, And, Or, Not, ValuePath]
+Expr = Compare | Present | And | Or | Not | ValuePath
 
 _TOKEN = re.compile(
     r"""

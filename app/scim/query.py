@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, se
 
 from app.db.models import GroupMembership, User, UserAttributeValue, UserGroup
 from app.errors import InvalidFilter, InvalidInput
-from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
+from app.scim.filter import And, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
 from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
 

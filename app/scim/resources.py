@@ -14,7 +14,6 @@ from app.scim.schema import (
     CORE_GROUP,
     CORE_USER,
     ENTERPRISE_USER,
-    USER,
     USER_MULTI_VALUED,
     Attribute,
     ResourceType,
@@ -367,5 +366,3 @@ def _drop_subs(value: Any, subs: set[str]) -> Any:
         return {k: v for k, v in value.items() if k not in subs}
     return value
 
-
-__all__ = ["USER", "Links", "Projection", "etag", "normalize_document", "render_group", "render_user", "user_values"]

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.auth import bearer_token
 from app.db.models import Channel, User, UserGroup
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
-from app.scim import discovery
+from app.scim import compat, discovery
 from app.scim.errors import ScimProtocolError, error_response, from_domain_error, scim_json
 from app.scim.patch import apply_patch
 from app.scim.query import compile_filter, sort_column
@@ -34,7 +35,6 @@ from app.scim.resources import (
     user_values,
 )
 from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
-from app.scim import compat
 from app.services import groups, tokens, users
 from app.services.caller import Caller
 from app.settings import Settings
@@ -83,11 +83,6 @@ def _has_nul(value: Any) -> bool:
 Handler = Callable[[Scim], Awaitable[Response]]
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else None
-
-
 def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
     """One endpoint per path: authenticate, run the handler for the method in a transaction, map
     errors. Methods without a handler answer 405 with a SCIM body."""
@@ -103,7 +98,7 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             return error_response(400, "the URL must not contain the NUL character", "invalidValue")
         try:
             async with request.app.state.sessionmaker() as session, session.begin():
-                caller = await tokens.authenticate(session, _bearer(request), channel=Channel.SCIM, account_identifier=account)
+                caller = await tokens.authenticate(session, bearer_token(request), channel=Channel.SCIM, account_identifier=account)
                 links = Links(settings.tenant_url(account))
                 return await handler(Scim(request, session, caller, links))
         except DomainError as exc:

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Account, Organization, Project
 from app.errors import Conflict, InvalidInput, NotFound
+from app.services import audit
+from app.services.caller import Caller, Permission
 
 # No dots: the account identifier is a segment of the dotted token format.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -22,6 +24,11 @@ def validate_identifier(value: str, *, field: str = "identifier") -> str:
             f"{field} must be 1 to 64 letters, digits, '_' or '-', got {value!r}", field=field
         )
     return value
+
+
+def _validate_name(name: str) -> None:
+    if not name.strip():
+        raise InvalidInput("name must not be empty", field="name")
 
 
 async def get_account(session: AsyncSession, identifier: str) -> Account:
@@ -47,30 +54,34 @@ async def create_account(session: AsyncSession, identifier: str, name: str | Non
     return account
 
 
-async def create_organization(session: AsyncSession, account_id: int, identifier: str, name: str) -> Organization:
+async def create_organization(session: AsyncSession, caller: Caller, identifier: str, name: str) -> Organization:
+    caller.require(Permission.ADMIN)
     validate_identifier(identifier)
-    org = Organization(account_id=account_id, identifier=identifier, name=name)
+    _validate_name(name)
+    org = Organization(account_id=caller.account_id, identifier=identifier, name=name)
     session.add(org)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
         raise Conflict(f"organization {identifier!r} already exists", field="identifier") from None
+    audit.record(session, caller, action="organization.create", resource_type="Organization", resource_id=identifier)
     return org
 
 
-async def create_project(
-    session: AsyncSession, account_id: int, org_identifier: str, identifier: str, name: str
-) -> Project:
+async def create_project(session: AsyncSession, caller: Caller, org_identifier: str, identifier: str, name: str) -> Project:
+    caller.require(Permission.ADMIN)
     validate_identifier(identifier)
-    await get_organization(session, account_id, org_identifier)
-    project = Project(account_id=account_id, org_identifier=org_identifier, identifier=identifier, name=name)
+    _validate_name(name)
+    await get_organization(session, caller.account_id, org_identifier)
+    project = Project(account_id=caller.account_id, org_identifier=org_identifier, identifier=identifier, name=name)
     session.add(project)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
         raise Conflict(f"project {identifier!r} already exists in {org_identifier!r}", field="identifier") from None
+    audit.record(session, caller, action="project.create", resource_type="Project", resource_id=f"{org_identifier}/{identifier}")
     return project
 
 

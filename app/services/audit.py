@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEvent, Outcome
-from app.services.caller import Caller
+from app.services.caller import Caller, Permission
 
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
@@ -42,3 +44,35 @@ def id_list(ids: list[str] | set[str]) -> dict[str, Any]:
     ordered = sorted(ids)
     out: dict[str, Any] = {"count": len(ordered), "ids": ordered[:MAX_IDS_IN_DETAIL]}
     return out
+
+
+async def list_events(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    channel: str | None = None,
+    outcome: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> tuple[int, list[AuditEvent]]:
+    """Newest first; `before_id` continues a previous page (keyset, stable while events arrive)."""
+    caller.require(Permission.ADMIN)
+    conditions = [AuditEvent.account_id == caller.account_id]
+    if channel is not None:
+        conditions.append(AuditEvent.channel == channel)
+    if outcome is not None:
+        conditions.append(AuditEvent.outcome == outcome)
+    if resource_type is not None:
+        conditions.append(AuditEvent.resource_type == resource_type)
+    if resource_id is not None:
+        conditions.append(AuditEvent.resource_id == resource_id)
+    if since is not None:
+        conditions.append(AuditEvent.occurred_at >= since)
+    total = int(await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0)
+    if before_id is not None:
+        conditions.append(AuditEvent.id < before_id)
+    rows = await session.scalars(select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit)) if limit > 0 else []
+    return total, list(rows)

@@ -7,6 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import FeatureFlag
 from app.errors import InvalidInput
+from app.services import audit
+from app.services.caller import Caller, Permission
 
 UPDATE_EMAILS_VIA_SCIM = "UPDATE_EMAILS_VIA_SCIM"
 
@@ -29,14 +31,16 @@ async def is_enabled(session: AsyncSession, account_id: int, name: str) -> bool:
     return KNOWN_FLAGS[name][0] if enabled is None else bool(enabled)
 
 
-async def set_flag(session: AsyncSession, account_id: int, name: str, enabled: bool) -> None:
+async def set_flag(session: AsyncSession, caller: Caller, name: str, enabled: bool) -> None:
+    caller.require(Permission.ADMIN)
     validate_flag_name(name)
-    flag = await session.get(FeatureFlag, (account_id, name))
+    flag = await session.get(FeatureFlag, (caller.account_id, name))
     if flag is None:
-        session.add(FeatureFlag(account_id=account_id, name=name, enabled=enabled))
+        session.add(FeatureFlag(account_id=caller.account_id, name=name, enabled=enabled))
     else:
         flag.enabled = enabled
     await session.flush()
+    audit.record(session, caller, action="flag.set", resource_type="FeatureFlag", resource_id=name, detail={"enabled": enabled})
 
 
 async def list_flags(session: AsyncSession, account_id: int) -> dict[str, bool]:

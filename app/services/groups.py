@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,7 +169,8 @@ async def create_group(
                 await session.flush()
             break
         except IntegrityError:
-            session.expunge(group)
+            if group in session:  # the savepoint's rollback usually detached it already
+                session.expunge(group)
             if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
                 raise Conflict(f"a group named '{display_name}' already exists", field="displayName") from None
             if identifier:
@@ -179,7 +180,10 @@ async def create_group(
         raise Conflict("could not allocate a group identifier; retry", field="identifier")
     result = MembershipResult()
     if member_ids:
+        if caller.channel != Channel.SCIM:
+            await _guard_users(session, caller, member_ids)
         result = await _add(session, caller, group, member_ids)
+        _refuse_unknown(caller, result)
     audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
                  detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)})  # fmt: skip
     return group, result
@@ -331,12 +335,20 @@ async def change_members(
             total.removed |= removed
             total.added |= step.added
             total.skipped |= step.skipped
+    _refuse_unknown(caller, total)
     if total.changed:
         _touch(group)
         await session.flush()
     audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
                  detail=_member_detail(total))  # fmt: skip
     return total
+
+
+def _refuse_unknown(caller: Caller, result: MembershipResult) -> None:
+    """Over SCIM unknown member ids are skipped (the identity provider may be ahead of us); an
+    admin naming a user that does not exist made a mistake worth reporting."""
+    if caller.channel != Channel.SCIM and result.skipped:
+        raise NotFound("User", sorted(result.skipped)[0])
 
 
 async def _guard_users(session: AsyncSession, caller: Caller, ids: Sequence[str]) -> None:
@@ -399,3 +411,47 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[str]) -> dict
         out.update({gid: int(n) for gid, n in rows})
     return out
 
+
+
+def admin_filter(
+    *, search: str | None = None, managed_by: str | None = None, org_identifier: str | None = None, project_identifier: str | None = None
+) -> ColumnElement[bool]:
+    """The admin UI's group list filter: name/identifier substring, manager, scope."""
+    conditions: list[ColumnElement[bool]] = []
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(UserGroup.display_name_ci.like(pattern, escape="\\") | func.lower(UserGroup.identifier).like(pattern, escape="\\"))
+    if managed_by is not None:
+        conditions.append(UserGroup.managed_by == managed_by)
+    if org_identifier is not None:
+        conditions.append(UserGroup.org_identifier == org_identifier)
+    if project_identifier is not None:
+        conditions.append(UserGroup.project_identifier == project_identifier)
+    return and_(true(), *conditions)
+
+
+async def members_page_of_groups(
+    session: AsyncSession, group_ids: Sequence[str], offset: int, limit: int
+) -> dict[str, list[User]]:
+    """One window of members per group, in join order — one query for any number of groups."""
+    pages: dict[str, list[User]] = {gid: [] for gid in group_ids}
+    if limit <= 0:
+        return pages
+    for part in chunks(list(group_ids)):
+        rank = func.row_number().over(
+            partition_by=GroupMembership.group_id, order_by=(GroupMembership.created_at, GroupMembership.user_id)
+        ).label("rank")
+        ranked = (
+            select(GroupMembership.group_id.label("group_id"), GroupMembership.user_id.label("user_id"), rank)
+            .where(GroupMembership.group_id.in_(part))
+            .subquery()
+        )
+        result = await session.execute(
+            select(ranked.c.group_id, User)
+            .join(User, User.id == ranked.c.user_id)
+            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
+            .order_by(ranked.c.group_id, ranked.c.rank)
+        )
+        for gid, user in result:
+            pages[gid].append(user)
+    return pages

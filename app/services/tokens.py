@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Account, ApiToken, Channel
 from app.db.types import utcnow
 from app.errors import InvalidInput, NotFound, Unauthenticated
-from app.services.caller import ALL_PERMISSIONS, Caller
+from app.services import audit
+from app.services.caller import ALL_PERMISSIONS, Caller, Permission
 
 PREFIX = "sat"
 SECRET_BYTES = 32
@@ -75,6 +76,31 @@ async def create_token(
     session.add(token)
     await session.flush()
     return IssuedToken(token, f"{PREFIX}.{account.identifier}.{token_id}.{secret}")
+
+
+async def issue(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    name: str,
+    permissions: list[str] | None = None,
+    expires_in_days: int | None = None,
+) -> IssuedToken:
+    """Create a token for the caller's account (admin only), and audit it — never the secret."""
+    caller.require(Permission.ADMIN)
+    account = await session.get(Account, caller.account_id)
+    assert account is not None
+    issued = await create_token(session, account, name=name, permissions=permissions, expires_in_days=expires_in_days)
+    audit.record(session, caller, action="token.create", resource_type="ApiToken", resource_id=issued.token.token_id,
+                 detail={"name": issued.token.name, "permissions": issued.token.permissions})  # fmt: skip
+    return issued
+
+
+async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiToken:
+    caller.require(Permission.ADMIN)
+    token = await revoke_token(session, caller.account_id, token_id)
+    audit.record(session, caller, action="token.revoke", resource_type="ApiToken", resource_id=token_id)
+    return token
 
 
 async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:

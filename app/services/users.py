@@ -6,12 +6,13 @@ place that knows the seed's Limitations for users.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +24,7 @@ from app.services.caller import Caller, Permission
 from app.services.common import chunks, page
 
 MAX_USER_NAME = 256
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
 WRITABLE = (
     "user_name", "external_id", "display_name", "nick_name", "profile_url", "title", "user_type",
@@ -313,3 +315,128 @@ async def display_names(session: AsyncSession, account_id: int, user_ids: Sequen
         )
         out.update({uid: display or name for uid, display, name in rows})
     return out
+
+
+def admin_filter(*, search: str | None = None, active: bool | None = None, provisioned_by: str | None = None) -> ColumnElement[bool]:
+    """The admin UI's user list filter: a case-insensitive substring over userName, email and
+    display name, plus exact state filters."""
+    conditions: list[ColumnElement[bool]] = []
+    if search:
+        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            User.user_name_ci.like(pattern, escape="\\")
+            | User.email_ci.like(pattern, escape="\\")
+            | func.lower(User.display_name).like(pattern, escape="\\")
+        )
+    if active is not None:
+        conditions.append(User.active == active)
+    if provisioned_by is not None:
+        conditions.append(User.provisioned_by == provisioned_by)
+    return and_(true(), *conditions)
+
+
+async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -> User | None:
+    caller.require(Permission.USERS_READ)
+    lowered = email.strip().lower()
+    for column in (User.email_ci, User.user_name_ci):
+        user = await session.scalar(
+            select(User).where(User.account_id == caller.account_id, column == lowered).order_by(User.created_at).limit(1)
+        )
+        if user is not None:
+            return user
+    return None
+
+
+async def identity_provider_members(session: AsyncSession, user_ids: Sequence[str]) -> set[str]:
+    """Which of these users belong to at least one identity-provider group (one query per chunk)."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(user_ids))):
+        found.update(
+            await session.scalars(
+                select(GroupMembership.user_id)
+                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+                .where(GroupMembership.user_id.in_(part), UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
+                .distinct()
+            )
+        )
+    return found
+
+
+async def groups_page_of_users(
+    session: AsyncSession, user_ids: Sequence[str], offset: int, limit: int
+) -> tuple[dict[str, int], dict[str, list[UserGroup]]]:
+    """For each user: how many groups, and one window of them ordered by name — two queries for
+    any number of users (a window function, not a query per user)."""
+    counts = {uid: 0 for uid in user_ids}
+    pages: dict[str, list[UserGroup]] = {uid: [] for uid in user_ids}
+    for part in chunks(list(user_ids)):
+        rows = await session.execute(
+            select(GroupMembership.user_id, func.count()).where(GroupMembership.user_id.in_(part)).group_by(GroupMembership.user_id)
+        )
+        counts.update({uid: int(n) for uid, n in rows})
+        if limit <= 0:
+            continue
+        rank = func.row_number().over(
+            partition_by=GroupMembership.user_id, order_by=(UserGroup.display_name_ci, UserGroup.id)
+        ).label("rank")
+        ranked = (
+            select(GroupMembership.user_id.label("user_id"), UserGroup.id.label("group_id"), rank)
+            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+            .where(GroupMembership.user_id.in_(part))
+            .subquery()
+        )
+        result = await session.execute(
+            select(ranked.c.user_id, UserGroup)
+            .join(UserGroup, UserGroup.id == ranked.c.group_id)
+            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
+            .order_by(ranked.c.user_id, ranked.c.rank)
+        )
+        for uid, group in result:
+            pages[uid].append(group)
+    return counts, pages
+
+
+def _valid_email(email: str) -> str:
+    email = email.strip()
+    if not EMAIL_RE.match(email) or len(email) > MAX_USER_NAME:
+        raise InvalidInput(f"{email!r} is not an email address", field="email")
+    return email
+
+
+def _valid_name(name: str) -> str:
+    if not name.strip():
+        raise InvalidInput("the name must not be empty", field="name")
+    return name.strip()
+
+
+def profile_values(*, email: str, name: str) -> dict[str, Any]:
+    """Values of a user created in the admin UI: the email is also the userName."""
+    email, name = _valid_email(email), _valid_name(name)
+    return {
+        "user_name": email,
+        "display_name": name,
+        "name_formatted": name,
+        "multi_valued": {"emails": [{"value": email, "type": "work", "primary": True}]},
+    }
+
+
+async def update_profile(
+    session: AsyncSession, caller: Caller, user: User, *, name: str | None = None, email: str | None = None
+) -> UpdateResult:
+    """The admin UI's edit of name and email; `guard` decides whether the user may be edited."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        name = _valid_name(name)
+        values.update(display_name=name, name_formatted=name)
+    if email is not None:
+        email = _valid_email(email)
+        emails = [dict(e) for e in (user.multi_valued or {}).get("emails", [])]
+        primary = next((e for e in emails if e.get("value") == user.email), None)
+        if primary is None:
+            emails.insert(0, {"value": email, "type": "work", "primary": True})
+        else:
+            primary["value"] = email
+        values["multi_valued"] = {**(user.multi_valued or {}), "emails": emails}
+        if user.email_ci is None or user.user_name_ci == user.email_ci:
+            values["user_name"] = email
+    return await update_user(session, caller, user, values)

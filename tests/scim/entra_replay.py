@@ -70,7 +70,7 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
         }
         created = await replay.call("POST", "/Users", 201, body)
         user_ids.append(created.json().get("id", ""))
-    for i, uid in enumerate(user_ids[1:], start=1):
+    for uid in user_ids[1:]:
         await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": user_ids[0]}))
 
     # Groups: query without members, create, add members several per operation.

@@ -8,12 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent, Outcome
 from app.services import flags
+from app.services.caller import system_caller
 from tests.conftest import ScimClient, Tenant
 
 
 async def _set_flag(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, on: bool) -> None:
     async with sessionmaker() as session, session.begin():
-        await flags.set_flag(session, tenant.account_id, flags.UPDATE_EMAILS_VIA_SCIM, on)
+        await flags.set_flag(session, system_caller(tenant.account_id, tenant.identifier), flags.UPDATE_EMAILS_VIA_SCIM, on)
 
 
 async def test_flag_off_skips_email_change_applies_the_rest_and_audits(

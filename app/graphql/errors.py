@@ -1,0 +1,100 @@
+"""Expected errors are part of the schema: each mutation returns a union of its success type and
+these. One table maps domain errors to them; refusals are written to the audit log as DENIED."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+
+from app.db.models import Outcome
+from app.errors import Conflict, DomainError, InvalidInput, ManagedByIdentityProvider, NotFound, PermissionDenied
+from app.graphql.context import Context
+from app.services import audit
+
+T = TypeVar("T")
+
+
+@strawberry.interface(description="Every expected error result has a message for the admin.")
+class Error:
+    message: str
+
+
+@strawberry.type(description="An input value is invalid; `field` names it.")
+class ValidationError(Error):
+    field: str | None
+
+
+@strawberry.type(description="The change would break a uniqueness rule.")
+class ConflictError(Error):
+    field: str | None
+
+
+@strawberry.type(description="Something named in the input does not exist in this account.")
+class NotFoundError(Error):
+    resource_type: str
+    resource_id: str
+
+
+@strawberry.type(description="The token lacks a permission.")
+class PermissionDeniedError(Error):
+    permission: str
+
+
+@strawberry.type(description="The identity provider owns what the mutation tried to change; make the change there.")
+class IdentityProviderManagedError(Error):
+    resource_type: str
+    resource_id: str
+    operation: str
+
+
+def to_error_type(exc: DomainError) -> Error:
+    if isinstance(exc, ManagedByIdentityProvider):
+        return IdentityProviderManagedError(message=exc.message, resource_type=exc.resource_type, resource_id=exc.resource_id, operation=exc.operation)
+    if isinstance(exc, PermissionDenied):
+        return PermissionDeniedError(message=exc.message, permission=exc.permission)
+    if isinstance(exc, NotFound):
+        return NotFoundError(message=exc.message, resource_type=exc.resource_type, resource_id=exc.resource_id)
+    if isinstance(exc, Conflict):
+        return ConflictError(message=exc.message, field=_camel(exc.field))
+    if isinstance(exc, InvalidInput):
+        return ValidationError(message=exc.message, field=_camel(exc.field))
+    raise exc
+
+
+def _camel(name: str | None) -> str | None:
+    if name is None:
+        return None
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+async def run_mutation(
+    context: Context,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    work: Callable[[], Awaitable[T]],
+) -> T | Any:
+    """Run `work` in a savepoint. A domain error undoes everything it did and becomes the matching
+    error result; refusals (permission, identity-provider ownership) are audited as DENIED."""
+    async with context.lock:
+        try:
+            async with context.session.begin_nested():
+                return await work()
+        except DomainError as exc:
+            result = to_error_type(exc)
+            if isinstance(exc, (ManagedByIdentityProvider, PermissionDenied)):
+                audit.record(
+                    context.session,
+                    context.caller,
+                    action=action,
+                    resource_type=resource_type,
+                    resource_id=getattr(exc, "resource_id", None) or resource_id,
+                    outcome=Outcome.DENIED,
+                    detail={"reason": exc.message, **({"operation": exc.operation} if isinstance(exc, ManagedByIdentityProvider) else {})},
+                )
+                await context.session.flush()
+            return result

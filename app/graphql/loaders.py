@@ -1,0 +1,58 @@
+"""Per-request DataLoaders: every nested list is fetched for a whole page in one query."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from app.db.models import User, UserGroup
+from app.graphql.context import Context
+from app.services import groups, users
+
+Window = tuple[str, int, int]  # (id, offset, limit)
+
+
+class Loaders:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.member_count = DataLoader[str, int](load_fn=self._member_counts)
+        self.members = DataLoader[Window, list[User]](load_fn=self._members)
+        self.groups_of_user = DataLoader[Window, tuple[int, list[UserGroup]]](load_fn=self._groups_of_users)
+        self.in_idp_group = DataLoader[str, bool](load_fn=self._in_idp_group)
+
+    async def _member_counts(self, ids: Sequence[str]) -> list[int]:
+        counts = await self.context.call(groups.member_counts, list(ids))
+        return [counts.get(i, 0) for i in ids]
+
+    async def _members(self, keys: Sequence[Window]) -> list[list[User]]:
+        found: dict[Window, list[User]] = {}
+        for (offset, limit), ids in _by_window(keys).items():
+            pages = await self.context.call(groups.members_page_of_groups, ids, offset, limit)
+            found.update({(gid, offset, limit): pages[gid] for gid in ids})
+        return [found[k] for k in keys]
+
+    async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
+        found: dict[Window, tuple[int, list[UserGroup]]] = {}
+        for (offset, limit), ids in _by_window(keys).items():
+            counts, pages = await self.context.call(users.groups_page_of_users, ids, offset, limit)
+            found.update({(uid, offset, limit): (counts[uid], pages[uid]) for uid in ids})
+        return [found[k] for k in keys]
+
+    async def _in_idp_group(self, ids: Sequence[str]) -> list[bool]:
+        members = await self.context.call(users.identity_provider_members, list(ids))
+        return [i in members for i in ids]
+
+
+def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int], list[str]]:
+    grouped: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for key_id, offset, limit in keys:  # DataLoader has already removed duplicate keys
+        grouped[(offset, limit)].append(key_id)
+    return grouped
+
+
+def attach(context: Context) -> Any:
+    context.loaders = Loaders(context)
+    return context.loaders

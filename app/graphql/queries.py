@@ -1,0 +1,160 @@
+"""Read side of the admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.db import models
+from app.errors import NotFound
+from app.graphql.context import Info
+from app.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, offset_connection, offset_window, page_size
+from app.graphql.types import (
+    ApiToken,
+    AuditChannel,
+    AuditEvent,
+    AuditOutcome,
+    FeatureFlag,
+    ManagedBy,
+    Organization,
+    Project,
+    ProvisionedBy,
+    User,
+    UserGroup,
+    Viewer,
+)
+from app.services import accounts, audit, flags, groups, tokens, users
+from app.services.caller import Permission
+
+
+@strawberry.input
+class UserFilter:
+    search: str | None = strawberry.field(default=None, description="Part of the userName, email or display name, any case.")
+    active: bool | None = None
+    provisioned_by: ProvisionedBy | None = None  # type: ignore[valid-type]
+
+
+@strawberry.input
+class UserGroupFilter:
+    search: str | None = strawberry.field(default=None, description="Part of the name or identifier, any case.")
+    managed_by: ManagedBy | None = None  # type: ignore[valid-type]
+    org_identifier: str | None = None
+    project_identifier: str | None = None
+
+
+@strawberry.input
+class AuditEventFilter:
+    channel: AuditChannel | None = None  # type: ignore[valid-type]
+    outcome: AuditOutcome | None = None  # type: ignore[valid-type]
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: datetime | None = None
+
+
+def _value(enum_value: object) -> str | None:
+    return None if enum_value is None else str(getattr(enum_value, "value", enum_value))
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Who is calling: the token's account and permissions.")
+    async def viewer(self, info: Info) -> Viewer:
+        caller = info.context.caller
+        account = await info.context.call(accounts.get_account, caller.account_identifier)
+        return Viewer(account_identifier=account.identifier, account_name=account.name, permissions=sorted(caller.permissions))
+
+    @strawberry.field
+    async def user(self, info: Info, id: strawberry.ID) -> User | None:
+        try:
+            return User.from_row(await info.context.call(users.get_user, info.context.caller, str(id)))
+        except NotFound:
+            return None
+
+    @strawberry.field
+    async def user_by_email(self, info: Info, email: str) -> User | None:
+        row = await info.context.call(users.get_user_by_email, info.context.caller, email)
+        return None if row is None else User.from_row(row)
+
+    @strawberry.field(description="Users, oldest first.")
+    async def users(self, info: Info, filter: UserFilter | None = None, first: int | None = None, after: str | None = None) -> Connection[User]:
+        f = filter or UserFilter()
+        where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
+        offset, limit = offset_window(first, after)
+        order = [models.User.created_at, models.User.id]
+        total, rows = await info.context.call(users.list_users, info.context.caller, where, order, offset, limit)
+        return offset_connection([User.from_row(r) for r in rows], total, offset)
+
+    @strawberry.field
+    async def user_group(self, info: Info, id: strawberry.ID) -> UserGroup | None:
+        try:
+            return UserGroup.from_row(await info.context.call(groups.get_group, info.context.caller, str(id)))
+        except NotFound:
+            return None
+
+    @strawberry.field
+    async def user_group_by_identifier(
+        self, info: Info, identifier: str, org_identifier: str | None = None, project_identifier: str | None = None
+    ) -> UserGroup | None:
+        try:
+            row = await info.context.call(groups.get_group_by_identifier, info.context.caller, identifier, org_identifier, project_identifier)
+        except NotFound:
+            return None
+        return UserGroup.from_row(row)
+
+    @strawberry.field(description="User groups, oldest first.")
+    async def user_groups(
+        self, info: Info, filter: UserGroupFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[UserGroup]:
+        f = filter or UserGroupFilter()
+        where = groups.admin_filter(
+            search=f.search, managed_by=_value(f.managed_by), org_identifier=f.org_identifier, project_identifier=f.project_identifier
+        )
+        offset, limit = offset_window(first, after)
+        order = [models.UserGroup.created_at, models.UserGroup.id]
+        total, rows = await info.context.call(groups.list_groups, info.context.caller, where, order, offset, limit)
+        return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
+
+    @strawberry.field
+    async def organizations(self, info: Info) -> list[Organization]:
+        info.context.caller.require(Permission.GROUPS_READ)
+        rows = await info.context.call(accounts.list_organizations, info.context.caller.account_id)
+        return [Organization.from_row(r) for r in rows]
+
+    @strawberry.field
+    async def projects(self, info: Info, org_identifier: str | None = None) -> list[Project]:
+        info.context.caller.require(Permission.GROUPS_READ)
+        rows = await info.context.call(accounts.list_projects, info.context.caller.account_id, org_identifier)
+        return [Project.from_row(r) for r in rows]
+
+    @strawberry.field(description="The provisioning activity log, newest first. Needs the admin permission.")
+    async def audit_events(
+        self, info: Info, filter: AuditEventFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[AuditEvent]:
+        f = filter or AuditEventFilter()
+        limit = page_size(first)
+        before = decode_cursor(after, "a")
+        total, rows = await info.context.call(
+            audit.list_events, info.context.caller,
+            channel=_value(f.channel), outcome=_value(f.outcome), resource_type=f.resource_type,
+            resource_id=f.resource_id, since=f.since, before_id=before, limit=limit + 1,
+        )  # fmt: skip
+        page, more = rows[:limit], len(rows) > limit
+        edges = [Edge(cursor=encode_cursor("a", int(r.id or 0)), node=AuditEvent.from_row(r)) for r in page]
+        return Connection(
+            total_count=total,
+            nodes=[e.node for e in edges],
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="The account's feature flags. Needs the admin permission.")
+    async def feature_flags(self, info: Info) -> list[FeatureFlag]:
+        info.context.caller.require(Permission.ADMIN)
+        values = await info.context.call(flags.list_flags, info.context.caller.account_id)
+        return [FeatureFlag(name=n, enabled=v, description=flags.KNOWN_FLAGS[n][1]) for n, v in values.items()]
+
+    @strawberry.field(description="The account's API tokens (never their secrets). Needs the admin permission.")
+    async def api_tokens(self, info: Info) -> list[ApiToken]:
+        info.context.caller.require(Permission.ADMIN)
+        return [ApiToken.from_row(r) for r in await info.context.call(tokens.list_tokens, info.context.caller.account_id)]

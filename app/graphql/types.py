@@ -1,0 +1,216 @@
+"""GraphQL object types. Nested lists go through the request's DataLoaders (no N+1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.db import models
+from app.graphql.context import Info
+from app.graphql.pagination import Connection, offset_connection, offset_window
+from app.services.caller import Permission
+
+ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created the user.")
+ManagedBy = strawberry.enum(models.ManagedBy, description="Who owns the group's name, members and existence.")
+AuditChannel = strawberry.enum(models.Channel, name="AuditChannel", description="Where a change came from.")
+AuditOutcome = strawberry.enum(models.Outcome, name="AuditOutcome", description="What became of a change.")
+
+if TYPE_CHECKING:
+    from app.graphql.types import UserGroup
+
+
+@strawberry.type(description="A user of the account, whether provisioned by the identity provider or created here.")
+class User:
+    id: strawberry.ID
+    user_name: str
+    email: str | None
+    name: str | None = strawberry.field(description="The full name.")
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+    external_id: str | None
+    provisioned_by: ProvisionedBy  # type: ignore[valid-type]
+    created_at: datetime
+    updated_at: datetime
+    row: strawberry.Private[models.User]
+
+    @classmethod
+    def from_row(cls, row: models.User) -> User:
+        return cls(
+            id=strawberry.ID(row.id),
+            user_name=row.user_name,
+            email=row.email,
+            name=row.name_formatted or row.display_name,
+            given_name=row.name_given,
+            family_name=row.name_family,
+            display_name=row.display_name,
+            active=row.active,
+            external_id=row.external_id,
+            provisioned_by=models.ProvisionedBy(row.provisioned_by),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            row=row,
+        )
+
+    @strawberry.field(description="True when the identity provider owns this user's email, name, group assignments or existence, so some changes here are refused.")
+    async def managed_by_identity_provider(self, info: Info) -> bool:
+        if self.row.provisioned_by == models.ProvisionedBy.SCIM.value:
+            return True
+        return await info.context.loaders.in_idp_group.load(self.row.id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The groups the user belongs to, by name.")
+    async def groups(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[UserGroup, strawberry.lazy("app.graphql.types")]]:
+        info.context.caller.require(Permission.GROUPS_READ)
+        offset, limit = offset_window(first, after)
+        total, rows = await info.context.loaders.groups_of_user.load((self.row.id, offset, limit))
+        return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
+
+
+@strawberry.type(description="A user group at account, organization or project scope.")
+class UserGroup:
+    id: strawberry.ID
+    identifier: str
+    name: str
+    description: str | None
+    org_identifier: str | None
+    project_identifier: str | None
+    managed_by: ManagedBy  # type: ignore[valid-type]
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    row: strawberry.Private[models.UserGroup]
+
+    @classmethod
+    def from_row(cls, row: models.UserGroup) -> UserGroup:
+        return cls(
+            id=strawberry.ID(row.id),
+            identifier=row.identifier,
+            name=row.display_name,
+            description=row.description,
+            org_identifier=row.org_identifier,
+            project_identifier=row.project_identifier,
+            managed_by=models.ManagedBy(row.managed_by),
+            external_id=row.external_id,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def member_count(self, info: Info) -> int:
+        return await info.context.loaders.member_count.load(self.row.id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Members in the order they joined.")
+    async def members(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
+        info.context.caller.require(Permission.USERS_READ)
+        offset, limit = offset_window(first, after)
+        total = await info.context.loaders.member_count.load(self.row.id)
+        rows = await info.context.loaders.members.load((self.row.id, offset, limit))
+        return offset_connection([User.from_row(r) for r in rows], total, offset)
+
+
+@strawberry.type
+class Viewer:
+    account_identifier: str
+    account_name: str
+    permissions: list[str]
+
+
+@strawberry.type
+class Organization:
+    identifier: str
+    name: str
+
+    @classmethod
+    def from_row(cls, row: models.Organization) -> Organization:
+        return cls(identifier=row.identifier, name=row.name)
+
+
+@strawberry.type
+class Project:
+    identifier: str
+    org_identifier: str
+    name: str
+
+    @classmethod
+    def from_row(cls, row: models.Project) -> Project:
+        return cls(identifier=row.identifier, org_identifier=row.org_identifier, name=row.name)
+
+
+@strawberry.type(description="One entry of the provisioning activity log.")
+class AuditEvent:
+    id: strawberry.ID
+    occurred_at: datetime
+    caller: str = strawberry.field(description="The token id, or 'system'.")
+    channel: AuditChannel  # type: ignore[valid-type]
+    action: str
+    resource_type: str
+    resource_id: str | None
+    outcome: AuditOutcome  # type: ignore[valid-type]
+    detail: JSON
+
+    @classmethod
+    def from_row(cls, row: models.AuditEvent) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            occurred_at=row.occurred_at,
+            caller=row.caller,
+            channel=models.Channel(row.channel),
+            action=row.action,
+            resource_type=row.resource_type,
+            resource_id=row.resource_id,
+            outcome=models.Outcome(row.outcome),
+            detail=row.detail,
+        )
+
+
+@strawberry.type
+class FeatureFlag:
+    name: str
+    enabled: bool
+    description: str
+
+
+@strawberry.type(description="An API token. The secret is never readable after creation.")
+class ApiToken:
+    token_id: str
+    name: str
+    permissions: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: models.ApiToken) -> ApiToken:
+        return cls(
+            token_id=row.token_id,
+            name=row.name,
+            permissions=list(row.permissions),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            last_used_at=row.last_used_at,
+        )
+
+
+@strawberry.type
+class CreatedApiToken:
+    token: ApiToken
+    secret: str = strawberry.field(description="The bearer token. Shown once; store it now.")
+
+
+@strawberry.type
+class DeletedUserGroup:
+    id: strawberry.ID
+
+
+@strawberry.type
+class DeletedUser:
+    id: strawberry.ID
