@@ -29,5 +29,10 @@ lint: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/python -m app export-schema > schema.graphql
 
+# A longer campaign than make test runs: more examples for schemathesis and the property tests.
+fuzz: $(STAMP)
+	CONFORMANCE_MAX_EXAMPLES=$${CONFORMANCE_MAX_EXAMPLES:-200} PROPERTY_MAX_EXAMPLES=$${PROPERTY_MAX_EXAMPLES:-20000} \
+		$(BIN)/python -m pytest tests/conformance tests/test_properties.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -13,10 +13,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from app.db.engine import create_engine, create_sessionmaker
 from app.graphql.app import GraphQLEndpoint
-from app.middleware import RequestContextMiddleware
+from app.middleware import SCIM_PREFIX, RequestContextMiddleware
+from app.scim.errors import error_response
+from app.scim.openapi import openapi_document
 from app.scim.routes import scim_routes
 from app.settings import Settings
 
@@ -25,6 +28,19 @@ logger = logging.getLogger("scimgraph")
 
 async def healthz(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    path = scope.get("path", "")
+    if path.startswith(SCIM_PREFIX):
+        response = error_response(404, "no SCIM endpoint at this path")
+    else:
+        response = JSONResponse({"error": "not found"}, status_code=404)
+    await response(scope, receive, send)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.app.state.settings.public_url))
 
 
 async def readyz(request: Request) -> Response:
@@ -54,6 +70,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/openapi.json", openapi),
         Mount("/gateway/ng/api/scim/account/{account}", routes=scim_routes()),
         Route("/graphql", GraphQLEndpoint()),
     ]
@@ -62,6 +79,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
         middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )
+    # Paths the router cannot match at all (a newline in a segment, say) still get a proper body.
+    app.router.default = not_found
     app.state.settings = settings
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.

@@ -110,3 +110,14 @@ def test_members_become_member_changes_not_document_edits() -> None:
 def test_member_filter_must_select_by_value() -> None:
     with pytest.raises(InvalidPath):
         patch({"displayName": "G"}, {"op": "remove", "path": 'members[display eq "x"]'}, resource=GROUP, collect="members")
+
+
+def test_path_naming_a_whole_extension() -> None:
+    doc = {**BASE, ENTERPRISE_USER: {"department": "Sales", "costCenter": "1"}}
+    added = patch(doc, {"op": "add", "path": ENTERPRISE_USER, "value": {"department": "Ops"}}).document
+    assert added[ENTERPRISE_USER] == {"department": "Ops", "costCenter": "1"}
+    replaced = patch(doc, {"op": "replace", "path": ENTERPRISE_USER, "value": {"division": "EMEA"}}).document
+    assert replaced[ENTERPRISE_USER] == {"division": "EMEA"}
+    assert ENTERPRISE_USER not in patch(doc, {"op": "remove", "path": ENTERPRISE_USER}).document
+    with pytest.raises(InvalidSyntax):
+        patch(doc, {"op": "add", "path": ENTERPRISE_USER, "value": "x"})

@@ -138,7 +138,8 @@ class User(SQLModel, table=True):
     name_honorific_suffix: str | None = Field(default=None, sa_column=Column(Text))
     email: str | None = Field(default=None, sa_column=Column(String(320)))
     email_ci: str | None = Field(default=None, sa_column=Column(String(320)))
-    active: bool = Field(default=True, sa_column=Column(Boolean, nullable=False))
+    # NULL is "unassigned" (RFC 7644 §3.5.2.2 after a remove); only False deactivates.
+    active: bool | None = Field(default=True, sa_column=Column(Boolean, nullable=True))
     multi_valued: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     employee_number: str | None = Field(default=None, sa_column=Column(Text))
     cost_center: str | None = Field(default=None, sa_column=Column(Text))

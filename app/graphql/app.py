@@ -20,6 +20,7 @@ from app.graphql.context import Context
 from app.graphql.loaders import attach as attach_loaders
 from app.graphql.schema import schema
 from app.services import tokens
+from app.validation import contains_nul
 
 
 class _SchemaApp(GraphQL[Context, None]):
@@ -35,6 +36,19 @@ def _unauthorized() -> Response:
     )
 
 
+def _nul_in_variables(body: bytes) -> bool:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False  # the GraphQL view answers malformed JSON itself
+    return isinstance(payload, dict) and contains_nul(payload.get("variables"))
+
+
+def _bad_request(message: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
+    return Response(json.dumps(body), status_code=400, media_type="application/json")
+
+
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
@@ -48,6 +62,9 @@ class GraphQLEndpoint:
             return
         # Read the body here so the size limit surfaces as 413 rather than a GraphQL parse error.
         body = await request.body()
+        if _nul_in_variables(body):
+            await _bad_request("strings must not contain the NUL character")(scope, receive, send)
+            return
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}

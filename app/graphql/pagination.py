@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from graphql import GraphQLError
 
 T = TypeVar("T")
 DEFAULT_PAGE = 50
@@ -40,22 +39,22 @@ def encode_cursor(kind: str, value: int) -> str:
 
 
 def decode_cursor(cursor: str | None, kind: str) -> int | None:
-    if cursor is None:
+    """The position a cursor of ours names. Anything else — absent, empty, or not produced by this
+    field — reads as "from the start", so a stale or mangled cursor never fails a page load."""
+    if not cursor:
         return None
     try:
         prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if prefix != kind:
-            raise ValueError
-        return int(value)
+        position = int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise GraphQLError("after is not a cursor this field produced", extensions={"code": "BAD_USER_INPUT", "field": "after"}) from None
+        return None
+    return position if prefix == kind and position >= 0 else None
 
 
 def page_size(first: int | None) -> int:
+    """`first` is capped at 100 (and read as 0 when negative), as GitHub caps its connections."""
     size = DEFAULT_PAGE if first is None else first
-    if not 0 <= size <= MAX_PAGE:
-        raise GraphQLError(f"first must be between 0 and {MAX_PAGE}", extensions={"code": "BAD_USER_INPUT", "field": "first"})
-    return size
+    return max(0, min(MAX_PAGE, size))
 
 
 def offset_window(first: int | None, after: str | None) -> tuple[int, int]:

@@ -48,7 +48,7 @@ class User:
             given_name=row.name_given,
             family_name=row.name_family,
             display_name=row.display_name,
-            active=row.active,
+            active=row.active is not False,
             external_id=row.external_id,
             provisioned_by=models.ProvisionedBy(row.provisioned_by),
             created_at=row.created_at,

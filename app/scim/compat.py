@@ -12,6 +12,7 @@ from app.errors import InvalidInput, InvalidSyntax
 PATCH_OPS = ("add", "remove", "replace")
 
 
+
 def op_name(raw: Any) -> str:
     """Entra's default form capitalises ops (`Replace`, `Add`); RFC 7644 §3.5.2 uses lowercase."""
     if not isinstance(raw, str) or raw.lower() not in PATCH_OPS:
@@ -30,7 +31,7 @@ def coerce_boolean(value: Any, name: str) -> bool:
 
 def is_empty(value: Any) -> bool:
     """`""` and `null` in a PATCH value clear the attribute (Entra clears this way)."""
-    return value is None or value == "" or value == [] or value == {}
+    return value is None or value == ""
 
 
 def drop_nulls(value: Any) -> Any:
@@ -46,26 +47,41 @@ def manager_reference(value: Any) -> dict[str, Any] | None:
     """The enterprise `manager` arrives as a plain id, as `{"value": id}` or as `[{"value": id}]`;
     it is stored and returned in the RFC's complex form. Empty means removal."""
     if isinstance(value, list):
+        if len(value) > 1 or not all(isinstance(v, dict) for v in value):
+            raise InvalidInput('a list of managers holds one {"value": id} object', field="manager")
         value = value[0] if value else None
     if isinstance(value, dict):
+        ref = value.get("$ref")
+        if ref is not None and not isinstance(ref, str):
+            raise InvalidInput("manager.$ref must be a string", field="manager")
         value = value.get("value")
     if is_empty(value):
         return None
-    if not isinstance(value, (str, int)):
+    if not isinstance(value, str) or "\x00" in value:
         raise InvalidInput("manager must be a user id, {\"value\": id} or [{\"value\": id}]", field="manager")
-    return {"value": str(value)}
+    return {"value": value}
 
 
 def member_values(value: Any) -> list[str]:
     """Member lists from Entra carry `"$ref": null` and several members per operation; Okta sends
     objects too. Returns the member ids."""
-    if is_empty(value):
+    if is_empty(value) or value == []:
         return []
-    items = value if isinstance(value, list) else [value]
+    if not isinstance(value, list):
+        raise InvalidInput("members takes a list of {\"value\": id} objects", field="members")
     ids: list[str] = []
-    for item in items:
-        member = item.get("value") if isinstance(item, dict) else item
-        if not isinstance(member, str) or not member:
-            raise InvalidInput(f"each member needs a string value, got {item!r}", field="members")
+    for item in value:
+        if item is None:
+            continue  # null means absent
+        member = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(member, str) or not member or "\x00" in member:
+            raise InvalidInput(f'each member must be an object with the user id as "value", got {item!r}', field="members")
         ids.append(member)
     return ids
+
+
+def check_schemas_list(body: dict[str, Any]) -> None:
+    """`schemas` may carry URNs we do not know (Entra sends some), but it must be a list of strings."""
+    schemas = next((v for k, v in body.items() if isinstance(k, str) and k.lower() == "schemas"), None)
+    if schemas is not None and (not isinstance(schemas, list) or not all(isinstance(u, str) for u in schemas)):
+        raise InvalidSyntax("schemas must be a list of URN strings", field="schemas")

@@ -13,9 +13,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import InvalidFilter, InvalidPath, InvalidSyntax, Mutability, NoTarget
+from app.errors import InvalidFilter, InvalidInput, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from app.scim import compat
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath, parse_filter
+from app.scim.resources import canonical_elements
 from app.scim.schema import Attribute, ResolvedPath, ResourceType, resolve
 from app.services.groups import MemberChange
 
@@ -158,12 +159,13 @@ class _Engine:
 
     def apply_pathless(self, op: str, value: dict[str, Any], prefix: str = "") -> None:
         for key, item in value.items():
-            if key.lower() in IGNORED_PATHLESS_KEYS and not prefix:
-                continue
+            if key.lower() == "schemas" or (key.lower() in IGNORED_PATHLESS_KEYS and not prefix):
+                continue  # clients echo these back, extension objects included
             full = f"{prefix}:{key}" if prefix else key
             target = resolve(full, self.resource)
             if target is None:
-                continue  # unknown attributes are ignored, as on POST
+                # A key of a path-less value is a path (RFC 7644 §3.5.2.1): one naming nothing is an error.
+                raise InvalidPath(f"unknown attribute '{full}' for {self.resource.name}")
             if target.attribute is None:  # a whole extension: {"urn:…:User": {...}}
                 if not isinstance(item, dict):
                     raise InvalidSyntax(f"{key} must be an object", field=key)
@@ -172,6 +174,17 @@ class _Engine:
             self.apply_path(op, PatchPath(full, target), item)
 
     def apply_path(self, op: str, path: PatchPath, value: Any) -> None:
+        if path.target.attribute is None:  # the whole extension, e.g. "urn:…:enterprise:2.0:User"
+            self.result.touched.add(path.target.schema)
+            if op == "remove" or compat.is_empty(value):
+                self.doc.pop(path.target.schema, None)
+                return
+            if not isinstance(value, dict):
+                raise InvalidSyntax(f"{path.raw} needs an object value", field=path.raw)
+            if op == "replace":
+                self.doc.pop(path.target.schema, None)
+            self.apply_pathless("add" if op == "replace" else op, value, path.target.schema)
+            return
         attribute = path.attribute
         if attribute.read_only or (path.sub is not None and path.sub.read_only):
             raise Mutability(f"'{path.raw}' is read-only and cannot be modified")
@@ -188,7 +201,7 @@ class _Engine:
         elif op == "remove" or compat.is_empty(value):
             container.pop(name, None)
         else:
-            container[name] = value
+            container[name] = _checked_leaf(value, attribute, path.raw)
 
     def complex(self, op: str, path: PatchPath, container: dict[str, Any], value: Any) -> None:
         name = path.attribute.name
@@ -199,14 +212,21 @@ class _Engine:
             if op == "remove" or compat.is_empty(value):
                 current.pop(path.sub.name, None)
             else:
-                current[path.sub.name] = value
-        elif op == "remove" or compat.is_empty(value):
-            current = {}
+                current[path.sub.name] = _checked_leaf(value, path.sub, path.raw)
+        elif op == "remove" or compat.is_empty(value) or value == {}:
+            current = {} if op != "add" else current
         else:
             if not isinstance(value, dict):
                 raise InvalidSyntax(f"{name} needs an object value", field=name)
             # RFC 7644 §3.5.2.3: sub-attributes not named in the value are left unchanged.
-            current = {**current, **value}
+            checked = {}
+            for key, item in value.items():
+                sub = path.attribute.sub(key)
+                if sub is not None and not sub.read_only and not compat.is_empty(item):
+                    checked[sub.name] = _checked_leaf(item, sub, f"{name}.{sub.name}")
+                elif sub is not None and compat.is_empty(item):
+                    checked[sub.name] = None
+            current = {**current, **checked}
             current = {k: v for k, v in current.items() if not compat.is_empty(v)}
         if current:
             container[name] = current
@@ -223,13 +243,10 @@ class _Engine:
                 else:  # remove exactly the listed values (never "clear all")
                     drop = {str(v.get("value") if isinstance(v, dict) else v).lower() for v in _as_list(value)}
                     elements = [e for e in elements if str(e.get("value")).lower() not in drop]
-            elif compat.is_empty(value):
+            elif compat.is_empty(value) or value == []:
                 elements = [] if op == "replace" else elements
             else:
-                new = [v for v in _as_list(value)]
-                for item in new:
-                    if not isinstance(item, dict):
-                        raise InvalidSyntax(f"each element of {name} must be an object", field=name)
+                new = canonical_elements(path.attribute, value)
                 if op == "replace":
                     elements = new
                 else:
@@ -245,6 +262,8 @@ class _Engine:
             else:
                 elements = [{path.sub.name: value}]
         else:
+            if path.sub is not None and op != "remove" and not compat.is_empty(value):
+                value = canonical_elements(path.attribute, [{path.sub.name: value}])[0][path.sub.name] if path.sub.name != "$ref" else value
             matched = [i for i, e in enumerate(elements) if element_matches(e, path.filter, path.attribute)]
             if op == "remove" or (path.sub is not None and compat.is_empty(value)):
                 if path.sub is None:
@@ -300,6 +319,15 @@ class _Engine:
             changes.append(MemberChange("add", tuple(ids)))
 
 
+def _checked_leaf(value: Any, attribute: Attribute, where: str) -> Any:
+    """A value is checked when it is applied, before a later operation can overwrite it."""
+    if attribute.type == "boolean":
+        return compat.coerce_boolean(value, where)
+    if not isinstance(value, str) or "\x00" in value:
+        raise InvalidInput(f"{where} must be a string without NUL characters, got {type(value).__name__}", field=where)
+    return value
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -321,7 +349,7 @@ def _without(element: dict[str, Any], sub: str) -> dict[str, Any]:
 def _meaningful(element: dict[str, Any], attribute: Attribute) -> bool:
     """An element left with only its type/primary/display labels says nothing; drop it."""
     labels = {"type", "primary", "display"}
-    return any(k not in labels and not compat.is_empty(v) for k, v in element.items())
+    return any(k not in labels and not compat.is_empty(v) and v != [] for k, v in element.items())
 
 
 def _member_ids_in_filter(expr: Expr) -> list[str]:
@@ -342,6 +370,7 @@ def apply_patch(
     are returned as MemberChanges instead of being applied."""
     if not isinstance(body, dict):
         raise InvalidSyntax("a PATCH body must be a JSON object")
+    compat.check_schemas_list(body)
     operations = _get(body, "Operations")
     if not isinstance(operations, list) or not operations:
         raise InvalidSyntax("a PATCH body needs a non-empty 'Operations' list", field="Operations")
@@ -351,7 +380,9 @@ def apply_patch(
             raise InvalidSyntax("each operation must be a JSON object", field="Operations")
         op = compat.op_name(_get(operation, "op"))
         raw_path = _get(operation, "path")
-        value = _get(operation, "value")
+        value = compat.drop_nulls(_get(operation, "value"))
         path = parse_path(raw_path, resource) if raw_path not in (None, "") else None
+        if op != "remove" and not any(isinstance(k, str) and k.lower() == "value" for k in operation):
+            raise InvalidSyntax(f"{op} needs a value (RFC 7644 §3.5.2)", field="value")
         engine.apply(op, path, value)
     return engine.result

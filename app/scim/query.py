@@ -379,3 +379,21 @@ def sort_column(sort_by: str, resource: ResourceType) -> Any:
         raise InvalidInput(f"cannot sort by '{sort_by}'", field="sortBy")
     return getattr(model, name)
 
+
+
+def sortable_attributes(resource: ResourceType) -> list[str]:
+    """The attribute names `sortBy` accepts (in any letter case)."""
+    columns, overrides = (USER_COLUMNS, USER_FILTER_OVERRIDES) if resource is USER else (GROUP_COLUMNS, GROUP_FILTER_OVERRIDES)
+    names = ["id", "meta.created", "meta.lastModified", *columns, *overrides]
+    if resource is USER:
+        names += ["emails", "emails.value"]
+    return sorted(set(names))
+
+
+def filterable_text_attributes(resource: ResourceType) -> list[str]:
+    """String attributes a filter can compare, for describing filters in the OpenAPI document."""
+    if resource is USER:
+        names = [k for k, column in USER_COLUMNS.items() if column != "active"] + ["id", "emails.value", "emails.type", "phoneNumbers.value"]
+    else:
+        names = [*GROUP_COLUMNS, "id", "members.value"]
+    return sorted(set(names))

@@ -19,6 +19,7 @@ from app.scim.schema import (
     ResourceType,
     resolve,
 )
+from app.validation import is_blank
 
 MAX_INDEXED_LENGTH = 256  # userName, group displayName and externalId are indexed
 
@@ -35,24 +36,43 @@ def etag(version: int) -> str:
 
 
 def _canonical_element(attribute: Attribute, value: Any) -> dict[str, Any]:
+    """One element of a complex attribute with schema names; known sub-attributes are type-checked
+    before anything empty is dropped, so a bad value is reported rather than silently lost."""
     if not isinstance(value, dict):
         raise InvalidInput(f"each element of {attribute.name} must be an object", field=attribute.name)
     out: dict[str, Any] = {}
     for key, item in value.items():
         sub = attribute.sub(key)
-        if sub is not None and not compat.is_empty(item):
-            out[sub.name] = item
+        if sub is None or item is None or item == "":
+            continue
+        name = f"{attribute.name}.{sub.name}"
+        if sub.type == "boolean":
+            out[sub.name] = compat.coerce_boolean(item, name)
+        elif sub.name == "$ref" or sub.read_only:
+            continue  # server-built or server-owned: accepted and ignored
+        else:
+            out[sub.name] = _string(item, name)
     return out
+
+
+def canonical_elements(attribute: Attribute, value: Any) -> list[dict[str, Any]]:
+    """The elements of a multi-valued complex attribute, checked (the PATCH engine uses this too)."""
+    if not isinstance(value, list):
+        raise InvalidInput(f"{attribute.name} takes a list of objects", field=attribute.name)
+    return [e for e in (_canonical_element(attribute, v) for v in value if v is not None) if e]
 
 
 def _canonical_value(attribute: Attribute, value: Any) -> Any:
     if attribute.name == "manager":
         return compat.manager_reference(value)
     if attribute.multi_valued:
-        items = value if isinstance(value, list) else [value]
+        if not isinstance(value, list):
+            raise InvalidInput(f"{attribute.name} must be a list", field=attribute.name)
+        if attribute.name == "members":
+            return value  # checked element by element where member ids are read
         if attribute.type != "complex":
-            return items
-        return [e for e in (_canonical_element(attribute, v) for v in items) if e]
+            return value
+        return [e for e in (_canonical_element(attribute, v) for v in value) if e]
     if attribute.type == "complex":
         element = _canonical_element(attribute, value)
         return element or None
@@ -64,6 +84,7 @@ def normalize_document(body: Any, resource: ResourceType) -> dict[str, Any]:
     unknown or read-only attributes dropped (RFC 7643 §2.5, RFC 7644 §3.3)."""
     if not isinstance(body, dict):
         raise InvalidSyntax("the request body must be a JSON object")
+    compat.check_schemas_list(body)
     doc: dict[str, Any] = {}
     for key, value in compat.drop_nulls(body).items():
         target = resolve(key, resource) if isinstance(key, str) else None
@@ -92,23 +113,26 @@ def _set(doc: dict[str, Any], urn: str | None, attribute: Attribute, sub: Attrib
         container.setdefault(attribute.name, {})[sub.name] = value
         return
     canonical = _canonical_value(attribute, value)
-    if canonical is None or canonical == []:
+    if canonical is None or (attribute.multi_valued and canonical == []):
         container.pop(attribute.name, None)
     else:
         container[attribute.name] = canonical
 
 
 def _string(value: Any, name: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string, got {type(value).__name__}", field=name)
-    return value if isinstance(value, str) else str(value)
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise InvalidInput(f"{name} must not contain the NUL character", field=name)
+    return value
 
 
 def user_values(doc: dict[str, Any]) -> dict[str, Any]:
     """Column values of a user from its canonical document. Validates types."""
     user_name = doc.get("userName")
-    if not isinstance(user_name, str) or not user_name.strip():
+    if not isinstance(user_name, str) or is_blank(user_name):
         raise InvalidInput("userName is required and must be a non-empty string", field="userName")
+    _string(user_name, "userName")
     values: dict[str, Any] = {}
     for key, column in USER_COLUMNS.items():
         value = _lookup(doc, key)
@@ -118,11 +142,12 @@ def user_values(doc: dict[str, Any]) -> dict[str, Any]:
             values[column] = compat.coerce_boolean(value, "active")
         else:
             values[column] = _string(value, key.rsplit(":", 1)[-1])
-    if values["active"] is None:
-        values["active"] = True
     for column, name in (("user_name", "userName"), ("external_id", "externalId")):
         if values[column] is not None and len(values[column]) > MAX_INDEXED_LENGTH:
             raise InvalidInput(f"{name} is longer than {MAX_INDEXED_LENGTH} characters", field=name)
+    manager = _lookup(doc, f"{ENTERPRISE_USER}:manager")
+    if isinstance(manager, dict) and manager.get("$ref") is not None:
+        _string(manager["$ref"], "manager.$ref")
     multi: dict[str, list[dict[str, Any]]] = {}
     for attribute in USER_MULTI_VALUED:
         elements = doc.get(attribute.name)
@@ -162,12 +187,12 @@ def _lookup(doc: dict[str, Any], key: str) -> Any:
 
 def group_values(doc: dict[str, Any]) -> dict[str, Any]:
     display_name = doc.get("displayName")
-    if not isinstance(display_name, str) or not display_name.strip():
+    if not isinstance(display_name, str) or is_blank(display_name):
         raise InvalidInput("displayName is required and must be a non-empty string", field="displayName")
     external_id = doc.get("externalId")
     values = {
-        "display_name": display_name,
-        "external_id": None if compat.is_empty(external_id) else _string(external_id, "externalId"),
+        "display_name": _string(display_name, "displayName"),
+        "external_id": None if external_id in (None, "") else _string(external_id, "externalId"),
     }
     for column, name in (("display_name", "displayName"), ("external_id", "externalId")):
         if values[column] is not None and len(values[column]) > MAX_INDEXED_LENGTH:

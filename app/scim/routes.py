@@ -38,6 +38,7 @@ from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, 
 from app.services import groups, tokens, users
 from app.services.caller import Caller
 from app.settings import Settings
+from app.validation import contains_nul
 
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -64,20 +65,7 @@ class Scim:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-        if _has_nul(body):
-            raise InvalidInput("strings must not contain the NUL character")
         return body
-
-
-def _has_nul(value: Any) -> bool:
-    """PostgreSQL text cannot hold NUL; refuse it up front as a client error."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 Handler = Callable[[Scim], Awaitable[Response]]
@@ -94,8 +82,8 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             return error_response(405, f"{request.method} is not supported here; allowed: {allow}", headers={"Allow": allow})
         settings: Settings = request.app.state.settings
         account = request.path_params["account"]
-        if _has_nul(dict(request.path_params)) or _has_nul(dict(request.query_params)):
-            return error_response(400, "the URL must not contain the NUL character", "invalidValue")
+        if contains_nul(dict(request.path_params)):
+            return error_response(404, "no resource has an id with a NUL character")
         try:
             async with request.app.state.sessionmaker() as session, session.begin():
                 caller = await tokens.authenticate(session, bearer_token(request), channel=Channel.SCIM, account_identifier=account)
@@ -124,9 +112,9 @@ class ListParams:
 
 
 def _int_param(raw: Any, name: str, default: int) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    if isinstance(raw, bool):
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
         raise InvalidInput(f"{name} must be an integer", field=name)
     try:
         return int(raw)
@@ -140,14 +128,15 @@ def list_params(source: dict[str, Any]) -> ListParams:
     filter_text = lowered.get("filter")
     if filter_text is not None and not isinstance(filter_text, str):
         raise InvalidFilter("filter must be a string")
-    order = lowered.get("sortorder") or "ascending"
+    order = lowered.get("sortorder")
+    order = "ascending" if order is None else order
     if not isinstance(order, str) or order.lower() not in ("ascending", "descending"):
         raise InvalidInput("sortOrder must be ascending or descending", field="sortOrder")
     sort_by = lowered.get("sortby")
-    if sort_by is not None and not isinstance(sort_by, str):
-        raise InvalidInput("sortBy must be a string", field="sortBy")
+    if sort_by is not None and (not isinstance(sort_by, str) or not sort_by):
+        raise InvalidInput("sortBy must name an attribute", field="sortBy")
     return ListParams(
-        filter=filter_text if filter_text not in (None, "") else None,
+        filter=filter_text,
         start_index=max(1, _int_param(lowered.get("startindex"), "startIndex", 1)),
         count=min(discovery.MAX_RESULTS, max(0, _int_param(lowered.get("count"), "count", discovery.DEFAULT_COUNT))),
         sort_by=sort_by or None,
@@ -215,6 +204,7 @@ async def _search_body(scim: Scim) -> ListParams:
     body = await scim.json_body()
     if not isinstance(body, dict):
         raise InvalidSyntax("a search request must be a JSON object")
+    compat.check_schemas_list(body)
     return list_params(body)
 
 
@@ -256,20 +246,25 @@ async def search_all(scim: Scim) -> Response:
 # --- single resources ----------------------------------------------------------------------------
 
 
+def _entity_tags(request: Request, header: str) -> set[str] | None:
+    """The entity tags of an If-Match / If-None-Match header (RFC 7232 §3), None when absent. A tag
+    that is not one of ours simply does not match."""
+    value = request.headers.get(header)
+    return None if value is None else {t.strip() for t in value.split(",")}
+
+
 def _check_if_match(request: Request, version: int) -> None:
-    """RFC 7644 §3.14: a stale If-Match makes PUT, PATCH and DELETE fail with 412."""
-    header = request.headers.get("if-match")
-    if header is None:
-        return
-    tags = {t.strip() for t in header.split(",")}
-    if "*" in tags or etag(version) in tags or f'"{version}"' in tags:
+    """RFC 7644 §3.14: a stale If-Match makes PUT, PATCH and DELETE fail with 412. Handlers call it
+    after the request body has been validated, so a malformed request is a 400 first."""
+    tags = _entity_tags(request, "if-match")
+    if tags is None or "*" in tags or etag(version) in tags or f'"{version}"' in tags:
         return
     raise PreconditionFailed(f"the resource has changed: its version is {etag(version)}")
 
 
 def _not_modified(request: Request, version: int) -> bool:
-    header = request.headers.get("if-none-match")
-    return header is not None and any(t.strip() in (etag(version), f'"{version}"', "*") for t in header.split(","))
+    tags = _entity_tags(request, "if-none-match")
+    return tags is not None and bool(tags & {etag(version), f'"{version}"', "*"})
 
 
 def _resource_response(doc: dict[str, Any], version: int, status: int = 200, location: str | None = None) -> Response:
@@ -305,10 +300,9 @@ async def get_user(scim: Scim) -> Response:
 
 
 async def replace_user(scim: Scim) -> Response:
-    body = await scim.json_body()
+    values = user_values(normalize_document(await scim.json_body(), USER))
     user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, user.version)
-    values = user_values(normalize_document(body, USER))
     await users.update_user(scim.session, scim.caller, user, values)
     return await _user_response(scim, user)
 
@@ -316,9 +310,9 @@ async def replace_user(scim: Scim) -> Response:
 async def patch_user(scim: Scim) -> Response:
     body = await scim.json_body()
     user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    values = user_values(apply_patch(user_document(user), body, USER).document)
     _check_if_match(scim.request, user.version)
-    result = apply_patch(user_document(user), body, USER)
-    await users.update_user(scim.session, scim.caller, user, user_values(result.document))
+    await users.update_user(scim.session, scim.caller, user, values)
     return await _user_response(scim, user)
 
 
@@ -348,14 +342,14 @@ async def get_group(scim: Scim) -> Response:
 
 
 async def replace_group(scim: Scim) -> Response:
-    body = await scim.json_body()
+    doc = normalize_document(await scim.json_body(), GROUP)
+    values = group_values(doc)
+    member_ids = compat.member_values(doc.get("members"))
     group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, group.version)
-    doc = normalize_document(body, GROUP)
-    values = group_values(doc)
     await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
     await groups.change_members(
-        scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(compat.member_values(doc.get("members"))))]
+        scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))]
     )
     return await _group_response(scim, group)
 
@@ -363,11 +357,11 @@ async def replace_group(scim: Scim) -> Response:
 async def patch_group(scim: Scim) -> Response:
     body = await scim.json_body()
     group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
-    _check_if_match(scim.request, group.version)
     before = group_document(group)
     result = apply_patch(before, body, GROUP, collect="members")
+    values = group_values(result.document)
+    _check_if_match(scim.request, group.version)
     if result.document != before:
-        values = group_values(result.document)
         await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
     await groups.change_members(scim.session, scim.caller, group, result.member_changes)
     query = scim.query

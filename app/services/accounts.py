@@ -27,7 +27,7 @@ def validate_identifier(value: str, *, field: str = "identifier") -> str:
 
 
 def _validate_name(name: str) -> None:
-    if not name.strip():
+    if not name.strip() or "\x00" in name:
         raise InvalidInput("name must not be empty", field="name")
 
 
@@ -86,6 +86,8 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
 
 
 async def get_organization(session: AsyncSession, account_id: int, identifier: str) -> Organization:
+    if not IDENTIFIER_RE.match(identifier):
+        raise NotFound("Organization", identifier.replace("\x00", ""))
     org = await session.scalar(
         select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier)
     )
@@ -95,6 +97,8 @@ async def get_organization(session: AsyncSession, account_id: int, identifier: s
 
 
 async def get_project(session: AsyncSession, account_id: int, org_identifier: str, identifier: str) -> Project:
+    if not (IDENTIFIER_RE.match(org_identifier) and IDENTIFIER_RE.match(identifier)):
+        raise NotFound("Project", f"{org_identifier}/{identifier}".replace("\x00", ""))
     project = await session.scalar(
         select(Project).where(
             Project.account_id == account_id,
@@ -116,6 +120,8 @@ async def list_organizations(session: AsyncSession, account_id: int) -> list[Org
 
 async def list_projects(session: AsyncSession, account_id: int, org_identifier: str | None) -> list[Project]:
     query = select(Project).where(Project.account_id == account_id)
+    if org_identifier is not None and "\x00" in org_identifier:
+        return []
     if org_identifier is not None:
         query = query.where(Project.org_identifier == org_identifier)
     rows = await session.scalars(query.order_by(Project.org_identifier, Project.identifier))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEvent, Outcome
 from app.services.caller import Caller, Permission
+from app.validation import has_nul
 
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
@@ -60,6 +61,8 @@ async def list_events(
 ) -> tuple[int, list[AuditEvent]]:
     """Newest first; `before_id` continues a previous page (keyset, stable while events arrive)."""
     caller.require(Permission.ADMIN)
+    if has_nul(resource_type, resource_id):
+        return 0, []
     conditions = [AuditEvent.account_id == caller.account_id]
     if channel is not None:
         conditions.append(AuditEvent.channel == channel)

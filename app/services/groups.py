@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, true
+from sqlalchemy import ColumnElement, and_, delete, false, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
 from app.services.common import chunks, insert_ignoring_conflicts, page
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
+from app.validation import has_nul, is_blank
 
 MAX_DISPLAY_NAME = 256
 IDENTIFIER_ATTEMPTS = 20
@@ -68,8 +69,10 @@ def _scope(org: str | None, project: str | None) -> str:
 
 
 def _validate_name(display_name: Any) -> str:
-    if not isinstance(display_name, str) or not display_name.strip():
+    if not isinstance(display_name, str) or is_blank(display_name):
         raise InvalidInput("the group name is required", field="displayName")
+    if has_nul(display_name):
+        raise InvalidInput("the group name must not contain the NUL character", field="displayName")
     if len(display_name) > MAX_DISPLAY_NAME:
         raise InvalidInput(f"the group name is longer than {MAX_DISPLAY_NAME} characters", field="displayName")
     return display_name
@@ -133,6 +136,8 @@ async def create_group(
     when a native group already holds it (the seed keeps both). Elsewhere it is a native group."""
     caller.require(Permission.GROUPS_WRITE)
     _validate_name(display_name)
+    if has_nul(description, external_id, org_identifier, project_identifier):
+        raise InvalidInput("values must not contain the NUL character", field="description")
     from_idp = caller.channel == Channel.SCIM
     scope = _scope(org_identifier, project_identifier)
     if org_identifier:
@@ -191,6 +196,8 @@ async def create_group(
 
 async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> UserGroup:
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
+    if has_nul(group_id):
+        raise NotFound("UserGroup", group_id.replace("\x00", ""))
     query = select(UserGroup).where(UserGroup.id == group_id, UserGroup.account_id == caller.account_id)
     if for_update:
         query = query.with_for_update()
@@ -204,6 +211,8 @@ async def get_group_by_identifier(
     session: AsyncSession, caller: Caller, identifier: str, org: str | None, project: str | None
 ) -> UserGroup:
     caller.require(Permission.GROUPS_READ)
+    if has_nul(identifier, org, project):
+        raise NotFound("UserGroup", identifier.replace("\x00", ""))
     group = await session.scalar(
         select(UserGroup).where(
             UserGroup.account_id == caller.account_id,
@@ -245,6 +254,8 @@ async def update_group(
     if external_id is not UNSET and external_id != group.external_id:
         group.external_id = external_id
         changed.append("external_id")
+    if description is not UNSET and has_nul(description):
+        raise InvalidInput("the description must not contain the NUL character", field="description")
     if description is not UNSET and description != group.description:
         group.description = description
         changed.append("description")
@@ -418,6 +429,8 @@ def admin_filter(
 ) -> ColumnElement[bool]:
     """The admin UI's group list filter: name/identifier substring, manager, scope."""
     conditions: list[ColumnElement[bool]] = []
+    if has_nul(search, org_identifier, project_identifier):
+        return false()
     if search:
         pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(UserGroup.display_name_ci.like(pattern, escape="\\") | func.lower(UserGroup.identifier).like(pattern, escape="\\"))

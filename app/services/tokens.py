@@ -58,8 +58,8 @@ async def create_token(
     expires_in_days: int | None = None,
 ) -> IssuedToken:
     perms = validate_permissions(list(ALL_PERMISSIONS) if permissions is None else permissions)
-    if not name.strip():
-        raise InvalidInput("token name must not be empty", field="name")
+    if not name.strip() or "\x00" in name:
+        raise InvalidInput("token name must not be empty or contain NUL", field="name")
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"expiresInDays must be from 1 to {MAX_EXPIRY_DAYS}", field="expiresInDays")
     token_id = secrets.token_hex(8)
@@ -104,6 +104,8 @@ async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiTok
 
 
 async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:
+    if "\x00" in token_id:
+        raise NotFound("ApiToken", token_id.replace("\x00", ""))
     token = await session.scalar(
         select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id)
     )
@@ -128,7 +130,7 @@ async def authenticate(
     `account_identifier`, when given (SCIM's path), must be the token's own account.
     """
     parts = (raw or "").split(".")
-    if len(parts) != 4 or parts[0] != PREFIX:
+    if len(parts) != 4 or parts[0] != PREFIX or "\x00" in (raw or ""):
         raise Unauthenticated()
     _, token_account, token_id, secret = parts
     row = (

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFou
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
 from app.services.common import chunks, page
+from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -54,7 +55,7 @@ def primary_email(multi_valued: dict[str, Any]) -> str | None:
 
 def _validate(values: dict[str, Any]) -> None:
     name = values.get("user_name")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or is_blank(name):
         raise InvalidInput("userName is required", field="userName")
     if len(name) > MAX_USER_NAME:
         raise InvalidInput(f"userName is longer than {MAX_USER_NAME} characters", field="userName")
@@ -152,6 +153,8 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
 
 async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> User:
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
+    if has_nul(user_id):
+        raise NotFound("User", user_id.replace("\x00", ""))
     query = select(User).where(User.id == user_id, User.account_id == caller.account_id)
     if for_update:
         query = query.with_for_update()
@@ -321,6 +324,8 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
     """The admin UI's user list filter: a case-insensitive substring over userName, email and
     display name, plus exact state filters."""
     conditions: list[ColumnElement[bool]] = []
+    if has_nul(search):
+        return false()
     if search:
         pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         conditions.append(
@@ -329,7 +334,8 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
             | func.lower(User.display_name).like(pattern, escape="\\")
         )
     if active is not None:
-        conditions.append(User.active == active)
+        # An unassigned `active` (NULL) is not a deactivation.
+        conditions.append(User.active.is_not(False) if active else User.active.is_(False))
     if provisioned_by is not None:
         conditions.append(User.provisioned_by == provisioned_by)
     return and_(true(), *conditions)
@@ -337,6 +343,8 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
 
 async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -> User | None:
     caller.require(Permission.USERS_READ)
+    if has_nul(email):
+        return None
     lowered = email.strip().lower()
     for column in (User.email_ci, User.user_name_ci):
         user = await session.scalar(
@@ -398,12 +406,16 @@ async def groups_page_of_users(
 
 def _valid_email(email: str) -> str:
     email = email.strip()
+    if has_nul(email):
+        raise InvalidInput("the email must not contain the NUL character", field="email")
     if not EMAIL_RE.match(email) or len(email) > MAX_USER_NAME:
         raise InvalidInput(f"{email!r} is not an email address", field="email")
     return email
 
 
 def _valid_name(name: str) -> str:
+    if has_nul(name):
+        raise InvalidInput("the name must not contain the NUL character", field="name")
     if not name.strip():
         raise InvalidInput("the name must not be empty", field="name")
     return name.strip()

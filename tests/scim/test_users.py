@@ -16,7 +16,15 @@ async def test_create_returns_201_with_id_location_and_etag(scim: ScimClient) ->
     assert body["meta"]["location"].startswith("https://scim.example.test/gateway/ng/api/scim/account/acme/Users/")
     assert response.headers["etag"] == body["meta"]["version"] == 'W/"1"'
     assert response.headers["content-type"].startswith("application/scim+json")
-    assert body["active"] is True
+    assert "active" not in body  # unassigned, which does not deactivate
+
+
+async def test_removing_active_leaves_it_unassigned_not_deactivated(scim: ScimClient) -> None:
+    user = await scim.create_user("a@x")
+    response = await scim.patch(f"/Users/{user['id']}", [{"op": "remove", "path": "active"}])
+    assert response.status_code == 200 and "active" not in response.json()
+    assert await scim.find("Users", "active eq false") == []
+    assert [u["id"] for u in await scim.find("Users", "not (active eq false)")] == [user["id"]]
 
 
 async def test_user_name_is_unique_ignoring_case(scim: ScimClient) -> None:
