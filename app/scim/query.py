@@ -109,6 +109,29 @@ class _Compiler:
     """Compiles one filter for one resource type."""
 
     resource: ResourceType
+    model: Any
+    columns: dict[str, str]
+    overrides: dict[str, str]
+
+    def column_key(self, path: ResolvedPath) -> str:
+        return path.key
+
+    def _column_target(self, path: ResolvedPath) -> _Target | None:
+        """The column behind a single-valued attribute (meta and id included), if any."""
+        meta = self.meta_target(path, self.model.created_at, self.model.updated_at)
+        if meta is not None:
+            return meta
+        assert path.attribute is not None
+        if path.attribute.name == "id":
+            return _Target(self.model.id, path.attribute)
+        key = self.column_key(path)
+        column_name = self.overrides.get(key) or self.columns.get(key)
+        if column_name is None:
+            return None
+        attribute = path.sub or path.attribute
+        if attribute.type == "complex":
+            attribute = path.attribute.sub("value") or attribute
+        return _Target(getattr(self.model, column_name), attribute, column_name in PRELOWERED)
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
         if isinstance(expr, And):
@@ -184,24 +207,14 @@ class _ElementCompiler:
 
 class UserFilterCompiler(_Compiler):
     resource = USER
+    model = User
+    columns = USER_COLUMNS
+    overrides = USER_FILTER_OVERRIDES
 
-    def _column_target(self, path: ResolvedPath) -> _Target | None:
-        meta = self.meta_target(path, User.created_at, User.updated_at)
-        if meta is not None:
-            return meta
-        assert path.attribute is not None
-        if path.attribute.name == "id":
-            return _Target(User.id, path.attribute)
-        key = path.key
-        if path.attribute.name == "manager" and path.sub is None:
-            key = f"{path.key}.value"  # `manager eq <id>` (older Entra documentation)
-        column_name = USER_FILTER_OVERRIDES.get(key) or USER_COLUMNS.get(key)
-        if column_name is None:
-            return None
-        attribute = path.sub or path.attribute
-        if attribute.type == "complex":
-            attribute = path.attribute.sub("value") or attribute
-        return _Target(getattr(User, column_name), attribute, column_name in PRELOWERED)
+    def column_key(self, path: ResolvedPath) -> str:
+        if path.attribute is not None and path.attribute.name == "manager" and path.sub is None:
+            return f"{path.key}.value"  # `manager eq <id>` (older Entra documentation)
+        return path.key
 
     def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
@@ -298,18 +311,9 @@ class UserFilterCompiler(_Compiler):
 
 class GroupFilterCompiler(_Compiler):
     resource = GROUP
-
-    def _column_target(self, path: ResolvedPath) -> _Target | None:
-        meta = self.meta_target(path, UserGroup.created_at, UserGroup.updated_at)
-        if meta is not None:
-            return meta
-        assert path.attribute is not None
-        if path.attribute.name == "id":
-            return _Target(UserGroup.id, path.attribute)
-        column_name = GROUP_FILTER_OVERRIDES.get(path.key) or GROUP_COLUMNS.get(path.key)
-        if column_name is None:
-            return None
-        return _Target(getattr(UserGroup, column_name), path.attribute, column_name in PRELOWERED)
+    model = UserGroup
+    columns = GROUP_COLUMNS
+    overrides = GROUP_FILTER_OVERRIDES
 
     @staticmethod
     def _member_column(sub: Attribute) -> _Target:

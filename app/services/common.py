@@ -9,6 +9,9 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.errors import NotFound
+from app.validation import has_nul
+
 T = TypeVar("T")
 # Bound parameters per statement stay well below SQLite's and asyncpg's limits.
 CHUNK = 1000
@@ -40,3 +43,16 @@ async def page(
         return total, []
     query: Select[Any] = select(model).where(where).order_by(*order_by).offset(offset).limit(limit)
     return total, list(await session.scalars(query))
+
+
+async def fetch_owned(session: AsyncSession, model: Any, *, account_id: int, id: str, label: str, for_update: bool = False) -> Any:
+    """A row of the caller's account by id, locked for update when asked, or NotFound."""
+    if has_nul(id):
+        raise NotFound(label, id.replace("\x00", ""))
+    query = select(model).where(model.id == id, model.account_id == account_id)
+    if for_update:
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound(label, id)
+    return row

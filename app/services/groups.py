@@ -22,7 +22,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, insert_ignoring_conflicts, page
+from app.services.common import chunks, fetch_owned, insert_ignoring_conflicts, page
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
 from app.validation import has_nul, is_blank
 
@@ -196,14 +196,7 @@ async def create_group(
 
 async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> UserGroup:
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
-    if has_nul(group_id):
-        raise NotFound("UserGroup", group_id.replace("\x00", ""))
-    query = select(UserGroup).where(UserGroup.id == group_id, UserGroup.account_id == caller.account_id)
-    if for_update:
-        query = query.with_for_update()
-    group = await session.scalar(query)
-    if group is None:
-        raise NotFound("UserGroup", group_id)
+    group: UserGroup = await fetch_owned(session, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", for_update=for_update)
     return group
 
 

@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
 from app.db.types import utcnow
-from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
+from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, page
+from app.services.common import chunks, fetch_owned, page
 from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
@@ -153,14 +153,7 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
 
 async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> User:
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    if has_nul(user_id):
-        raise NotFound("User", user_id.replace("\x00", ""))
-    query = select(User).where(User.id == user_id, User.account_id == caller.account_id)
-    if for_update:
-        query = query.with_for_update()
-    user = await session.scalar(query)
-    if user is None:
-        raise NotFound("User", user_id)
+    user: User = await fetch_owned(session, User, account_id=caller.account_id, id=user_id, label="User", for_update=for_update)
     return user
 
 
