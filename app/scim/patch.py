@@ -263,7 +263,7 @@ class _Engine:
                 elements = [{path.sub.name: value}]
         else:
             if path.sub is not None and op != "remove" and not compat.is_empty(value):
-                value = canonical_elements(path.attribute, [{path.sub.name: value}])[0][path.sub.name] if path.sub.name != "$ref" else value
+                value = _checked_leaf(value, path.sub, path.raw)
             matched = [i for i, e in enumerate(elements) if element_matches(e, path.filter, path.attribute)]
             if op == "remove" or (path.sub is not None and compat.is_empty(value)):
                 if path.sub is None:
