@@ -105,6 +105,17 @@ def present(target: _Target) -> ColumnElement[bool]:
     return target.expr.is_not(None)
 
 
+def _logical(expr: Expr, compile_part: Any) -> ColumnElement[bool] | None:
+    """and / or / not, compiled part by part; None for anything else."""
+    if isinstance(expr, And):
+        return and_(compile_part(expr.left), compile_part(expr.right))
+    if isinstance(expr, Or):
+        return or_(compile_part(expr.left), compile_part(expr.right))
+    if isinstance(expr, Not):
+        return not_(compile_part(expr.expr))
+    return None
+
+
 class _Compiler:
     """Compiles one filter for one resource type."""
 
@@ -134,12 +145,9 @@ class _Compiler:
         return _Target(getattr(self.model, column_name), attribute, column_name in PRELOWERED)
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
-        if isinstance(expr, And):
-            return and_(self.compile(expr.left), self.compile(expr.right))
-        if isinstance(expr, Or):
-            return or_(self.compile(expr.left), self.compile(expr.right))
-        if isinstance(expr, Not):
-            return not_(self.compile(expr.expr))
+        logical = _logical(expr, self.compile)
+        if logical is not None:
+            return logical
         if isinstance(expr, ValuePath):
             path = self._resolve(expr.attr.path)
             if path.attribute is None or not path.attribute.multi_valued or path.sub is not None:
@@ -187,12 +195,9 @@ class _ElementCompiler:
         self.column_for = column_for
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
-        if isinstance(expr, And):
-            return and_(self.compile(expr.left), self.compile(expr.right))
-        if isinstance(expr, Or):
-            return or_(self.compile(expr.left), self.compile(expr.right))
-        if isinstance(expr, Not):
-            return not_(self.compile(expr.expr))
+        logical = _logical(expr, self.compile)
+        if logical is not None:
+            return logical
         if isinstance(expr, ValuePath):
             raise InvalidFilter("value filters cannot be nested")
         name = expr.attr.path
