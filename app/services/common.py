@@ -56,3 +56,38 @@ async def fetch_owned(session: AsyncSession, model: Any, *, account_id: int, id:
     if row is None:
         raise NotFound(label, id)
     return row
+
+
+async def membership_windows(
+    session: AsyncSession,
+    keys: Sequence[str],
+    *,
+    key_column: Any,
+    item_column: Any,
+    item_model: Any,
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+) -> dict[str, list[Any]]:
+    """For each key (a group, or a user), one window of the rows at the other end of its memberships
+    — a window function, so one query for any number of keys rather than one per key."""
+    pages: dict[str, list[Any]] = {key: [] for key in keys}
+    if limit <= 0:
+        return pages
+    for part in chunks(list(keys)):
+        rank = func.row_number().over(partition_by=key_column, order_by=tuple(order_by)).label("rank")
+        ranked = (
+            select(key_column.label("key"), item_column.label("item"), rank)
+            .join(item_model, item_model.id == item_column)
+            .where(key_column.in_(part))
+            .subquery()
+        )
+        result = await session.execute(
+            select(ranked.c.key, item_model)
+            .join(item_model, item_model.id == ranked.c.item)
+            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
+            .order_by(ranked.c.key, ranked.c.rank)
+        )
+        for key, item in result:
+            pages[key].append(item)
+    return pages

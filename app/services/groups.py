@@ -22,7 +22,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, insert_ignoring_conflicts, page
+from app.services.common import chunks, fetch_owned, insert_ignoring_conflicts, membership_windows, page
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
 from app.validation import has_nul, is_blank
 
@@ -439,25 +439,8 @@ def admin_filter(
 async def members_page_of_groups(
     session: AsyncSession, group_ids: Sequence[str], offset: int, limit: int
 ) -> dict[str, list[User]]:
-    """One window of members per group, in join order — one query for any number of groups."""
-    pages: dict[str, list[User]] = {gid: [] for gid in group_ids}
-    if limit <= 0:
-        return pages
-    for part in chunks(list(group_ids)):
-        rank = func.row_number().over(
-            partition_by=GroupMembership.group_id, order_by=(GroupMembership.created_at, GroupMembership.user_id)
-        ).label("rank")
-        ranked = (
-            select(GroupMembership.group_id.label("group_id"), GroupMembership.user_id.label("user_id"), rank)
-            .where(GroupMembership.group_id.in_(part))
-            .subquery()
-        )
-        result = await session.execute(
-            select(ranked.c.group_id, User)
-            .join(User, User.id == ranked.c.user_id)
-            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
-            .order_by(ranked.c.group_id, ranked.c.rank)
-        )
-        for gid, user in result:
-            pages[gid].append(user)
-    return pages
+    """One window of members per group, in join order."""
+    return await membership_windows(
+        session, group_ids, key_column=GroupMembership.group_id, item_column=GroupMembership.user_id, item_model=User,
+        order_by=(GroupMembership.created_at, GroupMembership.user_id), offset=offset, limit=limit,
+    )  # fmt: skip

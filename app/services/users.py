@@ -21,7 +21,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, page
+from app.services.common import chunks, fetch_owned, membership_windows, page
 from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
@@ -369,31 +369,15 @@ async def groups_page_of_users(
     """For each user: how many groups, and one window of them ordered by name — two queries for
     any number of users (a window function, not a query per user)."""
     counts = {uid: 0 for uid in user_ids}
-    pages: dict[str, list[UserGroup]] = {uid: [] for uid in user_ids}
     for part in chunks(list(user_ids)):
         rows = await session.execute(
             select(GroupMembership.user_id, func.count()).where(GroupMembership.user_id.in_(part)).group_by(GroupMembership.user_id)
         )
         counts.update({uid: int(n) for uid, n in rows})
-        if limit <= 0:
-            continue
-        rank = func.row_number().over(
-            partition_by=GroupMembership.user_id, order_by=(UserGroup.display_name_ci, UserGroup.id)
-        ).label("rank")
-        ranked = (
-            select(GroupMembership.user_id.label("user_id"), UserGroup.id.label("group_id"), rank)
-            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-            .where(GroupMembership.user_id.in_(part))
-            .subquery()
-        )
-        result = await session.execute(
-            select(ranked.c.user_id, UserGroup)
-            .join(UserGroup, UserGroup.id == ranked.c.group_id)
-            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
-            .order_by(ranked.c.user_id, ranked.c.rank)
-        )
-        for uid, group in result:
-            pages[uid].append(group)
+    pages = await membership_windows(
+        session, user_ids, key_column=GroupMembership.user_id, item_column=GroupMembership.group_id, item_model=UserGroup,
+        order_by=(UserGroup.display_name_ci, UserGroup.id), offset=offset, limit=limit,
+    )  # fmt: skip
     return counts, pages
 
 
