@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 from alembic import context
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import create_engine
 from app.db.models import metadata
@@ -28,10 +31,34 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            _check_foreign_keys(connection)
+
+
+def _suspend_sqlite_foreign_keys(engine: AsyncEngine) -> None:
+    """SQLite alters a table by copying it and dropping the original. With foreign keys enforced,
+    that drop would also delete every row that references the table (ON DELETE CASCADE: a user's
+    memberships and attribute rows), so migrations run with enforcement off."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _off(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    """With enforcement off, check every reference once the migrations are done; a broken one
+    fails the migration, which rolls back."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        raise RuntimeError(f"the migration left {len(broken)} broken foreign key references, e.g. {tuple(broken[0])}")
 
 
 async def _run_async() -> None:
     engine = create_engine(_database_url())
+    if engine.dialect.name == "sqlite":
+        _suspend_sqlite_foreign_keys(engine)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

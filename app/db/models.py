@@ -34,6 +34,10 @@ SQLModel.metadata.naming_convention = {
 }
 metadata: MetaData = SQLModel.metadata
 
+# A `*_ci` column holds str.lower() of its source, which can be longer: "İ" (U+0130) lowers to
+# "i" + U+0307. That is the only character that grows, and it only doubles.
+LOWERED_GROWTH = 2
+
 
 class ProvisionedBy(enum.StrEnum):
     SCIM = "SCIM"
@@ -115,12 +119,14 @@ class User(SQLModel, table=True):
         Index(None, "account_id", "external_id"),
         Index(None, "account_id", "email_ci"),
         Index(None, "account_id", "created_at"),
+        # Deleting a user clears `manager` on the users they manage: found by index, not by a scan.
+        Index(None, "account_id", "manager_id"),
     )
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     account_id: int = _account_fk()
     user_name: str = Field(sa_column=Column(String(256), nullable=False))
-    user_name_ci: str = Field(sa_column=Column(String(256), nullable=False))
+    user_name_ci: str = Field(sa_column=Column(String(256 * LOWERED_GROWTH), nullable=False))
     external_id: str | None = Field(default=None, sa_column=Column(String(256)))
     display_name: str | None = Field(default=None, sa_column=Column(Text))
     nick_name: str | None = Field(default=None, sa_column=Column(Text))
@@ -137,7 +143,7 @@ class User(SQLModel, table=True):
     name_honorific_prefix: str | None = Field(default=None, sa_column=Column(Text))
     name_honorific_suffix: str | None = Field(default=None, sa_column=Column(Text))
     email: str | None = Field(default=None, sa_column=Column(String(320)))
-    email_ci: str | None = Field(default=None, sa_column=Column(String(320)))
+    email_ci: str | None = Field(default=None, sa_column=Column(String(320 * LOWERED_GROWTH)))
     # NULL is "unassigned" (RFC 7644 §3.5.2.2 after a remove); only False deactivates.
     active: bool | None = Field(default=True, sa_column=Column(Boolean, nullable=True))
     multi_valued: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -207,7 +213,7 @@ class UserGroup(SQLModel, table=True):
     scope: str = Field(default="", sa_column=Column(String(130), nullable=False))
     identifier: str = Field(sa_column=Column(String(128), nullable=False))
     display_name: str = Field(sa_column=Column(String(256), nullable=False))
-    display_name_ci: str = Field(sa_column=Column(String(256), nullable=False))
+    display_name_ci: str = Field(sa_column=Column(String(256 * LOWERED_GROWTH), nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text))
     external_id: str | None = Field(default=None, sa_column=Column(String(256)))
     managed_by: str = Field(sa_column=Column(String(24), nullable=False))

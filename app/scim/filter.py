@@ -85,6 +85,7 @@ _TOKEN = re.compile(
 )
 _ATTR_PATH = re.compile(r"^(?:urn:[A-Za-z0-9:._\-]+:)?[A-Za-z$][\w$\-]*(?:\.[A-Za-z$][\w$\-]*)?$", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ class _Parser:
                 value = json.loads(token.text)
             except json.JSONDecodeError:
                 raise InvalidFilter(f"invalid string literal at position {token.pos + 1}") from None
+            _check_characters(value, f"the string at position {token.pos + 1}")
             return str(value)
         if token.kind != "word":
             raise InvalidFilter(f"expected a value at position {token.pos + 1}, found '{token.text}'")
@@ -215,11 +217,21 @@ class _Parser:
         return token.text  # unquoted string (Entra's examples)
 
 
+def _check_characters(text: str, where: str) -> None:
+    """No database can store U+0000 or a lone UTF-16 surrogate (\\ud800 without its pair), so a
+    filter value holding one could only fail in the database: it is refused here instead. A string
+    literal's escapes are checked once decoded."""
+    if "\x00" in text:
+        raise InvalidFilter(f"{where} contains a NUL character")
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:
+        raise InvalidFilter(f"{where} contains a lone UTF-16 surrogate (U+{ord(surrogate.group()):04X}); send the character itself")
+
+
 def parse_filter(text: str) -> Expr:
     if not text or not text.strip():
         raise InvalidFilter("the filter is empty")
-    if "\x00" in text:
-        raise InvalidFilter("the filter contains a NUL character")
+    _check_characters(text, "the filter")
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilter(f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     parser = _Parser(text)

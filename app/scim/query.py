@@ -10,15 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, literal, not_, or_, select, true
 
-from app.db.models import GroupMembership, User, UserAttributeValue, UserGroup
+from app.db.casefold import fold
+from app.db.models import Channel, GroupMembership, User, UserAttributeValue, UserGroup
 from app.errors import InvalidFilter, InvalidInput
 from app.scim.filter import And, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
 from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
+from app.services.groups import visible_to
 
 _LIKE_ESCAPE = "\\"
+_SUBSTRING_OPS = ("co", "sw", "ew")
 
 
 def _like_pattern(value: str, op: str) -> str:
@@ -64,25 +67,36 @@ def compare(target: _Target, op: str, value: Value, name: str) -> ColumnElement[
             raise InvalidFilter(f"{name} is a boolean and supports only eq and ne")
         condition: ColumnElement[bool] = column == value
     elif kind == "dateTime":
-        if op in ("co", "sw", "ew"):
+        if op in _SUBSTRING_OPS:
             raise InvalidFilter(f"{name} is a dateTime and does not support {op}")
         when = _parse_datetime(value, name)
         condition = _ordered(column, op, when)
     else:
         if isinstance(value, bool):
             raise InvalidFilter(f"{name} is a string; a boolean value cannot match it")
-        text = value if isinstance(value, str) else str(value)
-        if not attribute.case_exact:
-            text = text.lower()
-            if not target.prelowered:
-                column = func.lower(column)
-        if op in ("co", "sw", "ew"):
-            condition = column.like(_like_pattern(text, op), escape=_LIKE_ESCAPE)
-        else:
-            condition = _ordered(column, op, text)
+        condition = _compare_text(target, op, value if isinstance(value, str) else str(value))
     if op == "ne":
         return or_(target.expr.is_(None), condition)
     return and_(target.expr.is_not(None), condition)
+
+
+def _compare_text(target: _Target, op: str, text: str) -> ColumnElement[bool]:
+    """A string comparison. Unless the attribute is case-exact, both sides go through the same fold
+    on either database (app.db.casefold): a `*_ci` column holds str.lower() of the value, so the
+    filter value is str.lower()ed too and eq, ne and the orderings use the column's index; substring
+    operators, and columns without such a copy, fold both sides in SQL."""
+    column = target.expr
+    if target.attribute.case_exact:
+        if op in _SUBSTRING_OPS:
+            return column.like(_like_pattern(text, op), escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+        return _ordered(column, op, text)
+    if target.prelowered:
+        text = text.lower()
+        if op not in _SUBSTRING_OPS:
+            return _ordered(column, op, text)
+    if op in _SUBSTRING_OPS:
+        return fold(column).like(fold(_like_pattern(text, op)), escape=_LIKE_ESCAPE)
+    return _ordered(fold(column), op, fold(text))
 
 
 def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
@@ -253,7 +267,7 @@ class UserFilterCompiler(_Compiler):
                 select(1)
                 .select_from(GroupMembership)
                 .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id == User.id, compiler.compile(inner))
+                .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), compiler.compile(inner))
                 .correlate(User)
             )
         compiler = _ElementCompiler(path.attribute, self._value_column)
@@ -291,16 +305,17 @@ class UserFilterCompiler(_Compiler):
         self, attribute: Attribute, any_element: Any, sub: Attribute | None, *, op: str | None = None, value: Value = None
     ) -> ColumnElement[bool]:
         if attribute.name == "groups":
-            if any_element is not None:
-                return exists(select(1).where(GroupMembership.user_id == User.id).correlate(User))
-            assert sub is not None
-            target = self._group_element_column(sub)
-            cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}")
+            # Only the groups SCIM sees count, as in the rendered `groups` attribute.
+            cond: ColumnElement[bool] = true()
+            if any_element is None:
+                assert sub is not None
+                target = self._group_element_column(sub)
+                cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}")
             return exists(
                 select(1)
                 .select_from(GroupMembership)
                 .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id == User.id, cond)
+                .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), cond)
                 .correlate(User)
             )
         conditions: list[ColumnElement[bool]] = [

@@ -21,7 +21,7 @@ from app.scim.schema import (
 )
 from app.validation import is_blank
 
-MAX_INDEXED_LENGTH = 256  # userName, group displayName and externalId are indexed
+MAX_INDEXED_LENGTH = 256  # userName, group displayName, externalId and the manager's id are stored in VARCHAR(256)
 
 
 def _timestamp(value: datetime) -> str:
@@ -142,7 +142,7 @@ def user_values(doc: dict[str, Any]) -> dict[str, Any]:
             values[column] = compat.coerce_boolean(value, "active")
         else:
             values[column] = _string(value, key.rsplit(":", 1)[-1])
-    for column, name in (("user_name", "userName"), ("external_id", "externalId")):
+    for column, name in (("user_name", "userName"), ("external_id", "externalId"), ("manager_id", "manager")):
         if values[column] is not None and len(values[column]) > MAX_INDEXED_LENGTH:
             raise InvalidInput(f"{name} is longer than {MAX_INDEXED_LENGTH} characters", field=name)
     manager = _lookup(doc, f"{ENTERPRISE_USER}:manager")

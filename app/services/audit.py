@@ -14,6 +14,7 @@ from app.validation import has_nul
 
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
+_RESOURCE_ID_LENGTH: int = AuditEvent.__table__.c.resource_id.type.length  # type: ignore[attr-defined]
 
 
 def record(
@@ -32,12 +33,20 @@ def record(
         channel=caller.channel.value,
         action=action,
         resource_type=resource_type,
-        resource_id=resource_id,
+        resource_id=_storable_id(resource_id),
         outcome=outcome.value,
         detail=detail or {},
     )
     session.add(event)
     return event
+
+
+def _storable_id(resource_id: str | None) -> str | None:
+    """A refusal records the id the caller named, which can be anything: cut to the column's width,
+    with NUL (which PostgreSQL text cannot hold) shown as U+FFFD, so the refusal is still logged."""
+    if resource_id is None:
+        return None
+    return resource_id.replace("\x00", "\ufffd")[:_RESOURCE_ID_LENGTH]
 
 
 def id_list(ids: list[str] | set[str]) -> dict[str, Any]:

@@ -112,3 +112,18 @@ async def test_excluded_members_are_not_loaded_at_all(scim: ScimClient, engine: 
     with StatementCounter(engine) as counter:
         await scim.get(f"/Groups/{group['id']}")
     assert any("group_memberships" in s for s in counter.statements)  # the counter does see member loads
+
+
+async def test_the_managed_users_of_a_deleted_user_are_found_by_index(engine: AsyncEngine) -> None:
+    """Deleting a user clears `manager` on those they manage; that lookup must not read the account."""
+    query = select(User.id).where(User.account_id == 1, User.manager_id == "m")
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+        compiled = query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
+        if engine.dialect.name == "sqlite":
+            plan = " ".join(row[-1] for row in (await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))).all())
+            assert "ix_users_account_id_manager_id" in plan, plan
+        else:
+            await connection.execute(text("SET enable_seqscan = off"))
+            plan = " ".join(row[0] for row in (await connection.execute(text(f"EXPLAIN {compiled}"))).all())
+            assert "ix_users_account_id_manager_id" in plan, plan
