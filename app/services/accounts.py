@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Account, Organization, Project
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services import audit
 from app.services.caller import Caller, Permission
+from app.services.common import insert_unique
 
 # No dots: the account identifier is a segment of the dotted token format.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -45,12 +45,8 @@ async def any_account(session: AsyncSession) -> bool:
 async def create_account(session: AsyncSession, identifier: str, name: str | None = None) -> Account:
     validate_identifier(identifier)
     account = Account(identifier=identifier, name=name or identifier)
-    session.add(account)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"account {identifier!r} already exists", field="identifier") from None
+    if not await insert_unique(session, account):
+        raise Conflict(f"account {identifier!r} already exists", field="identifier")
     return account
 
 
@@ -59,12 +55,8 @@ async def create_organization(session: AsyncSession, caller: Caller, identifier:
     validate_identifier(identifier)
     _validate_name(name)
     org = Organization(account_id=caller.account_id, identifier=identifier, name=name)
-    session.add(org)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"organization {identifier!r} already exists", field="identifier") from None
+    if not await insert_unique(session, org):
+        raise Conflict(f"organization {identifier!r} already exists", field="identifier")
     audit.record(session, caller, action="organization.create", resource_type="Organization", resource_id=identifier)
     return org
 
@@ -75,12 +67,8 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
     _validate_name(name)
     await get_organization(session, caller.account_id, org_identifier)
     project = Project(account_id=caller.account_id, org_identifier=org_identifier, identifier=identifier, name=name)
-    session.add(project)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"project {identifier!r} already exists in {org_identifier!r}", field="identifier") from None
+    if not await insert_unique(session, project):
+        raise Conflict(f"project {identifier!r} already exists in {org_identifier!r}", field="identifier")
     audit.record(session, caller, action="project.create", resource_type="Project", resource_id=f"{org_identifier}/{identifier}")
     return project
 

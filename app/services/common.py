@@ -1,15 +1,24 @@
-"""Helpers shared by the services: paging, dialect-aware inserts, flush-or-conflict."""
+"""Helpers shared by the services: paging, dialect-aware inserts, flush-or-conflict, row locks.
+
+Row locks follow one order everywhere, so that concurrent requests queue rather than deadlock: the
+rows a request names first, then users in id order, then groups in id order. A row about to change
+is locked FOR NO KEY UPDATE, which still lets other transactions insert rows that reference it (a
+membership of a user being renamed); only deleting it conflicts with those references. SQLite has
+no row locks (it runs one writer at a time) and ignores them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound
+from app.errors import DomainError, NotFound
 from app.validation import has_nul
 
 T = TypeVar("T")
@@ -45,17 +54,66 @@ async def page(
     return total, list(await session.scalars(query))
 
 
-async def fetch_owned(session: AsyncSession, model: Any, *, account_id: int, id: str, label: str, for_update: bool = False) -> Any:
-    """A row of the caller's account by id, locked for update when asked, or NotFound."""
+async def fetch_owned(
+    session: AsyncSession,
+    model: Any,
+    *,
+    account_id: int,
+    id: str,
+    label: str,
+    for_update: bool = False,
+    where: ColumnElement[bool] | None = None,
+) -> Any:
+    """A row of the caller's account by id (and `where`, e.g. what the caller may see), locked for
+    update when asked, or NotFound."""
     if has_nul(id):
         raise NotFound(label, id.replace("\x00", ""))
-    query = select(model).where(model.id == id, model.account_id == account_id)
+    query = select(model).where(model.id == id, model.account_id == account_id, true() if where is None else where)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(key_share=True)
     row = await session.scalar(query)
     if row is None:
         raise NotFound(label, id)
     return row
+
+
+async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:
+    """Lock the rows matching `where` in the order of `column` (their id) and return those ids.
+
+    `shared` takes FOR KEY SHARE: the rows cannot be deleted until this transaction ends, which is
+    what a row that will reference them needs. A row deleted meanwhile by another transaction is
+    not returned: the caller skips it instead of meeting a foreign-key error."""
+    query = select(column).where(where).order_by(column)
+    query = query.with_for_update(read=True, key_share=True) if shared else query.with_for_update(key_share=True)
+    return list(await session.scalars(query))
+
+
+async def insert_unique(session: AsyncSession, row: Any) -> bool:
+    """Insert `row` in a savepoint: True when stored, False when a unique constraint refused it
+    (another request got there first). Then only the insert is undone, `row` leaves the session,
+    and the transaction goes on, so the caller may look at the winner or try another value."""
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def unique_changes(session: AsyncSession, conflict: Callable[[], DomainError]) -> AsyncIterator[None]:
+    """Make the block's changes in a savepoint and flush them there; when a unique constraint refuses
+    them, only they are undone and `conflict()` is raised.
+
+    The changes must be made inside the block: opening a savepoint first flushes what is already
+    pending, outside the savepoint, where a violation would abort the whole transaction."""
+    try:
+        async with session.begin_nested():
+            yield
+            await session.flush()
+    except IntegrityError:
+        raise conflict() from None
 
 
 async def membership_windows(

@@ -2,8 +2,9 @@
 
 The seed's Limitations for groups live in `guard`: a group the identity provider manages cannot be
 renamed, deleted, or have members added or removed except over SCIM; its description may change.
-Memberships are rows of a join table and change by set operations in SQL, so adding 50 members costs
-the same whatever the group's size.
+Which groups a channel sees at all is `visible_to`: SCIM works only on the identity provider's own
+groups. Memberships are rows of a join table and change by set operations in SQL, so adding 50
+members costs the same whatever the group's size.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, delete, false, func, select, true
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
@@ -22,7 +22,16 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, insert_ignoring_conflicts, membership_windows, page
+from app.services.common import (
+    chunks,
+    fetch_owned,
+    insert_ignoring_conflicts,
+    insert_unique,
+    lock_ids,
+    membership_windows,
+    page,
+    unique_changes,
+)
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
 from app.validation import has_nul, is_blank
 
@@ -62,6 +71,12 @@ IDP_GROUP_MESSAGES = {
 }
 
 
+IDP_MEMBER_MESSAGE = (
+    "Group {group} cannot be deleted here: its member User {user} is managed by your identity provider, and deleting the "
+    "group would remove them from it. Unassign the user in the identity provider (Azure AD / Okta) first."
+)
+
+
 def _scope(org: str | None, project: str | None) -> str:
     if project and not org:
         raise InvalidInput("a project scope needs its organization", field="orgIdentifier")
@@ -76,6 +91,17 @@ def _validate_name(display_name: Any) -> str:
     if len(display_name) > MAX_DISPLAY_NAME:
         raise InvalidInput(f"the group name is longer than {MAX_DISPLAY_NAME} characters", field="displayName")
     return display_name
+
+
+def visible_to(channel: Channel) -> ColumnElement[bool]:
+    """The groups a channel sees and changes. Over SCIM only the identity provider's own groups:
+    native groups belong to the admin, and a native group that took an identity-provider group's
+    name must not be what Entra's `displayName eq` lookup finds and then modifies. A native group's
+    id is not found over SCIM, and a User's `groups` attribute lists only groups SCIM can open.
+    Every other channel sees every group of the account."""
+    if channel == Channel.SCIM:
+        return UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value
+    return true()
 
 
 def guard(caller: Caller, group: UserGroup, operation: str) -> None:
@@ -151,6 +177,9 @@ async def create_group(
     base = identifier or derive_identifier(display_name)
     now = utcnow()
     for _ in range(IDENTIFIER_ATTEMPTS):
+        # Parallel creates may pick the same free identifier; the unique constraint picks a winner
+        # and the others look again (they now see the winner: each statement reads what has been
+        # committed), so `base`, `base_2`, `base_3`… are handed out one each.
         candidate = base if identifier else await _free_identifier(session, caller.account_id, scope, base)
         group = UserGroup(
             id=str(uuid.uuid4()),
@@ -168,25 +197,17 @@ async def create_group(
             updated_at=now,
             version=1,
         )
-        session.add(group)
-        try:
-            async with session.begin_nested():
-                await session.flush()
+        if await insert_unique(session, group):
             break
-        except IntegrityError:
-            if group in session:  # the savepoint's rollback usually detached it already
-                session.expunge(group)
-            if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
-                raise Conflict(f"a group named '{display_name}' already exists", field="displayName") from None
-            if identifier:
-                raise Conflict(f"the identifier '{identifier}' is already taken in this scope", field="identifier") from None
-            # Another request took the same identifier meanwhile: pick the next one.
+        if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
+            raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
+        if identifier:
+            raise Conflict(f"the identifier '{identifier}' is already taken in this scope", field="identifier")
     else:  # pragma: no cover - would need IDENTIFIER_ATTEMPTS concurrent creators
         raise Conflict("could not allocate a group identifier; retry", field="identifier")
     result = MembershipResult()
     if member_ids:
-        if caller.channel != Channel.SCIM:
-            await _guard_users(session, caller, member_ids)
+        await users.guard_group_changes(session, caller, member_ids)
         result = await _add(session, caller, group, member_ids)
         _refuse_unknown(caller, result)
     audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
@@ -196,7 +217,10 @@ async def create_group(
 
 async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> UserGroup:
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
-    group: UserGroup = await fetch_owned(session, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", for_update=for_update)
+    group: UserGroup = await fetch_owned(
+        session, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", for_update=for_update,
+        where=visible_to(caller.channel),
+    )  # fmt: skip
     return group
 
 
@@ -211,6 +235,7 @@ async def get_group_by_identifier(
             UserGroup.account_id == caller.account_id,
             UserGroup.scope == _scope(org, project),
             UserGroup.identifier == identifier,
+            visible_to(caller.channel),
         )
     )
     if group is None:
@@ -221,6 +246,23 @@ async def get_group_by_identifier(
 def _touch(group: UserGroup) -> None:
     group.version += 1
     group.updated_at = utcnow()
+
+
+def _assign(group: UserGroup, *, display_name: Any, external_id: Any, description: Any) -> list[str]:
+    """Set the given (not UNSET) attributes that differ; return the names of those that changed."""
+    changed: list[str] = []
+    if display_name is not UNSET:
+        group.display_name, group.display_name_ci = display_name, display_name.lower()
+        changed.append("display_name")
+    if external_id is not UNSET and external_id != group.external_id:
+        group.external_id = external_id
+        changed.append("external_id")
+    if description is not UNSET and description != group.description:
+        group.description = description
+        changed.append("description")
+    if changed:
+        _touch(group)
+    return changed
 
 
 async def update_group(
@@ -234,40 +276,31 @@ async def update_group(
 ) -> list[str]:
     """Change name, externalId or description; renames keep the identifier. Returns what changed."""
     caller.require(Permission.GROUPS_WRITE)
-    changed: list[str] = []
-    if display_name is not UNSET and display_name != group.display_name:
+    renamed = display_name is not UNSET and display_name != group.display_name
+    if renamed:
         _validate_name(display_name)
         guard(caller, group, "rename")
         if group.managed_by == ManagedBy.IDENTITY_PROVIDER.value and await _idp_name_taken(
             session, caller.account_id, display_name, group.id
         ):
             raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
-        group.display_name, group.display_name_ci = display_name, display_name.lower()
-        changed.append("display_name")
-    if external_id is not UNSET and external_id != group.external_id:
-        group.external_id = external_id
-        changed.append("external_id")
     if description is not UNSET and has_nul(description):
         raise InvalidInput("the description must not contain the NUL character", field="description")
-    if description is not UNSET and description != group.description:
-        group.description = description
-        changed.append("description")
-    if changed:
-        _touch(group)
-        try:
-            async with session.begin_nested():
-                await session.flush()
-        except IntegrityError:
-            raise Conflict(f"a group named '{group.display_name}' already exists", field="displayName") from None
+    new_name = display_name if renamed else group.display_name
+    async with unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName")):
+        changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
     audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
                  detail={"changed": changed})  # fmt: skip
     return changed
 
 
-async def _existing_users(session: AsyncSession, account_id: int, ids: Sequence[str]) -> set[str]:
+async def _lock_existing_users(session: AsyncSession, account_id: int, ids: Sequence[str]) -> set[str]:
+    """The ids of users that exist, each locked against deletion until this transaction ends, in
+    id order. A user deleted by a concurrent request is waited for and then left out, like an
+    unknown id, so the membership insert that follows never meets a foreign-key error."""
     found: set[str] = set()
     for part in chunks(sorted(set(ids))):
-        found.update(await session.scalars(select(User.id).where(User.account_id == account_id, User.id.in_(part))))
+        found.update(await lock_ids(session, User.id, (User.account_id == account_id) & User.id.in_(part), shared=True))
     return found
 
 
@@ -283,7 +316,7 @@ async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[s
 
 
 async def _add(session: AsyncSession, caller: Caller, group: UserGroup, ids: Sequence[str]) -> MembershipResult:
-    valid = await _existing_users(session, caller.account_id, ids)
+    valid = await _lock_existing_users(session, caller.account_id, ids)
     result = MembershipResult(skipped=set(ids) - valid)
     new = sorted(valid - await _current_members(session, group.id, sorted(valid)))
     now = utcnow()
@@ -319,21 +352,20 @@ async def change_members(
     total = MembershipResult()
     for change in changes:
         if change.kind == "add":
-            if caller.channel != Channel.SCIM:
-                await _guard_users(session, caller, change.ids)
+            await users.guard_group_changes(session, caller, change.ids)
             step = await _add(session, caller, group, change.ids)
             total.added |= step.added
             total.removed -= step.added
             total.skipped |= step.skipped
         elif change.kind == "remove":
-            if caller.channel != Channel.SCIM:
-                await _guard_users(session, caller, change.ids)
+            await users.guard_group_changes(session, caller, change.ids)
             removed = await _remove(session, group, change.ids)
             total.removed |= removed - total.added
             total.added -= removed
         else:  # replace / clear: the set difference, in SQL-sized chunks
             wanted = set(change.ids) if change.kind == "replace" else set()
             current = await _all_members(session, group.id)
+            await users.guard_group_changes(session, caller, sorted(current ^ wanted))
             removed = await _remove(session, group, sorted(current - wanted))
             step = await _add(session, caller, group, sorted(wanted - current))
             total.removed |= removed
@@ -355,13 +387,6 @@ def _refuse_unknown(caller: Caller, result: MembershipResult) -> None:
         raise NotFound("User", sorted(result.skipped)[0])
 
 
-async def _guard_users(session: AsyncSession, caller: Caller, ids: Sequence[str]) -> None:
-    """Outside SCIM, a user locked by an identity-provider group cannot change groups."""
-    for part in chunks(sorted(set(ids))):
-        for user in await session.scalars(select(User).where(User.account_id == caller.account_id, User.id.in_(part))):
-            await users.guard(session, caller, user, "change_groups")
-
-
 def _member_detail(result: MembershipResult) -> dict[str, Any]:
     detail: dict[str, Any] = {}
     if result.added:
@@ -374,19 +399,47 @@ def _member_detail(result: MembershipResult) -> dict[str, Any]:
 
 
 async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) -> None:
+    """Delete a group and its memberships. Removing the members is a change of each member's group
+    assignments, so outside SCIM a group holding a locked user (see `users.guard`) is not deleted:
+    otherwise deleting a native group, and creating it again without that user, would do what
+    removing the user from it is refused to do. The audit event lists the members removed."""
     caller.require(Permission.GROUPS_WRITE)
     guard(caller, group, "delete")
+    members = await _all_members(session, group.id)
+    locked = await users.locked_for_group_changes(session, caller, sorted(members))
+    if locked:
+        raise ManagedByIdentityProvider(
+            IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]),
+            resource_type="User", resource_id=locked[0], operation="change_groups",
+        )  # fmt: skip
     await session.delete(group)
     await session.flush()
     audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
-                 detail={"identifier": group.identifier, "displayName": group.display_name})  # fmt: skip
+                 detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
 
 
 async def list_groups(
     session: AsyncSession, caller: Caller, where: ColumnElement[bool], order_by: Sequence[Any], offset: int, limit: int
 ) -> tuple[int, list[UserGroup]]:
     caller.require(Permission.GROUPS_READ)
-    return await page(session, UserGroup, (UserGroup.account_id == caller.account_id) & where, order_by, offset, limit)
+    visible = (UserGroup.account_id == caller.account_id) & visible_to(caller.channel)
+    return await page(session, UserGroup, visible & where, order_by, offset, limit)
+
+
+async def groups_of_users(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Group (id, display name) per user — the groups `caller` can see — for a page of users, in
+    one query per chunk."""
+    out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
+    for part in chunks(list(user_ids)):
+        rows = await session.execute(
+            select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
+            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+            .where(GroupMembership.user_id.in_(part), visible_to(caller.channel))
+            .order_by(UserGroup.display_name_ci, UserGroup.id)
+        )
+        for user_id, group_id, name in rows:
+            out[user_id].append((group_id, name))
+    return out
 
 
 async def members_of_groups(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:

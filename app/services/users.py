@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, false, func, select, true, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.casefold import fold
 from app.db.models import Channel, GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
 from app.db.types import utcnow
-from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider
+from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, membership_windows, page
+from app.services.common import chunks, fetch_owned, insert_unique, lock_ids, membership_windows, page, unique_changes
 from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
@@ -109,12 +109,8 @@ async def _reindex(session: AsyncSession, user: User, *, fresh: bool) -> None:
         await session.execute(UserAttributeValue.__table__.insert(), rows)  # type: ignore[attr-defined]
 
 
-async def _flush_unique(session: AsyncSession, user_name: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"a user with userName '{user_name}' already exists", field="userName") from None
+def _name_taken(user_name: str) -> Conflict:
+    return Conflict(f"a user with userName '{user_name}' already exists", field="userName")
 
 
 async def _user_name_taken(session: AsyncSession, account_id: int, user_name: str, except_id: str | None) -> bool:
@@ -129,7 +125,7 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
     caller.require(Permission.USERS_WRITE)
     _validate(values)
     if await _user_name_taken(session, caller.account_id, values["user_name"], None):
-        raise Conflict(f"a user with userName '{values['user_name']}' already exists", field="userName")
+        raise _name_taken(values["user_name"])
     now = utcnow()
     user = User(
         id=str(uuid.uuid4()),
@@ -143,8 +139,8 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
         multi_valued={},
     )
     _assign(user, values)
-    session.add(user)
-    await _flush_unique(session, user.user_name)
+    if not await insert_unique(session, user):  # a parallel request created the same userName
+        raise _name_taken(user.user_name)
     await _reindex(session, user, fresh=True)
     audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
                  detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
@@ -176,6 +172,13 @@ IDP_USER_MESSAGE = (
 )
 
 
+def _refusal(user_id: str, operation: str) -> ManagedByIdentityProvider:
+    what = {"update_profile": "edited", "delete": "deleted", "change_groups": "moved between groups"}[operation]
+    return ManagedByIdentityProvider(
+        IDP_USER_MESSAGE.format(id=user_id, what=what), resource_type="User", resource_id=user_id, operation=operation
+    )
+
+
 async def guard(session: AsyncSession, caller: Caller, user: User, operation: str) -> None:
     """The seed's Limitations for users, for every channel but SCIM:
 
@@ -193,10 +196,37 @@ async def guard(session: AsyncSession, caller: Caller, user: User, operation: st
     scim_owned = user.provisioned_by == ProvisionedBy.SCIM.value
     refused = locked or (scim_owned and operation in ("update_profile", "delete"))
     if refused:
-        what = {"update_profile": "edited", "delete": "deleted", "change_groups": "moved between groups"}[operation]
-        raise ManagedByIdentityProvider(
-            IDP_USER_MESSAGE.format(id=user.id, what=what), resource_type="User", resource_id=user.id, operation=operation
+        raise _refusal(user.id, operation)
+
+
+async def locked_for_group_changes(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> list[str]:
+    """The users among `user_ids` whose group assignments `caller` may not change, in id order:
+    `guard(…, "change_groups")` for many users in one query per chunk. Any change of a membership
+    counts — adding, removing, and removing as a side effect of deleting a group."""
+    if caller.channel == Channel.SCIM:
+        return []
+    locked: set[str] = set()
+    for part in chunks(sorted(set(user_ids))):
+        locked.update(
+            await session.scalars(
+                select(GroupMembership.user_id)
+                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+                .where(
+                    GroupMembership.user_id.in_(part),
+                    UserGroup.account_id == caller.account_id,
+                    UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value,
+                )
+                .distinct()
+            )
         )
+    return sorted(locked)
+
+
+async def guard_group_changes(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> None:
+    """Refuse, outside SCIM, to add or remove a locked user (see `guard`) to or from any group."""
+    locked = await locked_for_group_changes(session, caller, user_ids)
+    if locked:
+        raise _refusal(locked[0], "change_groups")
 
 
 async def is_locked(session: AsyncSession, user: User) -> bool:
@@ -240,15 +270,15 @@ async def update_user(session: AsyncSession, caller: Caller, user: User, values:
         if any(k in profile and values[k] != getattr(user, k) for k in values):
             await guard(session, caller, user, "update_profile")
     if "user_name" in values and await _user_name_taken(session, caller.account_id, values["user_name"], user.id):
-        raise Conflict(f"a user with userName '{values['user_name']}' already exists", field="userName")
-    old_multi = user.multi_valued
-    changed = _assign(user, values)
-    if changed:
-        user.version += 1
-        user.updated_at = utcnow()
-        await _flush_unique(session, user.user_name)
-        if user.multi_valued != old_multi:
-            await _reindex(session, user, fresh=False)
+        raise _name_taken(values["user_name"])
+    old_multi, new_name = user.multi_valued, values.get("user_name", user.user_name)
+    async with unique_changes(session, lambda: _name_taken(new_name)):  # a parallel request took the name
+        changed = _assign(user, values)
+        if changed:
+            user.version += 1
+            user.updated_at = utcnow()
+    if changed and user.multi_valued != old_multi:
+        await _reindex(session, user, fresh=False)
     audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
                  detail={"changed": changed})  # fmt: skip
     if ignored:
@@ -259,21 +289,38 @@ async def update_user(session: AsyncSession, caller: Caller, user: User, values:
     return UpdateResult(user, changed, ignored)
 
 
+def _reports(account_id: int, user_id: str) -> ColumnElement[bool]:
+    return and_(User.account_id == account_id, User.manager_id == user_id)
+
+
+async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: str) -> User:
+    """The user to delete, locked together with the users whose manager they are (`delete_user`
+    clears that), all in id order and before anything else. Two users who manage each other and are
+    deleted at the same moment then queue on the same first row, instead of each holding one and
+    waiting for the other."""
+    caller.require(Permission.USERS_WRITE)
+    if has_nul(user_id):
+        raise NotFound("User", user_id.replace("\x00", ""))
+    await lock_ids(session, User.id, (User.account_id == caller.account_id) & ((User.id == user_id) | (User.manager_id == user_id)))
+    return await get_user(session, caller, user_id)
+
+
 async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None:
-    """Delete a user and all of their memberships; their groups' versions move on."""
+    """Delete a user and all of their memberships; their groups' versions move on, and users they
+    managed lose that manager.
+
+    Locks follow the services' order (see app.services.common): the users first, in id order, then
+    the groups, in id order, and the row itself is deleted last."""
     caller.require(Permission.USERS_WRITE)
     await guard(session, caller, user, "delete")
     now = utcnow()
-    await session.execute(
-        update(UserGroup)
-        .where(UserGroup.id.in_(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id)))
-        .values(version=UserGroup.version + 1, updated_at=now)
-    )
-    await session.execute(
-        update(User)
-        .where(User.account_id == caller.account_id, User.manager_id == user.id)
-        .values(manager_id=None, version=User.version + 1, updated_at=now)
-    )
+    if await lock_ids(session, User.id, _reports(caller.account_id, user.id)):
+        await session.execute(
+            update(User).where(_reports(caller.account_id, user.id)).values(manager_id=None, version=User.version + 1, updated_at=now)
+        )
+    member_of = UserGroup.id.in_(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id))
+    for part in chunks(await lock_ids(session, UserGroup.id, member_of)):
+        await session.execute(update(UserGroup).where(UserGroup.id.in_(part)).values(version=UserGroup.version + 1, updated_at=now))
     await session.delete(user)
     await session.flush()
     audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
@@ -285,21 +332,6 @@ async def list_users(
 ) -> tuple[int, list[User]]:
     caller.require(Permission.USERS_READ)
     return await page(session, User, (User.account_id == caller.account_id) & where, order_by, offset, limit)
-
-
-async def groups_of_users(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """Group (id, display name) per user, for a page of users, in one query per chunk."""
-    out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
-    for part in chunks(list(user_ids)):
-        rows = await session.execute(
-            select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
-            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-            .where(GroupMembership.user_id.in_(part))
-            .order_by(UserGroup.display_name_ci, UserGroup.id)
-        )
-        for user_id, group_id, name in rows:
-            out[user_id].append((group_id, name))
-    return out
 
 
 async def display_names(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, str]:
@@ -320,11 +352,14 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
     if has_nul(search):
         return false()
     if search:
-        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # Both sides of each match go through one fold (app.db.casefold): the lower-cased copies
+        # against the lower-cased search, the display name against the search as typed.
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        lowered, as_typed = fold(f"%{escaped.lower()}%"), fold(f"%{escaped}%")
         conditions.append(
-            User.user_name_ci.like(pattern, escape="\\")
-            | User.email_ci.like(pattern, escape="\\")
-            | func.lower(User.display_name).like(pattern, escape="\\")
+            fold(User.user_name_ci).like(lowered, escape="\\")
+            | fold(User.email_ci).like(lowered, escape="\\")
+            | fold(User.display_name).like(as_typed, escape="\\")
         )
     if active is not None:
         # An unassigned `active` (NULL) is not a deactivation.

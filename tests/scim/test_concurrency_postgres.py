@@ -1,0 +1,224 @@
+"""Races that SQLite hides by running one writer at a time and PostgreSQL does not: parallel
+creates that collide on a unique name or identifier, a member added while that user is deleted,
+and deletes that touch the same rows. Each answers with the status a client expects, never 500,
+and leaves the database as if the requests had run one after the other. The tests run on both
+databases; a deadlock retried behind the scenes would hide a lock-order problem, so the tests also
+check that the database reported none."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db.models import GroupMembership, Organization, Project, User, UserGroup
+from tests.conftest import CORE_GROUP, ENTERPRISE, ScimClient, Tenant
+from tests.graphql.conftest import GraphQLClient
+
+DEADLOCK = "40P01"
+# Different names, one derived identifier (`.`, `-` and spaces become `_`; other punctuation goes).
+SAME_IDENTIFIER = ["TeamX X", "TeamX-X", "TeamX X!", "TeamX.X", "TeamX_X", "TeamX X?", "TeamX-X!", "TeamX X#", "TeamX.X!", "TeamX X%", "TeamX X&", "TeamX X*"]
+
+
+@pytest.fixture
+def sqlstates(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQLSTATE of every database error the app met during the test (none on SQLite)."""
+    seen: list[str] = []
+
+    def record(context: Any) -> None:
+        code = getattr(context.original_exception, "sqlstate", None) or getattr(context.original_exception, "pgcode", None)
+        if code:
+            seen.append(str(code))
+
+    event.listen(engine.sync_engine, "handle_error", record)
+    yield seen
+    event.remove(engine.sync_engine, "handle_error", record)
+
+
+async def _count(sessionmaker: async_sessionmaker[AsyncSession], model: Any, *where: Any) -> int:
+    async with sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def _identifiers(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
+    async with sessionmaker() as session:
+        return sorted(await session.scalars(select(UserGroup.identifier)))
+
+
+def _suffixed(base: str, n: int) -> list[str]:
+    return sorted([base] + [f"{base}_{i}" for i in range(2, n + 1)])
+
+
+async def test_thirty_parallel_creates_of_one_group_name_make_one_group(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async def create() -> httpx.Response:
+        return await scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": "Same"})
+
+    responses = await asyncio.gather(*(create() for _ in range(30)))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 29
+    assert {r.json()["scimType"] for r in responses if r.status_code == 409} == {"uniqueness"}
+    assert await _identifiers(sessionmaker) == ["Same"]
+
+
+async def test_parallel_scim_creates_of_names_with_one_identifier_get_numbered_identifiers(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    async def create(name: str) -> int:
+        return (await scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": name})).status_code
+
+    statuses = await asyncio.gather(*(create(name) for name in SAME_IDENTIFIER))
+    assert statuses == [201] * len(SAME_IDENTIFIER)
+    assert await _identifiers(sessionmaker) == _suffixed("TeamX_X", len(SAME_IDENTIFIER))
+
+
+async def test_parallel_graphql_creates_of_names_with_one_identifier_get_numbered_identifiers(
+    client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    gql = GraphQLClient(client, tenant)
+    mutation = "mutation($n: String!) { createUserGroup(input: {name: $n}) { __typename ... on UserGroup { identifier } } }"
+
+    results = await asyncio.gather(*(gql(mutation, n=name) for name in SAME_IDENTIFIER))
+    assert [r["createUserGroup"]["__typename"] for r in results] == ["UserGroup"] * len(SAME_IDENTIFIER)
+    expected = _suffixed("TeamX_X", len(SAME_IDENTIFIER))
+    assert sorted(r["createUserGroup"]["identifier"] for r in results) == expected
+    assert await _identifiers(sessionmaker) == expected
+
+
+async def test_parallel_graphql_email_changes_to_one_address_leave_one_winner_and_the_rest_of_each_request_runs(
+    client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    gql = GraphQLClient(client, tenant)
+    create = 'mutation($e: String!) { createUser(input: {email: $e, name: "U"}) { ... on User { id } } }'
+    ids = [(await gql(create, e=f"u{i}@x.com"))["createUser"]["id"] for i in range(6)]
+    # A refused mutation undoes only itself: the next mutation of the same request still runs.
+    both = (
+        'mutation($u: ID!, $n: String!) { first: updateUser(input: {id: $u, email: "same@x.com"}) { __typename } '
+        "second: createUserGroup(input: {name: $n}) { __typename } }"
+    )
+    results = await asyncio.gather(*(gql(both, u=uid, n=f"After {uid}") for uid in ids))
+    assert sorted(r["first"]["__typename"] for r in results) == ["ConflictError"] * 5 + ["User"]
+    assert [r["second"]["__typename"] for r in results] == ["UserGroup"] * len(ids)
+    assert await _count(sessionmaker, User, User.user_name == "same@x.com") == 1
+    assert await _count(sessionmaker, UserGroup) == len(ids)
+
+
+async def test_parallel_creates_of_one_organization_and_project_leave_one_of_each(
+    client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    gql = GraphQLClient(client, tenant)
+    org = 'mutation { r: createOrganization(input: {identifier: "eng", name: "Eng"}) { __typename } }'
+    results = await asyncio.gather(*(gql(org) for _ in range(6)))
+    assert sorted(r["r"]["__typename"] for r in results) == ["ConflictError"] * 5 + ["Organization"]
+    project = 'mutation { r: createProject(input: {orgIdentifier: "eng", identifier: "web", name: "Web"}) { __typename } }'
+    results = await asyncio.gather(*(gql(project) for _ in range(6)))
+    assert sorted(r["r"]["__typename"] for r in results) == ["ConflictError"] * 5 + ["Project"]
+    assert await _count(sessionmaker, Organization) == await _count(sessionmaker, Project) == 1
+
+
+async def test_parallel_scim_renames_of_groups_to_one_name_leave_one_winner(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    group_ids = [str((await scim.create_group(f"G{i}"))["id"]) for i in range(6)]
+    rename = [{"op": "replace", "path": "displayName", "value": "Same"}]
+    responses = await asyncio.gather(*(scim.patch(f"/Groups/{gid}", rename) for gid in group_ids))
+    assert sorted(r.status_code for r in responses) == [204] + [409] * 5
+    assert await _count(sessionmaker, UserGroup, UserGroup.display_name == "Same") == 1
+
+
+async def test_member_added_while_the_user_is_deleted_is_skipped(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    keep = str((await scim.create_user("keep@contoso.com"))["id"])
+    doomed = [str((await scim.create_user(f"gone{i}@contoso.com"))["id"]) for i in range(12)]
+    group = str((await scim.create_group("Engineering"))["id"])
+
+    async def add(user_id: str) -> int:
+        operations = [{"op": "add", "path": "members", "value": [{"value": user_id}, {"value": keep}]}]
+        return (await scim.patch(f"/Groups/{group}", operations)).status_code
+
+    async def delete(user_id: str) -> int:
+        return (await scim.delete(f"/Users/{user_id}")).status_code
+
+    statuses = await asyncio.gather(*(step for uid in doomed for step in (add(uid), delete(uid))))
+    assert statuses == [204, 204] * len(doomed)
+    assert "23503" not in sqlstates  # no foreign-key violation, not even one turned into something else
+    assert await _count(sessionmaker, User) == 1
+    async with sessionmaker() as session:
+        assert list(await session.scalars(select(GroupMembership.user_id).where(GroupMembership.group_id == group))) == [keep]
+
+
+async def _users_linked_by_manager(scim: ScimClient, n: int) -> list[str]:
+    """`n` users in a ring of managers (each manages the next, the last manages the first), all in
+    the same two groups: every delete has to touch rows another delete locks too."""
+    ids = [str((await scim.create_user(f"ring{i}@contoso.com"))["id"]) for i in range(n)]
+    for i, user_id in enumerate(ids):
+        operations = [{"op": "add", "path": f"{ENTERPRISE}:manager", "value": {"value": ids[(i + 1) % n]}}]
+        response = await scim.patch(f"/Users/{user_id}", operations)
+        assert response.status_code == 200, response.text
+    await scim.create_group("Alpha", members=[{"value": uid} for uid in ids])
+    await scim.create_group("Beta", members=[{"value": uid} for uid in reversed(ids)])
+    return ids
+
+
+async def test_parallel_deletes_of_users_linked_by_manager_all_succeed_without_deadlock(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    ids = await _users_linked_by_manager(scim, 8)
+    statuses = await asyncio.gather(*(scim.delete(f"/Users/{uid}") for uid in ids))
+    assert [r.status_code for r in statuses] == [204] * len(ids)
+    assert DEADLOCK not in sqlstates
+    assert await _count(sessionmaker, User) == 0
+    assert await _count(sessionmaker, GroupMembership) == 0
+    async with sessionmaker() as session:
+        versions = sorted(await session.scalars(select(UserGroup.version)))
+    assert versions == [1 + len(ids)] * 2  # each delete moved both groups on once
+
+
+async def test_parallel_graphql_deletes_of_users_linked_by_manager_all_succeed_without_deadlock(
+    client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    gql = GraphQLClient(client, tenant)
+    create = 'mutation($e: String!) { createUser(input: {email: $e, name: "U"}) { ... on User { id } } }'
+    ids = [(await gql(create, e=f"u{i}@x.com"))["createUser"]["id"] for i in range(8)]
+    async with sessionmaker() as session, session.begin():
+        for i, user_id in enumerate(ids):  # a ring of managers, as Entra would have synced it
+            user = await session.get(User, user_id)
+            assert user is not None
+            user.manager_id = ids[(i + 1) % len(ids)]
+    group = 'mutation($n: String!, $u: [ID!]) { createUserGroup(input: {name: $n, userIds: $u}) { __typename } }'
+    await gql(group, n="Alpha", u=ids)
+    await gql(group, n="Beta", u=list(reversed(ids)))
+
+    delete = "mutation($u: ID!) { deleteUser(input: {id: $u}) { __typename } }"
+    results = await asyncio.gather(*(gql(delete, u=uid) for uid in ids))
+    assert [r["deleteUser"]["__typename"] for r in results] == ["DeletedUser"] * len(ids)
+    assert DEADLOCK not in sqlstates
+    assert await _count(sessionmaker, User) == 0
+
+
+async def test_parallel_deletes_of_groups_and_users_beside_member_changes_never_deadlock(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    ids = [str((await scim.create_user(f"m{i}@contoso.com"))["id"]) for i in range(8)]
+    group_ids = []
+    for g in range(8):  # members joined in a different order in every other group
+        members = [{"value": uid} for uid in (ids if g % 2 else reversed(ids))]
+        group_ids.append(str((await scim.create_group(f"G{g}", members=members))["id"]))
+
+    remove = [{"op": "remove", "path": "members", "value": [{"value": uid} for uid in ids[:4]]}]
+    requests = []
+    for n, (gid, uid) in enumerate(zip(group_ids, ids, strict=True)):
+        replace = {"schemas": [CORE_GROUP], "displayName": f"Renamed {n}", "members": [{"value": u} for u in ids[2:]]}
+        requests += [scim.patch(f"/Groups/{gid}", remove), scim.delete(f"/Users/{uid}"), scim.put(f"/Groups/{gid}", replace), scim.delete(f"/Groups/{gid}")]
+    responses = await asyncio.gather(*requests)
+    for response in responses:
+        assert response.status_code in (200, 204, 404), response.text  # 404: the group or a member was gone first
+    assert [r.status_code for r in responses if r.request.method == "DELETE"] == [204] * (len(ids) + len(group_ids))
+    assert DEADLOCK not in sqlstates
+    assert (await _count(sessionmaker, UserGroup), await _count(sessionmaker, User), await _count(sessionmaker, GroupMembership)) == (0, 0, 0)
