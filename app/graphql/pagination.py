@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -12,6 +13,9 @@ import strawberry
 T = TypeVar("T")
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
+# What encode_cursor writes: ASCII digits only, and at most 18 of them, so any position (plus a
+# page) stays far inside the 64-bit integers both databases compare and offset with.
+_POSITION = re.compile(r"[0-9]{1,18}")
 
 
 @strawberry.type
@@ -39,16 +43,19 @@ def encode_cursor(kind: str, value: int) -> str:
 
 
 def decode_cursor(cursor: str | None, kind: str) -> int | None:
-    """The position a cursor of ours names. Anything else — absent, empty, or not produced by this
-    field — reads as "from the start", so a stale or mangled cursor never fails a page load."""
+    """The position a cursor of ours names. Anything else — absent, empty, not produced by this
+    field, or naming a number no page could reach — reads as "from the start", so a stale or
+    mangled cursor never fails a page load (nor reaches the database as an out-of-range integer)."""
     if not cursor:
         return None
     try:
-        prefix, _, value = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        position = int(value)
+        decoded = base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    return position if prefix == kind and position >= 0 else None
+    prefix, _, value = decoded.partition(":")
+    if prefix != kind or not _POSITION.fullmatch(value):
+        return None
+    return int(value)
 
 
 def page_size(first: int | None) -> int:

@@ -1,19 +1,22 @@
-"""The GraphQL schema: queries, mutations, and the guards around them (depth, aliases, tokens,
-masking of unexpected errors)."""
+"""The GraphQL schema: queries, mutations, and the guards around them (depth, aliases, tokens, cost,
+optionally no introspection, masking of unexpected errors)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql import SKIP, FieldNode, GraphQLError, ValidationRule, VisitorAction
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from app.errors import DomainError
+from app.graphql.cost import Limits, OperationLimiter
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
+from app.settings import DEFAULT_GRAPHQL_COST_BUDGET
 
 logger = logging.getLogger("scimgraph.graphql")
 
@@ -44,14 +47,35 @@ def _add_codes(error: GraphQLError) -> bool:
     return not _expected(error)
 
 
-schema = _Schema(
-    query=Query,
-    mutation=Mutation,
-    types=[ValidationError, ConflictError, NotFoundError, PermissionDeniedError, IdentityProviderManagedError],
-    extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaskErrors(should_mask_error=_add_codes, error_message="Internal error; it has been logged with the request id."),
-    ],
-)
+class _NoIntrospection(ValidationRule):
+    """Refuses `__schema` and `__type` with one error each (graphql-core's own rule reports every
+    field below them too). `__typename` stays: clients rely on it to tell union members apart."""
+
+    def enter_field(self, node: FieldNode, *_: object) -> VisitorAction:
+        if node.name.value not in ("__schema", "__type"):
+            return None
+        message = f"Introspection is turned off on this server: {node.name.value} is not available."
+        self.report_error(GraphQLError(message, node, extensions={"code": "INTROSPECTION_DISABLED"}))
+        return SKIP
+
+
+def build_schema(*, introspection: bool = True, cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET) -> strawberry.Schema:
+    """The schema with its guards. `introspection=False` refuses `__schema` and `__type`, for a
+    production server whose clients are known; the SDL stays available from `export-schema`."""
+    limits = Limits(max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, budget=cost_budget)
+    guards: list[Callable[[], SchemaExtension]] = [lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS)]
+    if not introspection:
+        guards.append(lambda: AddValidationRules([_NoIntrospection]))
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[ValidationError, ConflictError, NotFoundError, PermissionDeniedError, IdentityProviderManagedError],
+        extensions=[
+            *guards,
+            lambda: OperationLimiter(limits),
+            lambda: MaskErrors(should_mask_error=_add_codes, error_message="Internal error; it has been logged with the request id."),
+        ],
+    )
+
+
+schema = build_schema()
