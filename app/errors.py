@@ -12,7 +12,8 @@
     ├── PreconditionFailed    If-Match did not match the current version
     ├── PermissionDenied      the caller's token lacks a permission
     ├── ManagedByIdentityProvider  the identity provider owns what the caller tried to change
-    └── Unauthenticated       no usable credentials (deliberately without detail)
+    ├── Unauthenticated       no usable credentials (deliberately without detail)
+    └── Unavailable           the database cannot serve the request now; retry later
 
 No HTTP status codes live here.
 """
@@ -100,3 +101,11 @@ class Unauthenticated(DomainError):
 
     def __init__(self) -> None:
         super().__init__("authentication failed: a valid bearer token for this account is required")
+
+
+class Unavailable(DomainError):
+    """The database is unreachable, too slow or too busy right now; `retry_after` is a hint in seconds."""
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__("the service is temporarily unavailable; retry later")
+        self.retry_after = retry_after

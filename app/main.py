@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 
 from app.db.engine import create_engine, create_sessionmaker
 from app.graphql.app import GraphQLEndpoint
-from app.middleware import SCIM_PREFIX, RequestContextMiddleware
+from app.lifecycle import Readiness
+from app.middleware import SCIM_PREFIX, BodyLimitMiddleware, RequestContextMiddleware
 from app.scim.errors import error_response
 from app.scim.openapi import openapi_document
 from app.scim.routes import scim_routes
@@ -44,13 +46,34 @@ async def openapi(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready while no shutdown has begun and the database answers within the readiness timeout. The
+    probe is bounded so that a hung database turns it into a prompt 503, not a hung probe."""
+    if request.app.state.readiness.draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
+    timeout = request.app.state.settings.readiness_timeout_seconds
     try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:
-        logger.warning("readiness check: database unreachable", exc_info=True)
+        async with asyncio.timeout(timeout):
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        # Probes run every few seconds: one line each, not a traceback each.
+        logger.warning("readiness check: database unreachable: %s", _failure_reason(exc, timeout))
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def _failure_reason(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} seconds"
+    first_line = next(iter(str(exc).splitlines()), "")
+    return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
+
+
+def _attach_database(app: Starlette, engine: AsyncEngine) -> None:
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
+    app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 
 
 def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Starlette:
@@ -59,31 +82,34 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = engine is None
-        app.state.engine = engine or create_engine(settings.database_url)
-        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        _attach_database(app, engine or create_engine(settings.database_url, settings.database_timeouts))
         try:
             yield
         finally:
             if owned:
                 await app.state.engine.dispose()
 
+    readiness = Readiness()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
         Mount("/gateway/ng/api/scim/account/{account}", routes=scim_routes()),
-        Route("/graphql", GraphQLEndpoint()),
+        Route("/graphql", GraphQLEndpoint(settings)),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(RequestContextMiddleware, readiness=readiness),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, read_timeout=settings.body_read_timeout_seconds),
+        ],
         lifespan=lifespan,
     )
     # Paths the router cannot match at all (a newline in a segment, say) still get a proper body.
     app.router.default = not_found
     app.state.settings = settings
+    app.state.readiness = readiness
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
+        _attach_database(app, engine)
     return app

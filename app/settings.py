@@ -6,6 +6,7 @@ Every problem is reported as a single `ConfigError` line; the CLI turns it into 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,27 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/scimgraph.db"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# The HTTP edge, in seconds: how long a client may take to send its request headers, and to send each
+# next piece of its body; how long /readyz waits for the database; and how shutdown drains.
+DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
+DEFAULT_BODY_READ_TIMEOUT_SECONDS = 10.0
+DEFAULT_READINESS_TIMEOUT_SECONDS = 2.0
+DEFAULT_SHUTDOWN_DRAIN_SECONDS = 25.0  # below the 30 s an orchestrator usually waits before SIGKILL
+DEFAULT_SHUTDOWN_READINESS_GRACE_SECONDS = 5.0
+# Nodes one GraphQL operation may ask for (app/graphql/cost.py says how they are counted): 100 groups
+# with their first 50 members (5,100) fits; pages of 100 nested three deep (1,010,100) do not.
+DEFAULT_GRAPHQL_COST_BUDGET = 10_000
+MIN_GRAPHQL_COST_BUDGET = 100  # one full page must always fit
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTimeouts:
+    """Seconds: opening a connection, waiting for a pooled one, and running one statement (on SQLite,
+    also how long a writer waits for the write lock). See docs/security.md."""
+
+    connect: float = 5.0
+    pool_checkout: float = 5.0
+    statement: float = 15.0
 
 
 class ConfigError(Exception):
@@ -31,10 +53,25 @@ class Settings:
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
+    body_read_timeout_seconds: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS
+    readiness_timeout_seconds: float = DEFAULT_READINESS_TIMEOUT_SECONDS
+    shutdown_drain_seconds: float = DEFAULT_SHUTDOWN_DRAIN_SECONDS
+    shutdown_readiness_grace_seconds: float = DEFAULT_SHUTDOWN_READINESS_GRACE_SECONDS
+    db_connect_timeout: float = 5.0
+    db_pool_timeout: float = 5.0
+    db_statement_timeout: float = 15.0
+    graphql_ide: bool = True
+    graphql_introspection: bool = True
+    graphql_cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(connect=self.db_connect_timeout, pool_checkout=self.db_pool_timeout, statement=self.db_statement_timeout)
 
     def tenant_url(self, account_identifier: str) -> str:
         return f"{self.public_url}/gateway/ng/api/scim/account/{account_identifier}"
@@ -96,14 +133,90 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         raise ConfigError(f"MAX_BODY_BYTES must be a positive number, got {body_raw!r}") from None
     if max_body < 1024:
         raise ConfigError(f"MAX_BODY_BYTES must be at least 1024, got {max_body}")
+    db_timeouts = {
+        name: _seconds(env, f"DB_{name.upper()}_TIMEOUT", default)
+        for name, default in (("connect", 5.0), ("pool", 5.0), ("statement", 15.0))
+    }
+    drain, readiness_grace = _shutdown_periods(env)
     return Settings(
         database_url=database_url,
+        db_connect_timeout=db_timeouts["connect"],
+        db_pool_timeout=db_timeouts["pool"],
+        db_statement_timeout=db_timeouts["statement"],
         host=host,
         port=port,
         log_level=log_level,
         public_url=public_url,
         max_body_bytes=max_body,
+        header_timeout_seconds=_seconds_between(env, "HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS, 0.1, 300),
+        body_read_timeout_seconds=_seconds_between(env, "BODY_READ_TIMEOUT_SECONDS", DEFAULT_BODY_READ_TIMEOUT_SECONDS, 0.1, 300),
+        readiness_timeout_seconds=_seconds_between(env, "READINESS_TIMEOUT_SECONDS", DEFAULT_READINESS_TIMEOUT_SECONDS, 0.1, 60),
+        shutdown_drain_seconds=drain,
+        shutdown_readiness_grace_seconds=readiness_grace,
+        graphql_ide=_switch(env, "GRAPHQL_IDE"),
+        graphql_introspection=_switch(env, "GRAPHQL_INTROSPECTION"),
+        graphql_cost_budget=_cost_budget(env),
     )
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise ConfigError(f"{name} must be from 0.1 to 3600 seconds, got {raw}")
+    return value
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _switch(env: dict[str, str], name: str) -> bool:
+    """An on/off setting, on unless set: a production deployment turns it off explicitly."""
+    raw = (env.get(name) or "on").strip().lower()
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{name} must be on or off (true/false, 1/0, yes/no), got {env.get(name)!r}")
+    return raw in _TRUE
+
+
+def _cost_budget(env: dict[str, str]) -> int:
+    raw = env.get("GRAPHQL_COST_BUDGET") or str(DEFAULT_GRAPHQL_COST_BUDGET)
+    try:
+        budget = int(raw)
+    except ValueError:
+        raise ConfigError(f"GRAPHQL_COST_BUDGET must be a number of nodes, got {raw!r}") from None
+    if budget < MIN_GRAPHQL_COST_BUDGET:
+        raise ConfigError(f"GRAPHQL_COST_BUDGET must be at least {MIN_GRAPHQL_COST_BUDGET} (one full page), got {budget}")
+    return budget
+
+
+def _seconds_between(env: dict[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # also refuses nan
+        raise ConfigError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
+def _shutdown_periods(env: dict[str, str]) -> tuple[float, float]:
+    """The drain period bounds the whole shutdown; the readiness grace is its first part (new requests
+    still served while load balancers notice /readyz failing), so it cannot be longer."""
+    drain = _seconds_between(env, "SHUTDOWN_DRAIN_SECONDS", DEFAULT_SHUTDOWN_DRAIN_SECONDS, 0, 3600)
+    default_grace = min(DEFAULT_SHUTDOWN_READINESS_GRACE_SECONDS, drain)
+    grace = _seconds_between(env, "SHUTDOWN_READINESS_GRACE_SECONDS", default_grace, 0, 3600)
+    if grace > drain:
+        raise ConfigError(f"SHUTDOWN_READINESS_GRACE_SECONDS ({grace:g}) must not exceed SHUTDOWN_DRAIN_SECONDS ({drain:g})")
+    return drain, grace
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

@@ -1,10 +1,25 @@
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import logging
+import re
+import socket
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.types import Message
 
+from app.db.engine import create_engine
+from app.main import create_app
+from app.observability import SingleLineFormatter
+from app.security_headers import inline_script_hashes
+from app.settings import Settings
 from tests.conftest import Tenant
 
 
@@ -50,3 +65,211 @@ async def test_access_log_has_no_token_or_query(
     assert "/Users" in text
     assert tenant.token not in text
     assert "alice" not in text
+
+
+# --- the HTTP edge, at the ASGI level ---------------------------------------------------------------
+
+SHORT_TIMEOUT = 0.2
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"scim.example.test"), *headers],
+        "server": ("scim.example.test", 443),
+        "client": ("127.0.0.1", 50000),
+    }
+
+
+async def _exchange(app: Starlette, scope: dict[str, Any], messages: list[Message]) -> list[Message]:
+    """Run one request whose client sends `messages` and then nothing at all; return what was sent."""
+    pending = list(messages)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        await asyncio.Event().wait()  # the client never sends anything more
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    # A guard against a hang, far above every timeout the app was given.
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    return sent
+
+
+def _response(sent: list[Message]) -> tuple[int, dict[str, str], bytes]:
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+@pytest.fixture
+def short_timeout_app(settings: Settings, engine: AsyncEngine) -> Starlette:
+    return create_app(dataclasses.replace(settings, body_read_timeout_seconds=SHORT_TIMEOUT), engine=engine)
+
+
+async def test_a_stalled_scim_body_is_408_in_scim_shape(short_timeout_app: Starlette, tenant: Tenant) -> None:
+    headers = [
+        (b"authorization", f"Bearer {tenant.token}".encode()),
+        (b"content-type", b"application/scim+json"),
+        (b"content-length", b"500"),
+    ]
+    first_chunk: Message = {"type": "http.request", "body": b'{"schemas": [', "more_body": True}
+    sent = await _exchange(short_timeout_app, _scope("POST", f"{tenant.base}/Users", headers), [first_chunk])
+    status, response_headers, body = _response(sent)
+    assert status == 408
+    assert response_headers["content-type"] == "application/scim+json"
+    assert response_headers["connection"] == "close"
+    error = json.loads(body)
+    assert error["status"] == "408"
+    assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert f"within {SHORT_TIMEOUT:g} seconds" in error["detail"]
+
+
+async def test_a_stalled_graphql_body_is_408_with_an_error_object(short_timeout_app: Starlette, tenant: Tenant) -> None:
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json")]
+    first_chunk: Message = {"type": "http.request", "body": b'{"query": "{', "more_body": True}
+    status, _, body = _response(await _exchange(short_timeout_app, _scope("POST", "/graphql", headers), [first_chunk]))
+    assert status == 408
+    assert "the request body stalled" in json.loads(body)["error"]
+
+
+async def test_a_slow_body_that_keeps_coming_is_not_cut_off(short_timeout_app: Starlette, tenant: Tenant) -> None:
+    """The timeout is per chunk: an upload that keeps making progress completes, however long it takes."""
+    document = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@contoso.com"}).encode()
+    pieces = [document[i : i + 8] for i in range(0, len(document), 8)]
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/scim+json")]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        await asyncio.sleep(SHORT_TIMEOUT / 4)  # pacing the client: each piece arrives well within the timeout
+        more = len(pieces) > 1
+        return {"type": "http.request", "body": pieces.pop(0), "more_body": more}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(short_timeout_app(_scope("POST", f"{tenant.base}/Users", headers), receive, send), timeout=10)
+    assert _response(sent)[0] == 201
+
+
+async def test_a_client_disconnect_is_one_info_line_and_nothing_is_sent(
+    app: Starlette, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json")]
+    messages: list[Message] = [{"type": "http.request", "body": b'{"query"', "more_body": True}, {"type": "http.disconnect"}]
+    with caplog.at_level(logging.INFO):
+        sent = await _exchange(app, _scope("POST", "/graphql", headers), messages)
+    assert sent == []
+    ours = [r for r in caplog.records if r.name.startswith("scimgraph") and r.name != "scimgraph.access"]
+    assert [(r.levelno, r.getMessage()) for r in ours] == [(logging.INFO, "client disconnected before the response was sent")]
+    assert all(r.exc_info is None for r in caplog.records)
+    access = [r.getMessage() for r in caplog.records if r.name == "scimgraph.access"]
+    assert access and access[-1].startswith("POST /graphql 499 ")
+
+
+async def test_control_characters_in_the_path_are_escaped_in_the_access_log(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "/x%0D%0A2026-01-01 00:00:00,000 INFO scimgraph.access [admin] DELETE /everything 204%1B[2J"
+    with caplog.at_level(logging.INFO, logger="scimgraph.access"):
+        await client.get(forged)
+    line = [r.getMessage() for r in caplog.records if r.name == "scimgraph.access"][-1]
+    assert not any(ch in line for ch in "\r\n\x1b")
+    assert line.startswith("GET /x%0D%0A2026-01-01%2000:00:00,000%20INFO")
+    assert line.split()[1].endswith("%5Badmin%5D%20DELETE%20/everything%20204%1B%5B2J")
+
+
+def test_the_log_formatter_escapes_control_characters_in_any_message() -> None:
+    formatter = SingleLineFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, "bad %s", ("a\r\nINFO forged\x1b[31m\u202e",), None)
+    assert formatter.format(record) == "WARNING bad a\\r\\nINFO forged\\x1b[31m\\u202e"
+
+
+@pytest.mark.parametrize("incoming", ["abc] [admin", "with space", "a" * 65, "tab\there", "ünïcode"])
+async def test_a_malformed_request_id_is_replaced(client: httpx.AsyncClient, incoming: str) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": incoming.encode()})
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+async def test_a_well_formed_request_id_is_kept(client: httpx.AsyncClient) -> None:
+    incoming = "Entra-7f3a.b_9" + "x" * 50
+    response = await client.get("/healthz", headers={"X-Request-ID": incoming})
+    assert response.headers["x-request-id"] == incoming
+
+
+async def test_api_responses_carry_the_security_headers(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    responses = [
+        await client.get("/healthz"),
+        await client.get("/openapi.json"),
+        await client.get(f"{tenant.base}/Users", headers=tenant.headers),
+        await client.post("/graphql", json={"query": "{ __typename }"}, headers=tenant.headers),
+        await client.get("/no/such/path"),
+    ]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff", response.url
+        assert response.headers["referrer-policy"] == "no-referrer", response.url
+        assert response.headers["cache-control"] == "no-store", response.url
+        assert "content-security-policy" not in response.headers
+
+
+async def test_graphiql_page_has_a_policy_that_allows_exactly_what_it_loads(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    policy = dict(d.strip().split(" ", 1) for d in response.headers["content-security-policy"].split(";"))
+    assert policy["frame-ancestors"] == "'none'"
+    assert response.headers["x-frame-options"] == "DENY"
+    page = response.text
+    # The one inline script runs by its hash; nothing else inline does.
+    assert inline_script_hashes(page) and all(h in policy["script-src"].split() for h in inline_script_hashes(page))
+    assert "'unsafe-inline'" not in policy["script-src"] and "'unsafe-eval'" not in policy["script-src"]
+    # Every script and style sheet comes from a host the policy names, and the policy names no other.
+    script_hosts = {urlsplit(u).netloc for u in re.findall(r'<script[^>]*\ssrc="([^"]+)"', page)}
+    style_hosts = {urlsplit(u).netloc for u in re.findall(r'<link[^>]*rel="stylesheet"[^>]*href="([^"]+)"', page, re.DOTALL)}
+    allowed = {urlsplit(s).netloc for s in policy["script-src"].split() if s.startswith("https://")}
+    assert script_hosts == style_hosts == allowed == {"unpkg.com"}
+
+
+async def test_readyz_says_draining_once_shutdown_begins(app: Starlette, client: httpx.AsyncClient) -> None:
+    assert (await client.get("/readyz")).status_code == 200
+    app.state.readiness.begin_draining()
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "draining"}
+    # Liveness is unaffected: the process is healthy, it is only leaving.
+    assert (await client.get("/healthz")).status_code == 200
+    assert response.headers["connection"] == "close"
+
+
+async def test_readyz_answers_promptly_when_the_database_hangs(caplog: pytest.LogCaptureFixture) -> None:
+    # A database that accepts connections and never says a word.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"postgresql+asyncpg://scim@127.0.0.1:{silent.getsockname()[1]}/scim"
+        engine = create_engine(url)
+        app = create_app(Settings(database_url=url, readiness_timeout_seconds=SHORT_TIMEOUT), engine=engine)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+                with caplog.at_level(logging.WARNING, logger="scimgraph"):
+                    # A guard against a hang, far above the readiness timeout.
+                    response = await asyncio.wait_for(client.get("/readyz"), timeout=3)
+        finally:
+            await engine.dispose()
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    warnings = [r for r in caplog.records if r.name == "scimgraph"]
+    assert len(warnings) == 1
+    assert warnings[0].exc_info is None
+    assert warnings[0].getMessage() == f"readiness check: database unreachable: no answer within {SHORT_TIMEOUT:g} seconds"

@@ -17,6 +17,29 @@ def test_defaults() -> None:
     assert settings.tenant_url("acme") == "http://127.0.0.1:8000/gateway/ng/api/scim/account/acme"
 
 
+def test_edge_timeouts_default_and_can_be_set() -> None:
+    defaults = load_settings({})
+    assert (defaults.header_timeout_seconds, defaults.body_read_timeout_seconds, defaults.readiness_timeout_seconds) == (10, 10, 2)
+    assert (defaults.shutdown_drain_seconds, defaults.shutdown_readiness_grace_seconds) == (25, 5)
+    tuned = load_settings(
+        {
+            "HEADER_TIMEOUT_SECONDS": "2.5",
+            "BODY_READ_TIMEOUT_SECONDS": "30",
+            "READINESS_TIMEOUT_SECONDS": "0.5",
+            "SHUTDOWN_DRAIN_SECONDS": "50",
+            "SHUTDOWN_READINESS_GRACE_SECONDS": "0",
+        }
+    )
+    assert (tuned.header_timeout_seconds, tuned.body_read_timeout_seconds, tuned.readiness_timeout_seconds) == (2.5, 30, 0.5)
+    assert (tuned.shutdown_drain_seconds, tuned.shutdown_readiness_grace_seconds) == (50, 0)
+
+
+def test_a_short_drain_shortens_the_default_readiness_grace() -> None:
+    # The grace is part of the drain, so a drain shorter than the default grace is all grace.
+    settings = load_settings({"SHUTDOWN_DRAIN_SECONDS": "2"})
+    assert (settings.shutdown_drain_seconds, settings.shutdown_readiness_grace_seconds) == (2, 2)
+
+
 def test_public_url_overrides_host_and_port() -> None:
     settings = load_settings({"PUBLIC_URL": "https://scim.example.com/", "PORT": "9000"})
     assert settings.tenant_url("x") == "https://scim.example.com/gateway/ng/api/scim/account/x"
@@ -32,6 +55,13 @@ def test_public_url_overrides_host_and_port() -> None:
         ({"PORT": "70000"}, "PORT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"PUBLIC_URL": "ftp://x"}, "PUBLIC_URL"),
+        ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS must be a number of seconds from 0.1 to 300"),
+        ({"HEADER_TIMEOUT_SECONDS": "ten"}, "HEADER_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "nan"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"BODY_READ_TIMEOUT_SECONDS": "inf"}, "BODY_READ_TIMEOUT_SECONDS"),
+        ({"READINESS_TIMEOUT_SECONDS": "61"}, "READINESS_TIMEOUT_SECONDS"),
+        ({"SHUTDOWN_DRAIN_SECONDS": "-1"}, "SHUTDOWN_DRAIN_SECONDS"),
+        ({"SHUTDOWN_DRAIN_SECONDS": "10", "SHUTDOWN_READINESS_GRACE_SECONDS": "15"}, "must not exceed SHUTDOWN_DRAIN_SECONDS"),
     ],
 )
 def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:

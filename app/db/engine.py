@@ -1,29 +1,53 @@
-"""Engine and session factory; SQLite is tuned so concurrent requests serialise instead of failing."""
+"""Engine and session factories, the database timeouts, and what a database failure means.
+
+Every wait on the database is bounded: connecting, checking a connection out of the pool, and each
+statement. A request that hits a bound fails fast (503) instead of hanging for the whole outage.
+
+On SQLite, transactions that write begin IMMEDIATE (they take the database's one write lock up
+front, so two read-then-write transactions cannot deadlock); read-only ones begin DEFERRED and never
+wait for a writer (WAL mode lets readers run beside it).
+"""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from app.settings import ensure_sqlite_folder
+from app.settings import DatabaseTimeouts, ensure_sqlite_folder
 
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
+READ_ONLY = "scimgraph_read_only"
+NO_WAIT = "scimgraph_no_wait"
+# PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
+_RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+# Statement timeout, lock timeout, and the classes "connection exception", "insufficient resources",
+# "operator intervention" (admin shutdown, cannot connect now): the database cannot serve us right now.
+_UNAVAILABLE_SQLSTATES = frozenset({"57014", "55P03"})
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57P")
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(database_url: str, timeouts: DatabaseTimeouts | None = None, **kwargs: Any) -> AsyncEngine:
+    timeouts = timeouts or DatabaseTimeouts()
     if database_url.startswith("sqlite"):
         ensure_sqlite_folder(database_url)
-        engine = create_async_engine(
-            database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, **kwargs
-        )
-        _tune_sqlite(engine)
+        # SQLite's busy timeout is how long a writer waits for the write lock.
+        engine = create_async_engine(database_url, connect_args={"timeout": timeouts.statement}, **kwargs)
+        _tune_sqlite(engine, busy_timeout_ms=int(timeouts.statement * 1000))
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True, **kwargs)
+    connect_args = {
+        "timeout": timeouts.connect,
+        # Enforced by the server (the statement is cancelled) and, for a silent network, by the client.
+        "command_timeout": timeouts.statement + 1,
+        "server_settings": {"statement_timeout": str(int(timeouts.statement * 1000))},
+    }
+    return create_async_engine(
+        database_url, pool_pre_ping=True, pool_timeout=timeouts.pool_checkout, connect_args=connect_args, **kwargs
+    )
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself (below) instead of the driver's implicit one.
@@ -35,13 +59,71 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # LIKE must honour case like PostgreSQL does; case-insensitive filters lower() both sides.
         cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
+        # The built-in lower() folds ASCII only; this one folds all of Unicode as PostgreSQL's does.
+        # Safe to replace: no index is built on a lower() expression.
+        from app.db.casefold import unicode_lower
+
+        dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front: two transactions that read and then write
-        # would otherwise deadlock and one would fail with "database is locked" at once.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        # A no-wait transaction fails at once when another holds the write lock, instead of queueing.
+        wanted = 0 if options.get(NO_WAIT, False) else busy_timeout_ms
+        info = connection.connection.info
+        if info.get("busy_timeout_ms", busy_timeout_ms) != wanted:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={wanted}")
+        info["busy_timeout_ms"] = wanted
+        connection.exec_driver_sql("BEGIN DEFERRED" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def create_sessionmaker(engine: AsyncEngine, *, read_only: bool = False, no_wait: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that write; `read_only` for those that only read (on SQLite they never
+    take the write lock); `no_wait` for best-effort writes that would rather fail than wait for
+    SQLite's write lock (on PostgreSQL such writes skip locked rows themselves)."""
+    options = {READ_ONLY: read_only, NO_WAIT: no_wait}
+    bind = engine.execution_options(**options) if read_only or no_wait else engine
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+class Failure(enum.Enum):
+    """What a database error means for the request that met it."""
+
+    RETRY = "retry"  # a deadlock or serialization failure: run the whole transaction again
+    UNAVAILABLE = "unavailable"  # the database cannot serve now: 503, the client retries later
+
+
+def classify(error: BaseException) -> Failure | None:
+    """RETRY, UNAVAILABLE, or None for an error that is not the database's state (a bug, a constraint).
+    Looks through the chain of causes: drivers wrap each other's exceptions."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        found = _classify_one(current)
+        if found is not None:
+            return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _classify_one(error: BaseException) -> Failure | None:
+    if isinstance(error, exc.TimeoutError):  # no pooled connection within pool_checkout
+        return Failure.UNAVAILABLE
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return Failure.UNAVAILABLE
+    if isinstance(error, (OSError, TimeoutError)):  # refused, reset, unreachable, connect/command timeout
+        return Failure.UNAVAILABLE
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(sqlstate, str):
+        if sqlstate in _RETRYABLE_SQLSTATES:
+            return Failure.RETRY
+        if sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES):
+            return Failure.UNAVAILABLE
+    message = str(error).lower()
+    if type(error).__name__ == "ConnectionDoesNotExistError" or "connection is closed" in message:
+        return Failure.UNAVAILABLE
+    # SQLite: the write lock stayed taken for the whole busy timeout, or the file is unreachable.
+    if "database is locked" in message or "unable to open database" in message:
+        return Failure.UNAVAILABLE
+    return None

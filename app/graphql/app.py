@@ -1,4 +1,6 @@
-"""Serving GraphQL: authenticate, open one transaction per request, hand the schema a Context.
+"""Serving GraphQL: read the body, authenticate, run the operation in one transaction, commit, and
+only then send the response — a client never hears "done" for a write that was not stored.
+Queries run in read-only transactions (on SQLite they never take the write lock).
 
 GET with a browser's Accept header serves GraphiQL without a token; everything else needs one.
 """
@@ -8,18 +10,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
-from app.auth import bearer_token
+from app import auth, jsonbody
+from app.db.engine import classify
 from app.db.models import Channel
-from app.errors import Unauthenticated
+from app.db.transactions import settle_failure
+from app.errors import InvalidSyntax, Unauthenticated, Unavailable
 from app.graphql.context import Context
 from app.graphql.loaders import attach as attach_loaders
-from app.graphql.schema import schema
-from app.services import tokens
+from app.graphql.schema import build_schema
+from app.services.caller import Caller
+from app.settings import Settings
 from app.validation import contains_nul
 
 
@@ -28,54 +36,136 @@ class _SchemaApp(GraphQL[Context, None]):
         # Absent only while GraphiQL itself is served, which runs no operation.
         return request.scope.get("state", {}).get("graphql_context")  # type: ignore[no-any-return]
 
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # A resolver that met a database failure answers with a masked error; the endpoint must
+        # know, to retry the transaction or answer 503 rather than commit what remains.
+        context: Context | None = request.scope.get("state", {}).get("graphql_context")
+        for error in result.errors or ():
+            if context is not None and context.database_error is None and classify(error.original_error or error) is not None:
+                context.database_error = error.original_error
+        return await super().process_result(request, result)
+
+
+def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
 
 def _unauthorized() -> Response:
-    body = {"errors": [{"message": Unauthenticated().message, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    return Response(
-        json.dumps(body), status_code=401, media_type="application/json", headers={"WWW-Authenticate": "Bearer"}
-    )
+    return _error(401, Unauthenticated().message, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
 
 
-def _nul_in_variables(body: bytes) -> bool:
+def _unavailable(exc: Unavailable) -> Response:
+    return _error(503, exc.message, "UNAVAILABLE", {"Retry-After": str(exc.retry_after)})
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    payload = jsonbody.decode(body, what="the GraphQL request")
+    if not isinstance(payload, dict):
+        raise InvalidSyntax("the GraphQL request must be a JSON object with a query")
+    if contains_nul(payload.get("variables")):
+        raise InvalidSyntax("strings must not contain the NUL character")
+    return payload
+
+
+def _is_read_only(payload: dict[str, Any]) -> bool:
+    """True unless the operation to run is a mutation. A document that does not parse is read-only:
+    the schema answers it with a syntax error and runs nothing."""
+    query = payload.get("query")
+    if not isinstance(query, str):
+        return True
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return False  # the GraphQL view answers malformed JSON itself
-    return isinstance(payload, dict) and contains_nul(payload.get("variables"))
+        document = parse(query, no_location=True)
+    except GraphQLError:
+        return True
+    name = payload.get("operationName")
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode) and (name is None or (definition.name and definition.name.value == name)):
+            return definition.operation != OperationType.MUTATION
+    return True
 
 
-def _bad_request(message: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]}
-    return Response(json.dumps(body), status_code=400, media_type="application/json")
+class _Buffer:
+    """An ASGI `send` that keeps the response until the transaction has committed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def __call__(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+class _SchemaAppWithoutIde(_SchemaApp):
+    """GRAPHQL_IDE off: where GraphiQL would be served, a short JSON 404 instead."""
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        return _error(404, "GraphiQL is turned off on this server; send operations with POST", "NOT_FOUND")
 
 
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
-    def __init__(self) -> None:
-        self.inner = _SchemaApp(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+    def __init__(self, settings: Settings) -> None:
+        schema = build_schema(introspection=settings.graphql_introspection, cost_budget=settings.graphql_cost_budget)
+        app_class = _SchemaApp if settings.graphql_ide else _SchemaAppWithoutIde
+        self.inner = app_class(schema, graphql_ide="graphiql", allow_queries_via_get=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
             await self.inner(scope, receive, send)
             return
-        # Read the body here so the size limit surfaces as 413 rather than a GraphQL parse error.
-        body = await request.body()
-        if _nul_in_variables(body):
-            await _bad_request("strings must not contain the NUL character")(scope, receive, send)
+        if request.method != "POST":
+            await _error(405, "send GraphQL operations with POST (GET serves GraphiQL to a browser)", "METHOD_NOT_ALLOWED", {"Allow": "GET, POST"})(
+                scope, receive, send
+            )
             return
+        # The whole body first (bounded in size and time by the middleware), before any database work.
+        body = await request.body()
+        try:
+            verified = await auth.authenticate(request, channel=Channel.GRAPHQL)
+            payload = _decode(body)
+        except Unauthenticated:
+            await _unauthorized()(scope, receive, send)
+            return
+        except Unavailable as exc:
+            await _unavailable(exc)(scope, receive, send)
+            return
+        except InvalidSyntax as exc:
+            await _error(400, exc.message, "BAD_USER_INPUT")(scope, receive, send)
+            return
+        try:
+            messages = await self._execute(request, verified.caller, body, read_only=_is_read_only(payload))
+        except Unavailable as exc:
+            await _unavailable(exc)(scope, receive, send)
+            return
+        # Only now, with the transaction committed, does the client hear that it worked.
+        for message in messages:
+            await send(message)
+        await auth.record_use(request, verified)
+
+    async def _execute(self, request: Request, caller: Caller, body: bytes, *, read_only: bool) -> list[Message]:
+        """Run the operation in one transaction and commit it; return the response, unsent. A
+        deadlock runs it again; a database outage raises Unavailable."""
+        state = request.app.state
+        sessionmaker = state.read_sessionmaker if read_only else state.sessionmaker
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async with request.app.state.sessionmaker() as session, session.begin():
+        attempt = 0
+        while True:
+            attempt += 1
+            buffer = _Buffer()
             try:
-                caller = await tokens.authenticate(session, bearer_token(request), channel=Channel.GRAPHQL)
-            except Unauthenticated:
-                await _unauthorized()(scope, receive, send)
-                return
-            context = Context(request=request, session=session, caller=caller)
-            attach_loaders(context)
-            scope.setdefault("state", {})["graphql_context"] = context
-            await self.inner(scope, replay, send)
+                async with sessionmaker() as session, session.begin():
+                    context = Context(request=request, session=session, caller=caller)
+                    attach_loaders(context)
+                    request.scope.setdefault("state", {})["graphql_context"] = context
+                    await self.inner(request.scope, replay, buffer)
+                    if context.database_error is not None:
+                        raise context.database_error
+                return buffer.messages
+            except Exception as exc:
+                if not await settle_failure(exc, attempt):
+                    raise

@@ -24,6 +24,8 @@ class Context:
     # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: Any = None
+    # The first database failure a resolver met; the endpoint retries or answers 503 instead of committing.
+    database_error: BaseException | None = None
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a service call with the session, one at a time."""

@@ -21,6 +21,7 @@ from app.errors import (
     PermissionDenied,
     PreconditionFailed,
     Unauthenticated,
+    Unavailable,
 )
 from app.scim.schema import ERROR
 
@@ -40,6 +41,7 @@ ERROR_TABLE: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (NotFound, 404, None),
     (Conflict, 409, "uniqueness"),
     (PreconditionFailed, 412, None),
+    (Unavailable, 503, None),
 )
 
 
@@ -62,9 +64,17 @@ def error_response(status: int, detail: str, scim_type: str | None = None, heade
     return scim_json(body, status, headers)
 
 
+def _headers(exc: DomainError, status: int) -> dict[str, str] | None:
+    if status == 401:
+        return {"WWW-Authenticate": 'Bearer realm="scim"'}
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(exc.retry_after)}
+    return None
+
+
 def from_domain_error(exc: DomainError) -> Response:
     for cls, status, scim_type in ERROR_TABLE:
         if isinstance(exc, cls):
-            headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
+            headers = _headers(exc, status)
             return error_response(status, exc.message, scim_type, headers)
     return error_response(400, exc.message)

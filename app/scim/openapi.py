@@ -118,12 +118,18 @@ ERRORS = {
     "404": "No such resource in this account",
     "409": "A uniqueness rule would be broken (scimType uniqueness)",
     "412": "If-Match does not match the current version",
+    "408": "The request body did not arrive within the configured read timeout",
     "413": "The request body is larger than the configured limit",
+    "415": "The body is not application/scim+json or application/json in UTF-8",
+    "503": "The database is unavailable or too busy right now; retry after the Retry-After seconds",
 }
+# Every operation that takes a body can meet these.
+BODY_ERRORS = ("408", "413", "415")
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: _error_response(ERRORS[code]) for code in codes}
+    """The named error responses, and 503, which any operation may meet during a database outage."""
+    return {code: _error_response(ERRORS[code]) for code in (*codes, "503")}
 
 
 def _body(ref: str) -> dict[str, Any]:
@@ -207,7 +213,7 @@ def _resource_paths(resource: ResourceType) -> dict[str, Any]:
                 "summary": f"Create a {name}",
                 "parameters": PROJECTION_PARAMETERS,
                 "requestBody": _body(f"{name}Request"),
-                "responses": {"201": created, **_errors("400", "401", "403", "409", "413")},
+                "responses": {"201": created, **_errors("400", "401", "403", "409", *BODY_ERRORS)},
             },
         },
         f"{plural}/{{id}}": {
@@ -225,13 +231,13 @@ def _resource_paths(resource: ResourceType) -> dict[str, Any]:
                 "operationId": f"replace{name}",
                 "parameters": [*PROJECTION_PARAMETERS, IF_MATCH],
                 "requestBody": _body(f"{name}Request"),
-                "responses": {"200": _ok(name, f"The replaced {name}", etag=True), **_errors("400", "401", "403", "404", "409", "412", "413")},
+                "responses": {"200": _ok(name, f"The replaced {name}", etag=True), **_errors("400", "401", "403", "404", "409", "412", *BODY_ERRORS)},
             },
             "patch": {
                 "operationId": f"patch{name}",
                 "parameters": [*PROJECTION_PARAMETERS, IF_MATCH],
                 "requestBody": _body(f"{name}PatchOp"),
-                "responses": {**patch_ok, **_errors("400", "401", "403", "404", "409", "412", "413")},
+                "responses": {**patch_ok, **_errors("400", "401", "403", "404", "409", "412", *BODY_ERRORS)},
             },
             "delete": {
                 "operationId": f"delete{name}",
@@ -243,7 +249,7 @@ def _resource_paths(resource: ResourceType) -> dict[str, Any]:
             "post": {
                 "operationId": f"search{name}s",
                 "requestBody": _body(f"{name}SearchRequest"),
-                "responses": {"200": _ok("ListResponse", "Matching resources"), **_errors("400", "401", "403", "413")},
+                "responses": {"200": _ok("ListResponse", "Matching resources"), **_errors("400", "401", "403", *BODY_ERRORS)},
             }
         },
     }
@@ -399,7 +405,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "operationId": "searchAll",
             "summary": "Search users and groups together (RFC 7644 §3.4.3)",
             "requestBody": _body("SearchRequest"),
-            "responses": {"200": _ok("ListResponse", "Matching users, then groups"), **_errors("400", "401", "403", "413")},
+            "responses": {"200": _ok("ListResponse", "Matching users, then groups"), **_errors("400", "401", "403", *BODY_ERRORS)},
         }
     }
     paths.update(_discovery("/ServiceProviderConfig", "getServiceProviderConfig", "ServiceProviderConfig"))

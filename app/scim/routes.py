@@ -5,21 +5,22 @@ Every request runs in one database transaction, authenticated against the accoun
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.auth import bearer_token
+from app import auth, jsonbody
 from app.db.models import Channel, User, UserGroup
+from app.db.transactions import run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.scim import compat, discovery
-from app.scim.errors import ScimProtocolError, error_response, from_domain_error, scim_json
+from app.scim.errors import SCIM_MEDIA_TYPE, ScimProtocolError, error_response, from_domain_error, scim_json
 from app.scim.patch import apply_patch
 from app.scim.query import compile_filter, sort_column
 from app.scim.resources import (
@@ -35,7 +36,7 @@ from app.scim.resources import (
     user_values,
 )
 from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
-from app.services import groups, tokens, users
+from app.services import groups, users
 from app.services.caller import Caller
 from app.settings import Settings
 from app.validation import contains_nul
@@ -45,9 +46,10 @@ ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 @dataclass
 class Scim:
-    """What a handler needs: the request, its transaction, the caller, and URL building."""
+    """What a handler needs: the request, its decoded body, its transaction, the caller, and URL building."""
 
     request: Request
+    body: Any
     session: AsyncSession
     caller: Caller
     links: Links
@@ -58,22 +60,36 @@ class Scim:
         return {k.lower(): v for k, v in self.request.query_params.items()}
 
     async def json_body(self) -> Any:
-        raw = await self.request.body()
-        if not raw.strip():
-            raise InvalidSyntax("the request body is empty; a JSON object is required")
-        try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidSyntax(f"the request body is not valid JSON: {exc}") from None
-        return body
+        return self.body
 
 
 Handler = Callable[[Scim], Awaitable[Response]]
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+MEDIA_TYPES = frozenset({SCIM_MEDIA_TYPE, "application/json"})
+
+
+def _decode_body(request: Request, raw: bytes) -> Any:
+    """RFC 7644 §3.1: SCIM bodies are application/scim+json (application/json is accepted too),
+    in UTF-8; anything else is 415. The JSON itself is decoded strictly (see app.jsonbody)."""
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() not in MEDIA_TYPES:
+        raise ScimProtocolError(415, f"Content-Type must be {SCIM_MEDIA_TYPE} or application/json, got {media_type.strip()[:100]!r}")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise ScimProtocolError(415, "the request body must be UTF-8 (charset=utf-8)")
+    return jsonbody.decode(raw, fold_key_case=True)
+
+
+def _read_only(request: Request) -> bool:
+    return request.method == "GET" or request.url.path.endswith("/.search")
 
 
 def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
-    """One endpoint per path: authenticate, run the handler for the method in a transaction, map
-    errors. Methods without a handler answer 405 with a SCIM body."""
+    """One endpoint per path. In order: read the whole body (bounded in size and time by the
+    middleware) before any database work; authenticate; decode the body; run the handler in one
+    transaction — read-only ones never take SQLite's write lock — and commit before answering.
+    Methods without a handler answer 405 with a SCIM body."""
     allow = ", ".join(handlers)
 
     async def endpoint(request: Request) -> Response:
@@ -84,15 +100,23 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
         account = request.path_params["account"]
         if contains_nul(dict(request.path_params)):
             return error_response(404, "no resource has an id with a NUL character")
+        raw = await request.body()
         try:
-            async with request.app.state.sessionmaker() as session, session.begin():
-                caller = await tokens.authenticate(session, bearer_token(request), channel=Channel.SCIM, account_identifier=account)
-                links = Links(settings.tenant_url(account))
-                return await handler(Scim(request, session, caller, links))
+            verified = await auth.authenticate(request, channel=Channel.SCIM, account_identifier=account)
+            body = _decode_body(request, raw) if request.method in BODY_METHODS else None
+            links = Links(settings.tenant_url(account))
+            state = request.app.state
+            sessionmaker = state.read_sessionmaker if _read_only(request) else state.sessionmaker
+            response = await run_transaction(
+                sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
+            )
         except DomainError as exc:
             return from_domain_error(exc)
         except ScimProtocolError as exc:
             return error_response(exc.status, exc.detail, exc.scim_type, exc.headers)
+        if verified.record_use_due:
+            response.background = BackgroundTask(auth.record_use, request, verified)
+        return response
 
     return endpoint
 
@@ -157,7 +181,7 @@ def _order(resource: ResourceType, params: ListParams) -> list[Any]:
 
 async def _render_users(scim: Scim, rows: list[User], projection: Projection) -> list[dict[str, Any]]:
     ids = [u.id for u in rows]
-    memberships = await users.groups_of_users(scim.session, ids) if projection.wants("groups") and ids else {}
+    memberships = await groups.groups_of_users(scim.session, scim.caller, ids) if projection.wants("groups") and ids else {}
     managers = [u.manager_id for u in rows if u.manager_id]
     names = await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
     return [
@@ -317,7 +341,7 @@ async def patch_user(scim: Scim) -> Response:
 
 
 async def delete_user(scim: Scim) -> Response:
-    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    user = await users.get_user_for_delete(scim.session, scim.caller, scim.request.path_params["id"])
     _check_if_match(scim.request, user.version)
     await users.delete_user(scim.session, scim.caller, user)
     return Response(status_code=204)

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Account, ApiToken, Channel
@@ -122,10 +122,25 @@ async def list_tokens(session: AsyncSession, account_id: int) -> list[ApiToken]:
     return list(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A caller whose token checked out; `record_use` is due when its last_used_at is stale."""
+
+    caller: Caller
+    record_use_due: bool
+
+
 async def authenticate(
     session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
 ) -> Caller:
+    return (await verify(session, raw, channel=channel, account_identifier=account_identifier)).caller
+
+
+async def verify(
+    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
+) -> Verified:
     """Turn a bearer token into a Caller, or raise Unauthenticated — one answer for every failure.
+    Only reads: the request's own transaction must not wait on, or hold, the token's row.
 
     `account_identifier`, when given (SCIM's path), must be the token's own account.
     """
@@ -153,13 +168,24 @@ async def authenticate(
         or (token.expires_at is not None and token.expires_at <= now)
     ):
         raise Unauthenticated()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
-        await session.flush()
-    return Caller(
+    caller = Caller(
         account_id=token.account_id,
         account_identifier=identifier,
         principal=token.token_id,
         permissions=frozenset(token.permissions),
         channel=channel,
     )
+    return Verified(caller, token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION)
+
+
+async def record_use(session: AsyncSession, token_id: str) -> None:
+    """Move last_used_at on, at most once per LAST_USED_RESOLUTION, in a transaction of its own.
+    On PostgreSQL a row another request is updating right now is skipped, never waited for."""
+    now = utcnow()
+    due = select(ApiToken.id).where(
+        ApiToken.token_id == token_id,
+        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION),
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    await session.execute(update(ApiToken).where(ApiToken.id.in_(due.scalar_subquery())).values(last_used_at=now))

@@ -1,0 +1,59 @@
+"""One request, one transaction: run it, retry it when the database asks, fail fast when it is down.
+
+A deadlock or serialization failure (PostgreSQL picks a victim among concurrent transactions) is
+not the client's fault: the whole transaction runs again, a few times, with a short random pause.
+Any other sign that the database cannot serve now becomes `Unavailable` (503 with Retry-After) and
+one log line without a traceback, instead of a 500 per request for the length of an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import Failure, classify
+from app.errors import DomainError, Unavailable
+
+T = TypeVar("T")
+ATTEMPTS = 4
+logger = logging.getLogger("scimgraph.db")
+
+
+async def run_transaction(
+    sessionmaker: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = ATTEMPTS
+) -> T:
+    """`work(session)` inside one transaction, committed before this returns."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with sessionmaker() as session, session.begin():
+                return await work(session)
+        except DomainError:
+            raise
+        except Exception as exc:
+            retry = await settle_failure(exc, attempt, attempts)
+            if not retry:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+async def settle_failure(error: Exception, attempt: int, attempts: int = ATTEMPTS) -> bool:
+    """Decide what a failed transaction means: True to run it again (after a short pause), raise
+    Unavailable when the database cannot serve, False when it is not the database's state (a bug)."""
+    failure = classify(error)
+    if failure is Failure.RETRY and attempt < attempts:
+        await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
+        return True
+    if failure is not None:
+        logger.warning("database %s: %s", "contention" if failure is Failure.RETRY else "unavailable", _one_line(error))
+        raise Unavailable() from None
+    return False
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
