@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.engine import create_sessionmaker
+from app.db.engine import Failure, classify, create_engine, create_sessionmaker
 from app.db.models import ApiToken, User
+from app.settings import DatabaseTimeouts
 from tests.conftest import CORE_USER, ScimClient, Tenant
 from tests.graphql.conftest import GraphQLClient
 
@@ -205,3 +206,21 @@ async def test_sqlite_readers_begin_deferred_and_writers_immediate(engine: Async
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     expected = ["BEGIN DEFERRED", "BEGIN IMMEDIATE"] if engine.dialect.name == "sqlite" else []
     assert seen == expected
+
+
+async def test_a_runaway_statement_is_stopped_by_the_statement_timeout(database_url: str) -> None:
+    """The backstop behind the GraphQL cost limit: no statement runs past DB_STATEMENT_TIMEOUT, on
+    either database (PostgreSQL's statement_timeout; on SQLite a progress handler), and the failure
+    reads as 'unavailable' (503), not as a bug."""
+    engine = create_engine(database_url, DatabaseTimeouts(statement=0.3))
+    endless = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c")
+    try:
+        async with asyncio.timeout(PROMPT):
+            with pytest.raises(Exception) as caught:
+                async with engine.connect() as connection:
+                    await connection.execute(endless)
+        assert classify(caught.value) is Failure.UNAVAILABLE, caught.value
+        async with engine.connect() as connection:  # the connection is usable again
+            assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await engine.dispose()

@@ -11,10 +11,12 @@ wait for a writer (WAL mode lets readers run beside it).
 from __future__ import annotations
 
 import enum
+import time
 from typing import Any
 
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from app.settings import DatabaseTimeouts, ensure_sqlite_folder
 
@@ -26,6 +28,8 @@ _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, d
 # "operator intervention" (admin shutdown, cannot connect now): the database cannot serve us right now.
 _UNAVAILABLE_SQLSTATES = frozenset({"57014", "55P03"})
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57P")
+# SQLite virtual-machine steps between two looks at the statement deadline (microseconds of work).
+_PROGRESS_STEPS = 10_000
 
 
 def create_engine(database_url: str, timeouts: DatabaseTimeouts | None = None, **kwargs: Any) -> AsyncEngine:
@@ -34,7 +38,7 @@ def create_engine(database_url: str, timeouts: DatabaseTimeouts | None = None, *
         ensure_sqlite_folder(database_url)
         # SQLite's busy timeout is how long a writer waits for the write lock.
         engine = create_async_engine(database_url, connect_args={"timeout": timeouts.statement}, **kwargs)
-        _tune_sqlite(engine, busy_timeout_ms=int(timeouts.statement * 1000))
+        _tune_sqlite(engine, statement_timeout=timeouts.statement)
         return engine
     connect_args = {
         "timeout": timeouts.connect,
@@ -47,9 +51,11 @@ def create_engine(database_url: str, timeouts: DatabaseTimeouts | None = None, *
     )
 
 
-def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+def _tune_sqlite(engine: AsyncEngine, *, statement_timeout: float) -> None:
+    busy_timeout_ms = int(statement_timeout * 1000)
+
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy issue BEGIN itself (below) instead of the driver's implicit one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -64,6 +70,15 @@ def _tune_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         from app.db.casefold import unicode_lower
 
         dbapi_connection.create_function("lower", 1, unicode_lower, deterministic=True)
+        # SQLite has no statement timeout: a progress handler interrupts a statement that runs past
+        # its deadline (set before each one, below), as PostgreSQL's statement_timeout would.
+        deadline = record.info["statement_deadline"] = [float("inf")]
+        handler = lambda: 1 if time.monotonic() > deadline[0] else 0  # noqa: E731 - called by SQLite, must be cheap
+        await_(dbapi_connection.driver_connection.set_progress_handler(handler, _PROGRESS_STEPS))
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_statement(connection: Any, *_: Any) -> None:
+        connection.connection.info["statement_deadline"][0] = time.monotonic() + statement_timeout
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -123,7 +138,8 @@ def _classify_one(error: BaseException) -> Failure | None:
     message = str(error).lower()
     if type(error).__name__ == "ConnectionDoesNotExistError" or "connection is closed" in message:
         return Failure.UNAVAILABLE
-    # SQLite: the write lock stayed taken for the whole busy timeout, or the file is unreachable.
-    if "database is locked" in message or "unable to open database" in message:
+    # SQLite: the write lock stayed taken for the whole busy timeout, a statement ran past its deadline,
+    # or the file is unreachable.
+    if "database is locked" in message or message == "interrupted" or "unable to open database" in message:
         return Failure.UNAVAILABLE
     return None
