@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,25 +89,35 @@ async def _bootstrap(session: AsyncSession, settings: Settings) -> list[str]:
     ]
 
 
-def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
+def _workers(raw: object) -> int:
+    """`serve --workers` or WORKERS: how many server processes share the port."""
+    from app.serving import MAX_WORKERS
 
+    try:
+        workers = int(str(raw).strip())
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"WORKERS (serve --workers) must be a whole number from 1 to {MAX_WORKERS}, got {str(raw)!r}")
+    return workers
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.observability import configure_logging
+    from app.serving import build_server, serve_workers
 
+    workers = _workers(args.workers if args.workers is not None else os.environ.get("WORKERS") or 1)
     _check_port_free(settings.host, settings.port)
+    # Once, before any worker starts: workers neither migrate nor bootstrap.
     _prepare_database(settings)
     for line in _run_in_session(settings, lambda s: _bootstrap(s, settings)):
         print(line, flush=True)
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-    )
+    if workers > 1:
+        return serve_workers(settings, workers)
+    app = create_app(settings)
+    build_server(app, settings, app.state.readiness).run()
     return 0
 
 
@@ -187,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="apply migrations and serve HTTP")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", help="server processes sharing the port (default: WORKERS, else 1)")
     serve.set_defaults(handler=cmd_serve)
 
     sub.add_parser("migrate", help="upgrade the database schema to the newest revision").set_defaults(handler=cmd_migrate)

@@ -73,7 +73,8 @@ def _free_port() -> int:
 def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PUBLIC_URL", "HOST")}
-    env.update(PORT=str(port), PYTHONPATH=str(ROOT))
+    # This test stops the server twice; the readiness grace is for load balancers, not for it.
+    env.update(PORT=str(port), PYTHONPATH=str(ROOT), SHUTDOWN_READINESS_GRACE_SECONDS="0")
 
     def serve_until_healthy() -> list[str]:
         proc = subprocess.Popen(
