@@ -1,21 +1,70 @@
-"""Bearer credentials of an HTTP request, checked in a short read-only transaction of their own.
+"""Bearer credentials of an HTTP request, checked against the stored token.
 
-Authentication never shares the request's transaction: it takes no lock (on SQLite, not the write
-lock; on PostgreSQL, not the token's row), so requests with one token never wait for each other.
+The stored token is read in a short read-only transaction of its own, never in the request's: it
+takes no lock (on SQLite, not the write lock; on PostgreSQL, not the token's row), so requests with
+one token never wait for each other. What was read is kept for at most `TokenCache.TTL` seconds, so
+an identity provider syncing at hundreds of requests a second costs one lookup a second — and a
+revoked or expired token stops working on every instance within that second. The rules of a valid
+token stay in `services.tokens.check`, applied on every request, cached or not.
+
 The token's last_used_at moves on after the response, in a transaction of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 
 from starlette.requests import Request
 
 from app.db.models import Channel
 from app.db.transactions import run_transaction
+from app.db.types import utcnow
 from app.services import tokens
 
 logger = logging.getLogger("scimgraph.auth")
+
+
+class TokenCache:
+    """Stored-token records by token id, each for at most TTL seconds after it was read; the least
+    recently used go first beyond MAX_ENTRIES. Unknown token ids are not kept: made-up ids must not
+    fill memory."""
+
+    TTL = 1.0
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, tokens.TokenRecord]] = OrderedDict()
+
+    def get(self, token_id: str) -> tokens.TokenRecord | None:
+        entry = self._entries.get(token_id)
+        if entry is None:
+            return None
+        read_at, record = entry
+        if self.clock() - read_at >= self.TTL:
+            del self._entries[token_id]
+            return None
+        self._entries.move_to_end(token_id)
+        return record
+
+    def put(self, record: tokens.TokenRecord, read_at: float) -> None:
+        self._entries[record.token_id] = (read_at, record)
+        self._entries.move_to_end(record.token_id)
+        while len(self._entries) > self.MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+    def forget(self, token_id: str) -> None:
+        self._entries.pop(token_id, None)
+
+    def note_use(self, token_id: str) -> None:
+        """last_used_at is being recorded: later requests within the TTL need not record it again."""
+        entry = self._entries.get(token_id)
+        if entry is not None:
+            self._entries[token_id] = (entry[0], replace(entry[1], last_used_at=utcnow()))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -26,11 +75,15 @@ def bearer_token(request: Request) -> str | None:
 
 async def authenticate(request: Request, *, channel: Channel, account_identifier: str | None = None) -> tokens.Verified:
     """The request's caller, or Unauthenticated / Unavailable."""
-    raw = bearer_token(request)
-    return await run_transaction(
-        request.app.state.read_sessionmaker,
-        lambda session: tokens.verify(session, raw, channel=channel, account_identifier=account_identifier),
-    )
+    presented = tokens.parse(bearer_token(request))
+    cache: TokenCache = request.app.state.token_cache
+    record = cache.get(presented.token_id)
+    if record is None:
+        read_at = cache.clock()
+        record = await run_transaction(request.app.state.read_sessionmaker, lambda session: tokens.load(session, presented.token_id))
+        if record is not None:
+            cache.put(record, read_at)
+    return tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
 
 
 async def record_use(request: Request, verified: tokens.Verified) -> None:
@@ -39,6 +92,9 @@ async def record_use(request: Request, verified: tokens.Verified) -> None:
         return
     try:
         async with request.app.state.no_wait_sessionmaker() as session, session.begin():
-            await tokens.record_use(session, verified.caller.principal)
-    except Exception as exc:  # the database may be busy or down; the next request will try again
+            recorded = await tokens.record_use(session, verified.caller.principal)
+    except Exception as exc:  # the database may be busy or down; a later request will try again
         logger.info("token last-used time not recorded: %s", type(exc).__name__)
+        return
+    if recorded:
+        request.app.state.token_cache.note_use(verified.caller.principal)

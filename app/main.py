@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker
 from app.graphql.app import GraphQLEndpoint
 from app.lifecycle import Readiness
@@ -82,7 +83,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = engine is None
-        _attach_database(app, engine or create_engine(settings.database_url, settings.database_timeouts))
+        _attach_database(app, engine or create_engine(settings.database_url, settings.database_timeouts, pool_size=settings.db_pool_size))
         try:
             yield
         finally:
@@ -109,6 +110,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     app.router.default = not_found
     app.state.settings = settings
     app.state.readiness = readiness
+    app.state.token_cache = TokenCache()
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
         _attach_database(app, engine)

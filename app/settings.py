@@ -61,6 +61,7 @@ class Settings:
     db_connect_timeout: float = 5.0
     db_pool_timeout: float = 5.0
     db_statement_timeout: float = 15.0
+    db_pool_size: int = 20
     graphql_ide: bool = True
     graphql_introspection: bool = True
     graphql_cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET
@@ -143,6 +144,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         db_connect_timeout=db_timeouts["connect"],
         db_pool_timeout=db_timeouts["pool"],
         db_statement_timeout=db_timeouts["statement"],
+        db_pool_size=_pool_size(env),
         host=host,
         port=port,
         log_level=log_level,
@@ -217,6 +219,13 @@ def _shutdown_periods(env: dict[str, str]) -> tuple[float, float]:
     if grace > drain:
         raise ConfigError(f"SHUTDOWN_READINESS_GRACE_SECONDS ({grace:g}) must not exceed SHUTDOWN_DRAIN_SECONDS ({drain:g})")
     return drain, grace
+
+
+def _pool_size(env: dict[str, str]) -> int:
+    raw = env.get("DB_POOL_SIZE") or "20"
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise ConfigError(f"DB_POOL_SIZE must be a whole number from 1 to 500, got {raw!r}")
+    return int(raw)
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

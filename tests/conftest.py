@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from app.auth import TokenCache
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.models import metadata
@@ -63,7 +64,11 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine) -> Starlette:
-    return create_app(settings, engine=engine)
+    app = create_app(settings, engine=engine)
+    # A token read once stays verified for the whole test: statement counts do not depend on whether
+    # a second passed between two requests. Tests of the cache's expiry set a clock of their own.
+    app.state.token_cache = TokenCache(clock=lambda: 0.0)
+    return app
 
 
 @pytest.fixture

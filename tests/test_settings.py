@@ -111,3 +111,11 @@ def test_port_in_use_exits_2(tmp_path: object) -> None:
     assert result.returncode == 2
     assert "already in use" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_database_pool_size_is_a_bounded_whole_number() -> None:
+    assert load_settings({}).db_pool_size == 20
+    assert load_settings({"DB_POOL_SIZE": "64"}).db_pool_size == 64
+    for bad in ("0", "-1", "1.5", "many", "501"):
+        with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
+            load_settings({"DB_POOL_SIZE": bad})

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
+from app.auth import TokenCache
 from app.db.models import ApiToken, Channel
 from app.db.types import utcnow
 from app.errors import InvalidInput, PermissionDenied, Unauthenticated
@@ -106,12 +109,20 @@ async def test_unknown_permission_is_rejected(sessionmaker: async_sessionmaker[A
             await tokens.create_token(session, account, name="x", permissions=["users:delete"])
 
 
-async def test_permissions_enforced_over_http(client: object, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    # The GraphQL viewer needs only a valid token; a revoked one gets 401.
-    response = await client.post("/graphql", json={"query": "{ viewer { accountIdentifier } }"}, headers=tenant.headers)  # type: ignore[attr-defined]
+async def test_a_revoked_token_is_refused_once_the_cache_ttl_has_passed(
+    app: Starlette, client: httpx.AsyncClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A verified token is kept for TokenCache.TTL (1 s): revoking it (from any instance, or the CLI)
+    takes effect on this one within that second."""
+    now = [1000.0]
+    app.state.token_cache = TokenCache(clock=lambda: now[0])
+    viewer = {"query": "{ viewer { accountIdentifier } }"}
+    response = await client.post("/graphql", json=viewer, headers=tenant.headers)
     assert response.status_code == 200
     assert response.json()["data"]["viewer"]["accountIdentifier"] == "acme"
     async with sessionmaker() as session, session.begin():
         await tokens.revoke_token(session, tenant.account_id, tenant.token_id)
-    response = await client.post("/graphql", json={"query": "{ viewer { accountIdentifier } }"}, headers=tenant.headers)  # type: ignore[attr-defined]
-    assert response.status_code == 401
+    now[0] += TokenCache.TTL * 0.9
+    assert (await client.post("/graphql", json=viewer, headers=tenant.headers)).status_code == 200
+    now[0] += TokenCache.TTL * 0.1
+    assert (await client.post("/graphql", json=viewer, headers=tenant.headers)).status_code == 401

@@ -2,6 +2,7 @@
 
 A deadlock or serialization failure (PostgreSQL picks a victim among concurrent transactions) is
 not the client's fault: the whole transaction runs again, a few times, with a short random pause.
+So does a transaction that met a pooled connection that had died while idle, once.
 Any other sign that the database cannot serve now becomes `Unavailable` (503 with Retry-After) and
 one log line without a traceback, instead of a 500 per request for the length of an outage.
 """
@@ -14,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.engine import Failure, classify
@@ -45,6 +47,11 @@ async def settle_failure(error: Exception, attempt: int, attempts: int = ATTEMPT
     """Decide what a failed transaction means: True to run it again (after a short pause), raise
     Unavailable when the database cannot serve, False when it is not the database's state (a bug)."""
     failure = classify(error)
+    if attempt == 1 and isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        # A pooled connection that died while idle (the database restarted, a proxy timed it out):
+        # the pool has dropped it; the next attempt gets a fresh one. Connections are not pinged
+        # before use, so this is how a stale one is found.
+        return True
     if failure is Failure.RETRY and attempt < attempts:
         await asyncio.sleep(random.uniform(0.005, 0.02) * attempt)
         return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,6 +33,9 @@ from app.validation import contains_nul
 
 
 class _SchemaApp(GraphQL[Context, None]):
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
     async def get_context(self, request: Any, response: Any) -> Context:
         # Absent only while GraphiQL itself is served, which runs no operation.
         return request.scope.get("state", {}).get("graphql_context")  # type: ignore[no-any-return]

@@ -233,7 +233,10 @@ class Mutation:
         ctx = info.context
 
         async def work() -> ApiToken:
-            return ApiToken.from_row(await tokens.revoke(ctx.session, ctx.caller, input.token_id))
+            revoked = ApiToken.from_row(await tokens.revoke(ctx.session, ctx.caller, input.token_id))
+            # Other instances notice within their token cache's TTL; this one at once.
+            ctx.request.app.state.token_cache.forget(input.token_id)
+            return revoked
 
         return await run_mutation(ctx, action="token.revoke", resource_type="ApiToken", resource_id=input.token_id, work=work)  # type: ignore[no-any-return]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.responses import Response
 
 from app.errors import (
@@ -54,7 +54,7 @@ class ScimProtocolError(Exception):
 
 
 def scim_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
+    return Response(orjson.dumps(payload), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
 
 
 def error_response(status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None) -> Response:

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -130,57 +130,97 @@ class Verified:
     record_use_due: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """What authentication needs of a stored token, as read at one moment (never the secret)."""
+
+    token_id: str
+    account_id: int
+    account_identifier: str
+    secret_hash: str
+    permissions: frozenset[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """A bearer token as presented: `sat.<account>.<tokenId>.<secret>`."""
+
+    account_identifier: str
+    token_id: str
+    secret: str
+
+
+def parse(raw: str | None) -> Presented:
+    parts = (raw or "").split(".")
+    if len(parts) != 4 or parts[0] != PREFIX or "\x00" in (raw or ""):
+        raise Unauthenticated()
+    return Presented(parts[1], parts[2], parts[3])
+
+
+_RECORD = (
+    select(
+        ApiToken.token_id, ApiToken.account_id, Account.identifier, ApiToken.secret_hash, ApiToken.permissions,
+        ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
+    )
+    .join(Account, Account.id == ApiToken.account_id)
+)  # fmt: skip
+
+
+async def load(session: AsyncSession, token_id: str) -> TokenRecord | None:
+    """The stored token, by its unique id: one indexed lookup, and only a read — the request's own
+    transaction must not wait on, or hold, the token's row."""
+    row = (await session.execute(_RECORD.where(ApiToken.token_id == token_id))).first()
+    if row is None:
+        return None
+    token_id, account_id, identifier, secret_hash, permissions, expires_at, revoked_at, last_used_at = row
+    return TokenRecord(token_id, account_id, identifier, secret_hash, frozenset(permissions), expires_at, revoked_at, last_used_at)
+
+
+def check(record: TokenRecord | None, presented: Presented, *, channel: Channel, account_identifier: str | None = None) -> Verified:
+    """The rules of a valid token — or Unauthenticated, one answer for every failure: the secret
+    (compared in constant time, also when there is no such token), the account it names and, for
+    SCIM, the account in the path; not revoked; not expired."""
+    secret_ok = hmac.compare_digest(hash_secret(presented.secret), record.secret_hash if record else _DUMMY_HASH)
+    if record is None or not secret_ok:
+        raise Unauthenticated()
+    now = utcnow()
+    if (
+        record.account_identifier != presented.account_identifier
+        or (account_identifier is not None and record.account_identifier != account_identifier)
+        or record.revoked_at is not None
+        or (record.expires_at is not None and record.expires_at <= now)
+    ):
+        raise Unauthenticated()
+    caller = Caller(
+        account_id=record.account_id,
+        account_identifier=record.account_identifier,
+        principal=record.token_id,
+        permissions=record.permissions,
+        channel=channel,
+    )
+    return Verified(caller, record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION)
+
+
+async def verify(
+    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
+) -> Verified:
+    """Turn a bearer token into a Caller, or raise Unauthenticated."""
+    presented = parse(raw)
+    return check(await load(session, presented.token_id), presented, channel=channel, account_identifier=account_identifier)
+
+
 async def authenticate(
     session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
 ) -> Caller:
     return (await verify(session, raw, channel=channel, account_identifier=account_identifier)).caller
 
 
-async def verify(
-    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
-) -> Verified:
-    """Turn a bearer token into a Caller, or raise Unauthenticated — one answer for every failure.
-    Only reads: the request's own transaction must not wait on, or hold, the token's row.
-
-    `account_identifier`, when given (SCIM's path), must be the token's own account.
-    """
-    parts = (raw or "").split(".")
-    if len(parts) != 4 or parts[0] != PREFIX or "\x00" in (raw or ""):
-        raise Unauthenticated()
-    _, token_account, token_id, secret = parts
-    row = (
-        await session.execute(
-            select(ApiToken, Account.identifier)
-            .join(Account, Account.id == ApiToken.account_id)
-            .where(ApiToken.token_id == token_id)
-        )
-    ).first()
-    expected = row[0].secret_hash if row else _DUMMY_HASH
-    secret_ok = hmac.compare_digest(hash_secret(secret), expected)
-    if row is None or not secret_ok:
-        raise Unauthenticated()
-    token, identifier = row
-    now = utcnow()
-    if (
-        identifier != token_account
-        or (account_identifier is not None and identifier != account_identifier)
-        or token.revoked_at is not None
-        or (token.expires_at is not None and token.expires_at <= now)
-    ):
-        raise Unauthenticated()
-    caller = Caller(
-        account_id=token.account_id,
-        account_identifier=identifier,
-        principal=token.token_id,
-        permissions=frozenset(token.permissions),
-        channel=channel,
-    )
-    return Verified(caller, token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION)
-
-
-async def record_use(session: AsyncSession, token_id: str) -> None:
-    """Move last_used_at on, at most once per LAST_USED_RESOLUTION, in a transaction of its own.
-    On PostgreSQL a row another request is updating right now is skipped, never waited for."""
+async def record_use(session: AsyncSession, token_id: str) -> bool:
+    """Move last_used_at on, at most once per LAST_USED_RESOLUTION, in a transaction of its own;
+    True when it moved. On PostgreSQL a row another transaction holds is skipped, never waited for."""
     now = utcnow()
     due = select(ApiToken.id).where(
         ApiToken.token_id == token_id,
@@ -188,4 +228,5 @@ async def record_use(session: AsyncSession, token_id: str) -> None:
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    await session.execute(update(ApiToken).where(ApiToken.id.in_(due.scalar_subquery())).values(last_used_at=now))
+    result = await session.execute(update(ApiToken).where(ApiToken.id.in_(due.scalar_subquery())).values(last_used_at=now))
+    return bool(getattr(result, "rowcount", 0))

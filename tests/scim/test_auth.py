@@ -31,9 +31,11 @@ async def test_every_401_says_the_same(client: httpx.AsyncClient, tenant: Tenant
         response = await client.get(f"{tenant.base}/Users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
         details.add(response.text)
+    unused = await make_tenant(sessionmaker, "acme")  # never used, so no instance has it cached
     async with sessionmaker() as session, session.begin():
-        await tokens.revoke_token(session, tenant.account_id, tenant.token_id)
-    revoked = await client.get(f"{tenant.base}/Users", headers=tenant.headers)
+        await tokens.revoke_token(session, unused.account_id, unused.token_id)
+    revoked = await client.get(f"{tenant.base}/Users", headers=unused.headers)
+    assert revoked.status_code == 401
     details.add(revoked.text)
     assert len(details) == 1
 

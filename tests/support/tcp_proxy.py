@@ -32,6 +32,13 @@ class TcpProxy:
     def forward(self) -> None:
         self.forwarding = True
 
+    def drop_connections(self) -> None:
+        """Cut every open connection (as a database restart or an idle timeout in between would);
+        new ones are accepted as before."""
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
     async def close(self) -> None:
         self.closed = True
         if self._server is not None:
