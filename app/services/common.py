@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +54,25 @@ async def page(
     return total, list(await session.scalars(query))
 
 
+_OWNED_QUERIES: dict[tuple[Any, bool, int], tuple[Any, Select[Any]]] = {}
+
+
+def _owned_query(model: Any, for_update: bool, where: ColumnElement[bool] | None) -> Select[Any]:
+    """The by-id lookup, built once per model, lock mode and extra condition (a module constant
+    such as `groups.visible_to(...)`), with bound parameters: building and hashing a statement per
+    request cost more than running it."""
+    key = (model, for_update, id(where))
+    cached = _OWNED_QUERIES.get(key)
+    if cached is None:
+        query = select(model).where(model.id == bindparam("id"), model.account_id == bindparam("account_id"))
+        if where is not None:
+            query = query.where(where)
+        if for_update:
+            query = query.with_for_update(key_share=True)
+        cached = _OWNED_QUERIES[key] = (where, query)  # the condition is kept, so its id stays its own
+    return cached[1]
+
+
 async def fetch_owned(
     session: AsyncSession,
     model: Any,
@@ -68,10 +87,7 @@ async def fetch_owned(
     update when asked, or NotFound."""
     if has_nul(id):
         raise NotFound(label, id.replace("\x00", ""))
-    query = select(model).where(model.id == id, model.account_id == account_id, true() if where is None else where)
-    if for_update:
-        query = query.with_for_update(key_share=True)
-    row = await session.scalar(query)
+    row = await session.scalar(_owned_query(model, for_update, where), {"id": id, "account_id": account_id})
     if row is None:
         raise NotFound(label, id)
     return row

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
@@ -93,15 +93,18 @@ def _validate_name(display_name: Any) -> str:
     return display_name
 
 
+# Constants, so that statements built with them can be built once (see common.fetch_owned).
+_IDENTITY_PROVIDER_GROUPS: ColumnElement[bool] = UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value
+_EVERY_GROUP: ColumnElement[bool] = true()
+
+
 def visible_to(channel: Channel) -> ColumnElement[bool]:
     """The groups a channel sees and changes. Over SCIM only the identity provider's own groups:
     native groups belong to the admin, and a native group that took an identity-provider group's
     name must not be what Entra's `displayName eq` lookup finds and then modifies. A native group's
     id is not found over SCIM, and a User's `groups` attribute lists only groups SCIM can open.
     Every other channel sees every group of the account."""
-    if channel == Channel.SCIM:
-        return UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value
-    return true()
+    return _IDENTITY_PROVIDER_GROUPS if channel == Channel.SCIM else _EVERY_GROUP
 
 
 def guard(caller: Caller, group: UserGroup, operation: str) -> None:
@@ -426,17 +429,26 @@ async def list_groups(
     return await page(session, UserGroup, visible & where, order_by, offset, limit)
 
 
+def _groups_of_users_query(visible: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
+        .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+        .where(GroupMembership.user_id.in_(bindparam("ids", expanding=True)), visible)
+        .order_by(UserGroup.display_name_ci, UserGroup.id)
+    )
+
+
+# Built once: every SCIM GET of a user runs it (True: SCIM's view, identity-provider groups only).
+_GROUPS_OF_USERS = {True: _groups_of_users_query(_IDENTITY_PROVIDER_GROUPS), False: _groups_of_users_query(_EVERY_GROUP)}
+
+
 async def groups_of_users(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """Group (id, display name) per user — the groups `caller` can see — for a page of users, in
     one query per chunk."""
     out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
+    query = _GROUPS_OF_USERS[caller.channel == Channel.SCIM]
     for part in chunks(list(user_ids)):
-        rows = await session.execute(
-            select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
-            .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-            .where(GroupMembership.user_id.in_(part), visible_to(caller.channel))
-            .order_by(UserGroup.display_name_ci, UserGroup.id)
-        )
+        rows = await session.execute(query, {"ids": list(part)})
         for user_id, group_id, name in rows:
             out[user_id].append((group_id, name))
     return out
