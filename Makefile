@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint migrate schema fuzz clean
+.PHONY: run test lint migrate schema fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is required (set PYTHON=...)"; exit 1; }
@@ -20,11 +20,11 @@ migrate: $(STAMP)
 	$(BIN)/python -m app migrate
 
 test: $(STAMP)
-	$(BIN)/ruff check app tests
+	$(BIN)/ruff check app tests bench
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests
+	$(BIN)/ruff check app tests bench
 
 schema: $(STAMP)
 	$(BIN)/python -m app export-schema > schema.graphql
@@ -33,6 +33,17 @@ schema: $(STAMP)
 fuzz: $(STAMP)
 	CONFORMANCE_MAX_EXAMPLES=$${CONFORMANCE_MAX_EXAMPLES:-200} PROPERTY_MAX_EXAMPLES=$${PROPERTY_MAX_EXAMPLES:-20000} \
 		$(BIN)/python -m pytest tests/conformance tests/test_properties.py
+
+# The performance benchmark against PostgreSQL (bench/README.md): about 10 minutes; BENCH_QUICK=1 for a
+# short run. It empties the database BENCH_DATABASE_URL (default: postgres@127.0.0.1:5432/bench).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

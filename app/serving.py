@@ -63,7 +63,8 @@ logger = logging.getLogger("scimgraph")
 
 KEEP_ALIVE_SECONDS = 5  # uvicorn's default, kept: idle kept-alive connections close after it
 LISTEN_BACKLOG = 2048  # uvicorn's default
-# Each worker holds its own database pool (up to 15 connections): 64 of them already need about 1,000.
+# Each worker holds its own database pool (DB_POOL_SIZE, and half as many more under a burst), so the
+# worker count multiplies the connections PostgreSQL must accept.
 MAX_WORKERS = 64
 # Workers exit within the drain period of the signal; the parent gives them this much more (closing the
 # database, interpreter shutdown) before it kills what is left.

@@ -1,0 +1,246 @@
+"""One benchmark run, start to end: database, seed, then each server in turn (never two at once):
+the generator's own ceiling, the ceiling server, the service with 1 and with 2 workers, the
+reference; then the targets, the table and the JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import database, procs, profile, queries, report, seed
+from bench.config import BenchConfig
+from bench.dataset import Dataset, user_id
+from bench.httpload import Connection, Phase, PhaseResult, Probe, Request, build_request, run_phase
+from bench.replay import replay
+from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Target, Timing, parity_user, phase
+
+ACCOUNT = "bench"
+PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: they mean little without it."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
+    memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(), "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
+    }  # fmt: skip
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it (the figures are the tree's)."""
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=database.ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+        except OSError:
+            return ""
+
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no", "app"))}
+
+
+class Bench:
+    """One run: the servers one after the other, their phases, and what the targets need."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.logs = config.logs or Path(tempfile.mkdtemp(prefix="scimgraph-bench-"))
+        self.dataset = Dataset(members=config.members, groups=config.groups, spare=config.add_batches * 50)
+        self.timing = Timing(config.warmup, config.duration)
+        self.results: dict[str, Any] = {"runs": {}}
+        self.samples: dict[str, Any] = {}
+        self.postmaster: int | None = None
+
+    def probe(self, server: procs.Server) -> Probe:
+        """CPU seconds so far of each of the server's processes, the load generator, the PostgreSQL
+        server (all its processes: connections opened and closed in between included, other
+        databases' sessions too) and the whole machine."""
+
+        async def sample() -> dict[str, float]:
+            own = os.times()
+            busy, _ = procs.machine_busy()
+            cpu = server.cpu()
+            postgres = {"postgres": procs.tree_cpu_seconds(self.postmaster)} if self.postmaster else {}
+            return {**cpu, "server": sum(cpu.values()), "generator": own.user + own.system, "machine": busy / procs.CLOCK_TICKS, **postgres}
+
+        return sample
+
+    async def measure(self, server: procs.Server, target: Target, load: Phase) -> PhaseResult:
+        result = await run_phase(target.host, target.port, load, self.config.connections, self.probe(server))
+        result.cpu = {role: round(share, 1) for role, share in result.cpu.items()}
+        return result
+
+    async def phases(self, server: procs.Server, target: Target, names: tuple[str, ...], dataset: Dataset, tag: str) -> dict[str, Any]:
+        out = {}
+        for name in names:
+            result = await self.measure(server, target, phase(name, target, dataset, self.timing, tag))
+            out[name] = result.summary()
+            log(f"  {name:18} {result.rps:9.1f} req/s  p50 {result.percentile(50):7.2f} ms  p99 {result.percentile(99):7.2f} ms  errors {result.errors}")
+        return out
+
+    async def sample_user(self, target: Target) -> Any:
+        """One user as this server renders it, before any phase: the ceiling must answer the service's JSON."""
+        connection = Connection(target.host, target.port)
+        try:
+            answer = await connection.send(target.request("GET", f"/Users/{user_id(parity_user(self.dataset.members))}"))
+        finally:
+            await connection.close()
+        return json.loads(answer.body) if answer.status == 200 else {"status": answer.status}
+
+    def parity(self) -> dict[str, Any]:
+        ceiling, service = self.samples.get("ceiling"), self.samples.get("service")
+        if ceiling is None or service is None:
+            return {}
+        keys = sorted(set(ceiling) | set(service))
+        return {"same_json": ceiling == service, "differing_attributes": [k for k in keys if ceiling.get(k) != service.get(k)]}
+
+    async def generator_ceiling(self) -> None:
+        log("the load generator's own ceiling, against a trivial endpoint")
+        port = procs.free_port()
+        server = procs.start("trivial", ["-m", "bench.trivial", str(port)], {}, port, self.logs, ready_path="/")
+        try:
+            request = Request(build_request("GET", f"127.0.0.1:{port}", "/", {}))
+            target = Target("trivial", port, "", "")
+            result = await self.measure(server, target, Phase("trivial", lambda n: request, self.config.warmup, self.config.duration))
+        finally:
+            server.stop()
+        self.results["generator_ceiling"] = result.summary()
+        log(f"  {result.rps:.0f} req/s, the generator at {result.cpu.get('generator', 0):.0f}% of a core")
+
+    async def ceiling(self, tenant: database.Tenant) -> None:
+        if not self.config.postgres:
+            self.results["runs"]["ceiling"] = {"skipped": "the ceiling is raw asyncpg: PostgreSQL only"}
+            return
+        port = procs.free_port()
+        args = ["-m", "bench.ceiling", "--port", str(port), "--database-url", self.config.database_url, "--public-url", PUBLIC_URL]
+        server = procs.start("ceiling", args, {}, port, self.logs)
+        target = Target("ceiling", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+        log("ceiling (Starlette + raw asyncpg)")
+        try:
+            self.samples["ceiling"] = await self.sample_user(target)
+            self.results["runs"]["ceiling"] = {"phases": await self.phases(server, target, CEILING_PHASES, self.dataset, "c")}
+            self.results["runs"]["ceiling"]["peak_rss_mb"] = server.peak_rss()
+        finally:
+            server.stop()
+        await database.reset_run(self.config.database_url, self.dataset.members, ("postc",))
+        await seed.analyze(self.config.database_url)
+
+    async def service(self, tenant: database.Tenant, workers: int) -> None:
+        port = procs.free_port()
+        env = {"DATABASE_URL": self.config.database_url, "PORT": str(port), "PUBLIC_URL": PUBLIC_URL}
+        args = ["-m", "app", "serve", *(["--workers", str(workers)] if workers > 1 else [])]
+        server = procs.start(f"service-{workers}w", args, env, port, self.logs, workers=workers)
+        target = Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+        tag = f"{workers}w"
+        log(f"service, {workers} worker{'s' if workers > 1 else ''} ({', '.join(f'{k} {v}' for k, v in server.roles.items())})")
+        run: dict[str, Any] = {}
+        try:
+            if workers == 1:
+                self.samples["service"] = await self.sample_user(target)
+            run["phases"] = await self.phases(server, target, SERVICE_PHASES, self.dataset, tag)
+            probe = self.probe(server)
+            before = await probe()
+            result = await replay(target, tag, self.config.replay_users, self.config.replay_groups, self.config.replay_members, self.config.replay_parallel)
+            run["replay"] = result.summary() | {"cpu_percent": _cpu_shares(before, await probe(), result.seconds)}
+            log(f"  Entra initial sync: {result.requests} requests in {result.seconds:.1f} s, {result.errors} errors")
+            if workers == 1:
+                await self.single_worker_extras(server, target, tenant, run)
+            run["peak_rss_mb"] = server.peak_rss()
+        finally:
+            server.stop()
+        self.results["runs"][f"service_{workers}w"] = run
+        await database.reset_run(self.config.database_url, self.dataset.members, (f"post{tag}", f"entra{tag}"))
+        await seed.analyze(self.config.database_url)
+
+    async def single_worker_extras(self, server: procs.Server, target: Target, tenant: database.Tenant, run: dict[str, Any]) -> None:
+        counts = await queries.statements_per_request(self.config.database_url, tenant.token, queries.nplus1_queries())
+        run["statements"] = queries.nplus1_report(counts)
+        if self.config.profile_seconds > 0:
+            load_phase = phase("get_user", target, self.dataset, Timing(0.5, self.config.profile_seconds + 1), "p")
+            load = run_phase(target.host, target.port, load_phase, self.config.connections)
+            output = self.logs / "profile-get-user.txt"
+            run["profile_get_user"] = await profile.record(server.roles["main"], self.config.profile_seconds, output, load)
+            summary = run["profile_get_user"]
+            log(f"  profile of GET /Users/{{id}}: {summary.get('samples', summary.get('error'))} samples")
+
+    async def reference(self) -> None:
+        try:
+            import scim2_server  # noqa: F401
+        except ImportError:
+            self.results["runs"]["reference"] = {"skipped": "scim2-server is not installed (pip install '.[bench]')"}
+            return
+        dataset = Dataset(members=self.config.reference_members, groups=self.config.reference_groups, spare=self.config.reference_add_batches * 50)
+        port = procs.free_port()
+        token = "bench-reference-token"
+        args = ["-m", "bench.reference", "--port", str(port), "--members", str(dataset.members), "--groups", str(dataset.groups),
+                "--spare", str(dataset.spare), "--token", token]  # fmt: skip
+        started = time.perf_counter()
+        server = procs.start("reference", args, {}, port, self.logs, ready_path="/v2/ServiceProviderConfig")
+        log(f"reference: scim2-server in memory, {dataset.users} users loaded in {time.perf_counter() - started:.1f} s")
+        try:
+            run = {"data": asdict(dataset) | {"users": dataset.users}, "phases": await self.phases(server, Target("reference", port, "/v2", token), REFERENCE_PHASES, dataset, "r")}
+            run["peak_rss_mb"] = server.peak_rss()
+        finally:
+            server.stop()
+        self.results["runs"]["reference"] = run
+
+    async def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        config = self.config
+        self.results["machine"] = machine()
+        self.results["code"] = code_version()
+        # Paths as the repository sees them: the results are committed, the machine's folders are not theirs.
+        self.results["config"] = {k: _shown(v) if isinstance(v, Path) else v for k, v in asdict(config).items() if k != "database_url"}
+        self.results["config"]["database"] = database.database_name(config.database_url)
+        log(f"preparing {database.database_name(config.database_url)}: migrations, account, token")
+        tenant = await database.prepare(config.database_url, ACCOUNT)
+        self.results["machine"]["database"] = await database.server_version(config.database_url)
+        self.postmaster = await database.postmaster_pid(config.database_url)
+        log(f"seeding {self.dataset.users} users ({self.dataset.spare} in no group), {self.dataset.groups} groups")
+        self.results["seed"] = await seed.seed(config.database_url, tenant.account_id, self.dataset) | {"data": asdict(self.dataset)}
+        log(f"seeded in {self.results['seed']['seconds']} s: {self.results['seed']['rows']}")
+        await self.generator_ceiling()
+        await self.ceiling(tenant)
+        for workers in config.workers:
+            await self.service(tenant, workers)
+        if config.reference:
+            await self.reference()
+        self.results["machine"]["load_average_at_end"] = os.getloadavg()
+        self.results["seconds"] = round(time.monotonic() - started, 1)
+        self.results["logs"] = str(self.logs)  # for the console only: `python -m bench` leaves it out of the file
+        self.results["parity"] = self.parity()
+        self.results["targets"] = report.targets(self.results)
+        self.results["scaling"] = report.scaling(self.results)
+        return self.results
+
+
+def _shown(path: Path) -> str:
+    """A path inside the repository relative to it; elsewhere (a temporary folder) just its name."""
+    try:
+        return str(path.resolve().relative_to(database.ROOT))
+    except ValueError:
+        return path.name
+
+
+def _cpu_shares(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """CPU seconds between two probes as % of one core."""
+    return {role: round(100 * (after[role] - before.get(role, 0.0)) / max(seconds, 1e-9), 1) for role in after}
+
+
+def execute(config: BenchConfig) -> dict[str, Any]:
+    return asyncio.run(Bench(config).run())
+
