@@ -135,7 +135,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     if max_body < 1024:
         raise ConfigError(f"MAX_BODY_BYTES must be at least 1024, got {max_body}")
     db_timeouts = {
-        name: _seconds(env, f"DB_{name.upper()}_TIMEOUT", default)
+        name: _seconds_between(env, f"DB_{name.upper()}_TIMEOUT", default, 0.1, 3600)
         for name, default in (("connect", 5.0), ("pool", 5.0), ("statement", 15.0))
     }
     drain, readiness_grace = _shutdown_periods(env)
@@ -159,19 +159,6 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         graphql_introspection=_switch(env, "GRAPHQL_INTROSPECTION"),
         graphql_cost_budget=_cost_budget(env),
     )
-
-
-def _seconds(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0.1 <= value <= 3600:
-        raise ConfigError(f"{name} must be from 0.1 to 3600 seconds, got {raw}")
-    return value
 
 
 _TRUE = ("1", "true", "yes", "on")

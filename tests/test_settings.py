@@ -119,3 +119,14 @@ def test_database_pool_size_is_a_bounded_whole_number() -> None:
     for bad in ("0", "-1", "1.5", "many", "501"):
         with pytest.raises(ConfigError, match="DB_POOL_SIZE"):
             load_settings({"DB_POOL_SIZE": bad})
+
+
+def test_database_timeouts_are_bounded_seconds() -> None:
+    defaults = load_settings({}).database_timeouts
+    assert (defaults.connect, defaults.pool_checkout, defaults.statement) == (5.0, 5.0, 15.0)
+    custom = load_settings({"DB_CONNECT_TIMEOUT": "2", "DB_POOL_TIMEOUT": "0.5", "DB_STATEMENT_TIMEOUT": "30"}).database_timeouts
+    assert (custom.connect, custom.pool_checkout, custom.statement) == (2.0, 0.5, 30.0)
+    for name in ("DB_CONNECT_TIMEOUT", "DB_POOL_TIMEOUT", "DB_STATEMENT_TIMEOUT"):
+        for bad in ("0", "soon", "nan", "3601"):
+            with pytest.raises(ConfigError, match=name):
+                load_settings({name: bad})

@@ -205,21 +205,7 @@ async def locked_for_group_changes(session: AsyncSession, caller: Caller, user_i
     counts — adding, removing, and removing as a side effect of deleting a group."""
     if caller.channel == Channel.SCIM:
         return []
-    locked: set[str] = set()
-    for part in chunks(sorted(set(user_ids))):
-        locked.update(
-            await session.scalars(
-                select(GroupMembership.user_id)
-                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(
-                    GroupMembership.user_id.in_(part),
-                    UserGroup.account_id == caller.account_id,
-                    UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value,
-                )
-                .distinct()
-            )
-        )
-    return sorted(locked)
+    return sorted(await identity_provider_members(session, user_ids, account_id=caller.account_id))
 
 
 async def guard_group_changes(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> None:
@@ -383,15 +369,17 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
     return None
 
 
-async def identity_provider_members(session: AsyncSession, user_ids: Sequence[str]) -> set[str]:
-    """Which of these users belong to at least one identity-provider group (one query per chunk)."""
+async def identity_provider_members(session: AsyncSession, user_ids: Sequence[str], *, account_id: int | None = None) -> set[str]:
+    """Which of these users belong to at least one identity-provider group (one query per chunk),
+    counting only the groups of `account_id` when it is given."""
     found: set[str] = set()
+    same_account = true() if account_id is None else UserGroup.account_id == account_id
     for part in chunks(sorted(set(user_ids))):
         found.update(
             await session.scalars(
                 select(GroupMembership.user_id)
                 .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id.in_(part), UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
+                .where(GroupMembership.user_id.in_(part), UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value, same_account)
                 .distinct()
             )
         )
