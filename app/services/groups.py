@@ -1,7 +1,7 @@
 """User groups and their memberships.
 
-The seed's Limitations for groups live in `guard`: a group the identity provider manages cannot be
-renamed, deleted, or have members added or removed except over SCIM; its description may change.
+The Limitations of Harness's page "Provision Users and Groups using Azure AD (SCIM)" for groups
+live in `guard`: a group the identity provider manages cannot be renamed, deleted, or have members added or removed except over SCIM; its description may change.
 Which groups a channel sees at all is `visible_to`: SCIM works only on the identity provider's own
 groups. Memberships are rows of a join table and change by set operations in SQL, so adding 50
 members costs the same whatever the group's size.
@@ -162,7 +162,7 @@ async def create_group(
 ) -> tuple[UserGroup, MembershipResult]:
     """Create a group. Over SCIM it is managed by the identity provider, at account scope, its
     display name unique among such groups, and its identifier derived from the name — with a suffix
-    when a native group already holds it (the seed keeps both). Elsewhere it is a native group."""
+    when a native group already holds it (Harness's page keeps both). Elsewhere it is a native group."""
     caller.require(Permission.GROUPS_WRITE)
     _validate_name(display_name)
     if has_nul(description, external_id, org_identifier, project_identifier):

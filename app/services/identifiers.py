@@ -1,5 +1,5 @@
-"""Group identifiers derived from display names, as Harness derives them (seed step 11):
-`example-group` -> `example_group`."""
+"""Group identifiers derived from display names, as Harness derives them (step 11 of Harness's page
+"Provision Users and Groups using Azure AD (SCIM)"): `example-group` -> `example_group`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Users: creation, replacement, deletion and the rules that guard them.
 
 Rules here apply to every channel. Which channel may change what is decided by `_guard`, the one
-place that knows the seed's Limitations for users.
+place that knows the Limitations of Harness's page "Provision Users and Groups using Azure AD
+(SCIM)" for users.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def _refusal(user_id: str, operation: str) -> ManagedByIdentityProvider:
 
 
 async def guard(session: AsyncSession, caller: Caller, user: User, operation: str) -> None:
-    """The seed's Limitations for users, for every channel but SCIM:
+    """Harness's Limitations for users, for every channel but SCIM:
 
     - a member of an identity-provider group is locked: no email or name change, no change of group
       assignments, no deletion;

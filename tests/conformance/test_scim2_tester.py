@@ -36,7 +36,7 @@ def _run_checks(tenant_url: str, token: str) -> list[Any]:
 
 
 async def test_scim2_tester_checks_all_succeed(live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    # The tool changes email addresses; the seed keeps them unless the account's flag is on.
+    # The tool changes email addresses; Harness's SCIM documentation keeps them unless the account's flag is on.
     async with sessionmaker() as session, session.begin():
         tenant = live_server.tenant
         await flags.set_flag(session, system_caller(tenant.account_id, tenant.identifier), flags.UPDATE_EMAILS_VIA_SCIM, True)

@@ -1,4 +1,4 @@
-"""The seed's Limitations, enforced on the admin API: every mutation against a native and an
+"""The Limitations of Harness's SCIM documentation, enforced on the admin API: every mutation against a native and an
 identity-provider group, and every user mutation against the three kinds of user. Each refusal
 returns IdentityProviderManagedError, changes nothing, and is audited as DENIED."""
 

@@ -1,4 +1,4 @@
-"""UPDATE_EMAILS_VIA_SCIM (seed note): off by default — email changes from the identity provider
+"""UPDATE_EMAILS_VIA_SCIM (a note on Harness's SCIM page): off by default — email changes from the identity provider
 are skipped, the rest applies, and the skip is audited; on — they apply."""
 
 from __future__ import annotations
