@@ -59,9 +59,6 @@ class Scim:
         # Parameter names are matched without regard to case; unknown ones (aadOptscim062020…) are ignored.
         return {k.lower(): v for k, v in self.request.query_params.items()}
 
-    async def json_body(self) -> Any:
-        return self.body
-
 
 Handler = Callable[[Scim], Awaitable[Response]]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -225,7 +222,7 @@ async def _list(scim: Scim, resource: ResourceType, params: ListParams) -> Respo
 
 
 async def _search_body(scim: Scim) -> ListParams:
-    body = await scim.json_body()
+    body = scim.body
     if not isinstance(body, dict):
         raise InvalidSyntax("a search request must be a JSON object")
     compat.check_schemas_list(body)
@@ -311,7 +308,7 @@ async def _group_response(scim: Scim, group: UserGroup, status: int = 200) -> Re
 
 
 async def create_user(scim: Scim) -> Response:
-    values = user_values(normalize_document(await scim.json_body(), USER))
+    values = user_values(normalize_document(scim.body, USER))
     user = await users.create_user(scim.session, scim.caller, values)
     return await _user_response(scim, user, 201)
 
@@ -324,7 +321,7 @@ async def get_user(scim: Scim) -> Response:
 
 
 async def replace_user(scim: Scim) -> Response:
-    values = user_values(normalize_document(await scim.json_body(), USER))
+    values = user_values(normalize_document(scim.body, USER))
     user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, user.version)
     await users.update_user(scim.session, scim.caller, user, values)
@@ -332,7 +329,7 @@ async def replace_user(scim: Scim) -> Response:
 
 
 async def patch_user(scim: Scim) -> Response:
-    body = await scim.json_body()
+    body = scim.body
     user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     values = user_values(apply_patch(user_document(user), body, USER).document)
     _check_if_match(scim.request, user.version)
@@ -348,7 +345,7 @@ async def delete_user(scim: Scim) -> Response:
 
 
 async def create_group(scim: Scim) -> Response:
-    body = await scim.json_body()
+    body = scim.body
     doc = normalize_document(body, GROUP)
     values = group_values(doc)
     member_ids = compat.member_values(doc.get("members"))
@@ -366,7 +363,7 @@ async def get_group(scim: Scim) -> Response:
 
 
 async def replace_group(scim: Scim) -> Response:
-    doc = normalize_document(await scim.json_body(), GROUP)
+    doc = normalize_document(scim.body, GROUP)
     values = group_values(doc)
     member_ids = compat.member_values(doc.get("members"))
     group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
@@ -379,7 +376,7 @@ async def replace_group(scim: Scim) -> Response:
 
 
 async def patch_group(scim: Scim) -> Response:
-    body = await scim.json_body()
+    body = scim.body
     group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     before = group_document(group)
     result = apply_patch(before, body, GROUP, collect="members")

@@ -204,18 +204,13 @@ def check(record: TokenRecord | None, presented: Presented, *, channel: Channel,
     return Verified(caller, record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION)
 
 
-async def verify(
-    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
-) -> Verified:
-    """Turn a bearer token into a Caller, or raise Unauthenticated."""
-    presented = parse(raw)
-    return check(await load(session, presented.token_id), presented, channel=channel, account_identifier=account_identifier)
-
-
 async def authenticate(
     session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
 ) -> Caller:
-    return (await verify(session, raw, channel=channel, account_identifier=account_identifier)).caller
+    """Turn a bearer token into a Caller, or raise Unauthenticated (requests go through app.auth,
+    which keeps the loaded record for a second)."""
+    presented = parse(raw)
+    return check(await load(session, presented.token_id), presented, channel=channel, account_identifier=account_identifier).caller
 
 
 async def record_use(session: AsyncSession, token_id: str) -> bool:
