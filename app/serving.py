@@ -315,17 +315,17 @@ class WorkerSupervisor:
         logger.info("serving on %s:%d with %d workers (pids %s)", self.settings.host, self.settings.port, self.count, pids)
 
     def _supervise(self, wake_read: int) -> None:
-        while running := [p for p in self.processes if p.exitcode is None]:
-            timeout = 1.0 if self._deadline is None else max(0.0, min(1.0, self._deadline - time.monotonic()))
-            if wake_read in wait_for_exit([wake_read, *(p.sentinel for p in running)], timeout=timeout):
-                os.read(wake_read, 512)
+        while True:
             while self._pending:
                 self._stop(self._pending.pop(0))
             if self._deadline is None:
-                for process in (p for p in running if p.exitcode is not None):
+                # Every worker, not only those seen running before the wait: a worker's pipe closes a moment
+                # before its exit status can be collected, so its death may first show on a later pass.
+                died = [p for p in self.processes if p.exitcode is not None]
+                for process in died:
                     logger.error("%s (pid %s) exited with code %s; stopping the others", process.name, process.pid, process.exitcode)
+                if died:
                     self._failed = True
-                if self._failed:
                     self._stop(signal.SIGTERM)
             elif time.monotonic() >= self._deadline:
                 for process in (p for p in self.processes if p.exitcode is None):
@@ -333,6 +333,12 @@ class WorkerSupervisor:
                     process.kill()
                     process.join()
                 self._failed = True
+            running = [p for p in self.processes if p.exitcode is None]
+            if not running:
+                break
+            timeout = 1.0 if self._deadline is None else max(0.0, min(1.0, self._deadline - time.monotonic()))
+            if wake_read in wait_for_exit([wake_read, *(p.sentinel for p in running)], timeout=timeout):
+                os.read(wake_read, 512)
         for process in self.processes:
             process.join()
 

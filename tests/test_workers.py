@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app import serving
 from app.cli import main
-from app.serving import bind_socket
+from app.serving import WorkerSupervisor, bind_socket
+from app.settings import Settings
 from tests.served import ROOT, free_port, read_response
 
 DRAIN = 3.0
@@ -232,6 +235,58 @@ def test_a_worker_that_dies_stops_the_others_and_the_parent_exits_1(tmp_path: Pa
         log = served.log.read_text()
     assert f"(pid {killed}) exited with code -9; stopping the others" in log
     assert f"Finished server process [{survivor}]" in log
+
+
+class _FakeWorker:
+    """A worker whose exit shows on its pipe first and in its exit status only `status_lag` reads later:
+    the order the kernel gives them in, stretched so that every interleaving can be tried."""
+
+    def __init__(self, pid: int, status_lag: int | None) -> None:
+        self.pid, self.name = pid, f"worker-{pid}"
+        self.sentinel, self._write = os.pipe()
+        self._reads_left = status_lag  # None: runs until signalled
+        self._exitcode: int | None = None
+        if status_lag is not None:
+            os.close(self._write)
+
+    @property
+    def exitcode(self) -> int | None:
+        if self._reads_left is not None and self._exitcode is None:
+            if self._reads_left == 0:
+                self._exitcode = -signal.SIGKILL
+            self._reads_left -= 1
+        return self._exitcode
+
+    def signalled(self, sig: int) -> None:
+        if self._exitcode is None and self._reads_left is None:
+            self._exitcode = 0
+            os.close(self._write)
+
+    def kill(self) -> None:
+        self.signalled(signal.SIGKILL)
+
+    def join(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("status_lag", range(6))
+def test_a_worker_death_is_noticed_however_late_its_exit_status_shows(
+    monkeypatch: pytest.MonkeyPatch, status_lag: int
+) -> None:
+    dead, survivor = _FakeWorker(1, status_lag), _FakeWorker(2, None)
+    workers = {w.pid: w for w in (dead, survivor)}
+    monkeypatch.setattr(serving.os, "kill", lambda pid, sig: workers[pid].signalled(sig))
+    supervisor = WorkerSupervisor(Settings(shutdown_drain_seconds=DRAIN), 2)
+    supervisor.processes = [dead, survivor]  # type: ignore[list-item]
+    wake_read, wake_write = os.pipe()
+    thread = threading.Thread(target=supervisor._supervise, args=(wake_read,), daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    assert not thread.is_alive(), "the supervisor missed the death and kept waiting on the survivor"
+    assert survivor.exitcode == 0
+    assert supervisor._failed
+    for fd in (wake_read, wake_write, dead.sentinel, survivor.sentinel):
+        os.close(fd)
 
 
 def test_workers_stop_by_themselves_when_their_parent_is_killed(tmp_path: Path) -> None:
