@@ -87,7 +87,7 @@ async def run_mutation(
         except DomainError as exc:
             result = to_error_type(exc)
             if isinstance(exc, (ManagedByIdentityProvider, PermissionDenied)):
-                audit.record(
+                await audit.record(
                     context.session,
                     context.caller,
                     action=action,
@@ -96,5 +96,4 @@ async def run_mutation(
                     outcome=Outcome.DENIED,
                     detail={"reason": exc.message, **({"operation": exc.operation} if isinstance(exc, ManagedByIdentityProvider) else {})},
                 )
-                await context.session.flush()
             return result

@@ -57,7 +57,7 @@ async def create_organization(session: AsyncSession, caller: Caller, identifier:
     org = Organization(account_id=caller.account_id, identifier=identifier, name=name)
     if not await insert_unique(session, org):
         raise Conflict(f"organization {identifier!r} already exists", field="identifier")
-    audit.record(session, caller, action="organization.create", resource_type="Organization", resource_id=identifier)
+    await audit.record(session, caller, action="organization.create", resource_type="Organization", resource_id=identifier)
     return org
 
 
@@ -69,7 +69,7 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
     project = Project(account_id=caller.account_id, org_identifier=org_identifier, identifier=identifier, name=name)
     if not await insert_unique(session, project):
         raise Conflict(f"project {identifier!r} already exists in {org_identifier!r}", field="identifier")
-    audit.record(session, caller, action="project.create", resource_type="Project", resource_id=f"{org_identifier}/{identifier}")
+    await audit.record(session, caller, action="project.create", resource_type="Project", resource_id=f"{org_identifier}/{identifier}")
     return project
 
 

@@ -9,15 +9,17 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEvent, Outcome
+from app.db.types import utcnow
 from app.services.caller import Caller, Permission
 from app.validation import has_nul
 
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
 _RESOURCE_ID_LENGTH: int = AuditEvent.__table__.c.resource_id.type.length  # type: ignore[attr-defined]
+_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
 
 
-def record(
+async def record(
     session: AsyncSession,
     caller: Caller,
     *,
@@ -26,19 +28,24 @@ def record(
     resource_id: str | None,
     outcome: Outcome = Outcome.APPLIED,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    event = AuditEvent(
-        account_id=caller.account_id,
-        caller=caller.principal,
-        channel=caller.channel.value,
-        action=action,
-        resource_type=resource_type,
-        resource_id=_storable_id(resource_id),
-        outcome=outcome.value,
-        detail=detail or {},
+) -> None:
+    """Write one event now, in the caller's transaction (or savepoint): it is undone with the change
+    it describes. A plain insert, not an ORM object: it is on every write's path."""
+    connection = await session.connection()
+    await connection.execute(
+        _INSERT,
+        {
+            "account_id": caller.account_id,
+            "occurred_at": utcnow(),
+            "caller": caller.principal,
+            "channel": caller.channel.value,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": _storable_id(resource_id),
+            "outcome": outcome.value,
+            "detail": detail or {},
+        },
     )
-    session.add(event)
-    return event
 
 
 def _storable_id(resource_id: str | None) -> str | None:

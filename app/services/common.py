@@ -31,13 +31,6 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, in the dialect of the session's database."""
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    return statement.on_conflict_do_nothing()
-
-
 async def page(
     session: AsyncSession,
     model: Any,
@@ -102,6 +95,42 @@ async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool
     query = select(column).where(where).order_by(column)
     query = query.with_for_update(read=True, key_share=True) if shared else query.with_for_update(key_share=True)
     return list(await session.scalars(query))
+
+
+_INSERTS_SKIPPING: dict[tuple[str, str, tuple[str, ...], str], Any] = {}
+
+
+def _insert_skipping(dialect: str, table: Any, key: tuple[str, ...], returning: str) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING RETURNING `returning`, in the database's dialect, built
+    once per table: a row whose key exists already is skipped and returns nothing."""
+    cache_key = (dialect, table.name, key, returning)
+    statement = _INSERTS_SKIPPING.get(cache_key)
+    if statement is None:
+        build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = build(table).on_conflict_do_nothing(index_elements=list(key)).returning(table.c[returning])
+        _INSERTS_SKIPPING[cache_key] = statement
+    return statement
+
+
+async def insert_new(session: AsyncSession, table: Any, values: dict[str, Any], *, key: tuple[str, ...]) -> bool:
+    """Insert one row unless a row with the same `key` columns (a unique constraint) exists: True when
+    stored. One statement and no savepoint — a conflict (another request got there first) is not an
+    error, so the transaction goes on."""
+    connection = await session.connection()
+    statement = _insert_skipping(connection.dialect.name, table, key, key[0])
+    return (await connection.execute(statement, values)).first() is not None
+
+
+async def insert_new_rows(
+    session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], *, key: tuple[str, ...], returning: str
+) -> list[Any]:
+    """Insert the rows whose `key` is not there yet, in chunks; `returning` of each row stored."""
+    connection = await session.connection()
+    statement = _insert_skipping(connection.dialect.name, table, key, returning)
+    stored: list[Any] = []
+    for part in chunks(rows):
+        stored.extend((await connection.execute(statement, list(part))).scalars())
+    return stored
 
 
 async def insert_unique(session: AsyncSession, row: Any) -> bool:

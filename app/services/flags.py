@@ -40,7 +40,7 @@ async def set_flag(session: AsyncSession, caller: Caller, name: str, enabled: bo
     else:
         flag.enabled = enabled
     await session.flush()
-    audit.record(session, caller, action="flag.set", resource_type="FeatureFlag", resource_id=name, detail={"enabled": enabled})
+    await audit.record(session, caller, action="flag.set", resource_type="FeatureFlag", resource_id=name, detail={"enabled": enabled})
 
 
 async def list_flags(session: AsyncSession, account_id: int) -> dict[str, bool]:

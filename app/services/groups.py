@@ -25,7 +25,7 @@ from app.services.caller import Caller, Permission
 from app.services.common import (
     chunks,
     fetch_owned,
-    insert_ignoring_conflicts,
+    insert_new_rows,
     insert_unique,
     lock_ids,
     membership_windows,
@@ -37,6 +37,7 @@ from app.validation import has_nul, is_blank
 
 MAX_DISPLAY_NAME = 256
 IDENTIFIER_ATTEMPTS = 20
+MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,8 @@ async def create_group(
         await users.guard_group_changes(session, caller, member_ids)
         result = await _add(session, caller, group, member_ids)
         _refuse_unknown(caller, result)
-    audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
-                 detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)})  # fmt: skip
+    await audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
+                       detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)})  # fmt: skip
     return group, result
 
 
@@ -292,8 +293,8 @@ async def update_group(
     new_name = display_name if renamed else group.display_name
     async with unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName")):
         changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
-    audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
-                 detail={"changed": changed})  # fmt: skip
+    await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
+                       detail={"changed": changed})  # fmt: skip
     return changed
 
 
@@ -320,14 +321,11 @@ async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[s
 
 async def _add(session: AsyncSession, caller: Caller, group: UserGroup, ids: Sequence[str]) -> MembershipResult:
     valid = await _lock_existing_users(session, caller.account_id, ids)
-    result = MembershipResult(skipped=set(ids) - valid)
-    new = sorted(valid - await _current_members(session, group.id, sorted(valid)))
     now = utcnow()
-    for part in chunks(new):
-        rows = [{"group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now} for uid in part]
-        await session.execute(insert_ignoring_conflicts(session, GroupMembership.__table__), rows)
-    result.added = set(new)
-    return result
+    rows = [{"group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now} for uid in sorted(valid)]
+    # Current members are skipped by the insert itself; what it returns is what was added.
+    added = await insert_new_rows(session, MEMBERSHIPS, rows, key=("group_id", "user_id"), returning="user_id")
+    return MembershipResult(added=set(added), skipped=set(ids) - valid)
 
 
 async def _remove(session: AsyncSession, group: UserGroup, ids: Sequence[str]) -> set[str]:
@@ -378,8 +376,8 @@ async def change_members(
     if total.changed:
         _touch(group)
         await session.flush()
-    audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
-                 detail=_member_detail(total))  # fmt: skip
+    await audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
+                       detail=_member_detail(total))  # fmt: skip
     return total
 
 
@@ -417,8 +415,8 @@ async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) 
         )  # fmt: skip
     await session.delete(group)
     await session.flush()
-    audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
-                 detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
+    await audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
+                       detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
 
 
 async def list_groups(

@@ -91,15 +91,15 @@ async def issue(
     account = await session.get(Account, caller.account_id)
     assert account is not None
     issued = await create_token(session, account, name=name, permissions=permissions, expires_in_days=expires_in_days)
-    audit.record(session, caller, action="token.create", resource_type="ApiToken", resource_id=issued.token.token_id,
-                 detail={"name": issued.token.name, "permissions": issued.token.permissions})  # fmt: skip
+    await audit.record(session, caller, action="token.create", resource_type="ApiToken", resource_id=issued.token.token_id,
+                       detail={"name": issued.token.name, "permissions": issued.token.permissions})  # fmt: skip
     return issued
 
 
 async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiToken:
     caller.require(Permission.ADMIN)
     token = await revoke_token(session, caller.account_id, token_id)
-    audit.record(session, caller, action="token.revoke", resource_type="ApiToken", resource_id=token_id)
+    await audit.record(session, caller, action="token.revoke", resource_type="ApiToken", resource_id=token_id)
     return token
 
 

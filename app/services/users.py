@@ -7,13 +7,14 @@ place that knows the Limitations of Harness's page "Provision Users and Groups u
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.casefold import fold
@@ -22,10 +23,13 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, insert_unique, lock_ids, membership_windows, page, unique_changes
+from app.services.common import chunks, fetch_owned, insert_new, lock_ids, membership_windows, page, unique_changes
 from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
+USERS = User.__table__  # type: ignore[attr-defined]
+_INSERT_INDEX_ROWS = UserAttributeValue.__table__.insert()  # type: ignore[attr-defined]
+_DELETE_INDEX_ROWS = delete(UserAttributeValue).where(UserAttributeValue.user_id == bindparam("user_id"))
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
 WRITABLE = (
@@ -103,11 +107,12 @@ def _index_rows(user: User) -> list[dict[str, Any]]:
 
 
 async def _reindex(session: AsyncSession, user: User, *, fresh: bool) -> None:
+    connection = await session.connection()
     if not fresh:
-        await session.execute(delete(UserAttributeValue).where(UserAttributeValue.user_id == user.id))
+        await connection.execute(_DELETE_INDEX_ROWS, {"user_id": user.id})
     rows = _index_rows(user)
     if rows:
-        await session.execute(UserAttributeValue.__table__.insert(), rows)  # type: ignore[attr-defined]
+        await connection.execute(_INSERT_INDEX_ROWS, rows)
 
 
 def _name_taken(user_name: str) -> Conflict:
@@ -125,8 +130,6 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
     """Create a user; userName is unique per account ignoring case (409 otherwise)."""
     caller.require(Permission.USERS_WRITE)
     _validate(values)
-    if await _user_name_taken(session, caller.account_id, values["user_name"], None):
-        raise _name_taken(values["user_name"])
     now = utcnow()
     user = User(
         id=str(uuid.uuid4()),
@@ -140,11 +143,13 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
         multi_valued={},
     )
     _assign(user, values)
-    if not await insert_unique(session, user):  # a parallel request created the same userName
+    # The user is written with one plain insert and is not added to the session: nothing about it is
+    # left for a later flush. An existing userName (any case) is found by the unique constraint.
+    if not await insert_new(session, USERS, {c: getattr(user, c) for c in USERS.c.keys()}, key=("account_id", "user_name_ci")):
         raise _name_taken(user.user_name)
     await _reindex(session, user, fresh=True)
-    audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
-                 detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
+    await audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
+                       detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
     return user
 
 
@@ -240,36 +245,44 @@ async def update_user(session: AsyncSession, caller: Caller, user: User, values:
     merged = {c: values.get(c, getattr(user, c)) for c in WRITABLE}
     _validate(merged)
     ignored: list[str] = []
-    if caller.channel == Channel.SCIM and not await flags.is_enabled(session, caller.account_id, flags.UPDATE_EMAILS_VIA_SCIM):
+    if caller.channel == Channel.SCIM:
         new_multi = dict(values.get("multi_valued", user.multi_valued) or {})
         old_emails = (user.multi_valued or {}).get("emails")
         # A user without an address may be given one; an existing address is what the flag protects.
-        if old_emails and not _same_emails(old_emails, new_multi.get("emails")):
-            new_multi["emails"] = old_emails
-            values["multi_valued"] = new_multi
-            ignored.append("emails")
+        emails_change = bool(old_emails) and not _same_emails(old_emails, new_multi.get("emails"))
         new_name = values.get("user_name", user.user_name)
-        if user.email_ci and user.user_name_ci == user.email_ci and new_name.lower() != user.user_name_ci:
-            values["user_name"] = user.user_name
-            ignored.append("userName")
+        email_name_change = bool(user.email_ci) and user.user_name_ci == user.email_ci and new_name.lower() != user.user_name_ci
+        # The flag is read only when it decides something: most updates touch no address.
+        if (emails_change or email_name_change) and not await flags.is_enabled(session, caller.account_id, flags.UPDATE_EMAILS_VIA_SCIM):
+            if emails_change:
+                new_multi["emails"] = old_emails
+                values["multi_valued"] = new_multi
+                ignored.append("emails")
+            if email_name_change:
+                values["user_name"] = user.user_name
+                ignored.append("userName")
     if caller.channel != Channel.SCIM:
         profile = {"user_name", "display_name", "name_formatted", "name_given", "name_family", "multi_valued"}
         if any(k in profile and values[k] != getattr(user, k) for k in values):
             await guard(session, caller, user, "update_profile")
-    if "user_name" in values and await _user_name_taken(session, caller.account_id, values["user_name"], user.id):
-        raise _name_taken(values["user_name"])
     old_multi, new_name = user.multi_valued, values.get("user_name", user.user_name)
-    async with unique_changes(session, lambda: _name_taken(new_name)):  # a parallel request took the name
+    renamed = new_name.lower() != user.user_name_ci
+    if renamed and await _user_name_taken(session, caller.account_id, new_name, user.id):
+        raise _name_taken(new_name)
+    # Only a new userName can meet the unique constraint; only then is the change made in a savepoint
+    # (a parallel request may take the name between the check and the write).
+    unique = unique_changes(session, lambda: _name_taken(new_name)) if renamed else contextlib.nullcontext()
+    async with unique:
         changed = _assign(user, values)
         if changed:
             user.version += 1
             user.updated_at = utcnow()
     if changed and user.multi_valued != old_multi:
         await _reindex(session, user, fresh=False)
-    audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
-                 detail={"changed": changed})  # fmt: skip
+    await audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
+                       detail={"changed": changed})  # fmt: skip
     if ignored:
-        audit.record(
+        await audit.record(
             session, caller, action="user.update", resource_type="User", resource_id=user.id, outcome=Outcome.IGNORED,
             detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"},
         )  # fmt: skip
@@ -310,8 +323,8 @@ async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None
         await session.execute(update(UserGroup).where(UserGroup.id.in_(part)).values(version=UserGroup.version + 1, updated_at=now))
     await session.delete(user)
     await session.flush()
-    audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
-                 detail={"userName": user.user_name})  # fmt: skip
+    await audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
+                       detail={"userName": user.user_name})  # fmt: skip
 
 
 async def list_users(
