@@ -7,6 +7,7 @@ GET with a browser's Accept header serves GraphiQL without a token; everything e
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -26,7 +27,7 @@ from app.db.transactions import settle_failure
 from app.errors import InvalidSyntax, Unauthenticated, Unavailable
 from app.graphql.context import Context
 from app.graphql.loaders import attach as attach_loaders
-from app.graphql.schema import build_schema
+from app.graphql.schema import DOCUMENT_CACHE_SIZE, MAX_TOKENS, build_schema
 from app.services.caller import Caller
 from app.settings import Settings
 from app.validation import contains_nul
@@ -75,14 +76,18 @@ def _decode(body: bytes) -> dict[str, Any]:
 def _is_read_only(payload: dict[str, Any]) -> bool:
     """True unless the operation to run is a mutation. A document that does not parse is read-only:
     the schema answers it with a syntax error and runs nothing."""
-    query = payload.get("query")
+    query, name = payload.get("query"), payload.get("operationName")
     if not isinstance(query, str):
         return True
+    return _operation_is_read_only(query, name if isinstance(name, str) else None)
+
+
+@functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)
+def _operation_is_read_only(query: str, name: str | None) -> bool:
     try:
-        document = parse(query, no_location=True)
+        document = parse(query, no_location=True, max_tokens=MAX_TOKENS)
     except GraphQLError:
         return True
-    name = payload.get("operationName")
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode) and (name is None or (definition.name and definition.name.value == name)):
             return definition.operation != OperationType.MUTATION

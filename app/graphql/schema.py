@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import strawberry
 from graphql import SKIP, FieldNode, GraphQLError, ValidationRule, VisitorAction
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
 from app.errors import DomainError
@@ -23,6 +23,8 @@ logger = logging.getLogger("scimgraph.graphql")
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
+# An admin UI sends the same few documents again and again: each is parsed and validated once.
+DOCUMENT_CACHE_SIZE = 256
 
 
 def _expected(error: GraphQLError) -> bool:
@@ -72,6 +74,8 @@ def build_schema(*, introspection: bool = True, cost_budget: int = DEFAULT_GRAPH
         types=[ValidationError, ConflictError, NotFoundError, PermissionDeniedError, IdentityProviderManagedError],
         extensions=[
             *guards,
+            lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
             lambda: OperationLimiter(limits),
             lambda: MaskErrors(should_mask_error=_add_codes, error_message="Internal error; it has been logged with the request id."),
         ],
