@@ -292,8 +292,26 @@ def split_urn(path: str, resource: ResourceType) -> tuple[str, str]:
     return resource.schema.id, path
 
 
+# Every attribute name of every request body, filter and PATCH path is resolved: the answers are kept,
+# up to a bound (the names come from clients, and most are the same few dozen).
+_RESOLVED: dict[tuple[str, str], ResolvedPath | None] = {}
+_RESOLVED_LIMIT = 4096
+
+
 def resolve(path: str, resource: ResourceType) -> ResolvedPath | None:
     """Resolve `attr`, `attr.sub` or `urn:…:attr[.sub]`; None when nothing of that name exists."""
+    key = (resource.name, path)
+    try:
+        return _RESOLVED[key]
+    except KeyError:
+        pass
+    found = _resolve(path, resource)
+    if len(_RESOLVED) < _RESOLVED_LIMIT:
+        _RESOLVED[key] = found
+    return found
+
+
+def _resolve(path: str, resource: ResourceType) -> ResolvedPath | None:
     urn, rest = split_urn(path, resource)
     core = resource.schema.id
     if rest == "":
