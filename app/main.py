@@ -20,7 +20,7 @@ from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker
 from app.graphql.app import GraphQLEndpoint
 from app.lifecycle import Readiness
-from app.middleware import SCIM_PREFIX, BodyLimitMiddleware, RequestContextMiddleware
+from app.middleware import SCIM_PREFIX, EdgeMiddleware
 from app.scim.errors import error_response
 from app.scim.openapi import openapi_document
 from app.scim.routes import scim_routes
@@ -101,8 +101,9 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestContextMiddleware, readiness=readiness),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, read_timeout=settings.body_read_timeout_seconds),
+            Middleware(
+                EdgeMiddleware, readiness=readiness, max_body_bytes=settings.max_body_bytes, read_timeout=settings.body_read_timeout_seconds
+            ),
         ],
         lifespan=lifespan,
     )

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import sys
-import uuid
+import time
+from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -23,13 +25,15 @@ logger = logging.getLogger("scimgraph")
 # every log line, so `]`, spaces or control characters could forge that prefix.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# An access line's message: method, path, status, duration.
+ACCESS_FORMAT = "%s %s %s %.1fms"
 
 
 def request_id_from(incoming: str | None) -> str:
     """The caller's request id when it is safe to log and echo, otherwise a fresh one."""
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, as 32 hex digits
 
 
 def log_safe(value: object) -> str:
@@ -53,6 +57,15 @@ def _escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
+def log_access(method: str, path: str, status: int, duration_ms: float) -> None:
+    """The access line of one request, on the `scimgraph.access` logger at INFO. The record goes to the
+    logger's handlers as `Logger.info` would send it, without the search for the calling source line
+    that `Logger.info` makes on every call and that no line shows."""
+    if access_logger.isEnabledFor(logging.INFO):
+        args = (method, path, status, duration_ms)
+        access_logger.handle(access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, ACCESS_FORMAT, args, None))
+
+
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -63,9 +76,22 @@ class SingleLineFormatter(logging.Formatter):
     """Escapes control characters in the message of every record, ours and the libraries' alike; the
     traceback that follows an exception is left as it is."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = log_safe(record.message)
         return super().formatMessage(record)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # The default timestamp, its date and time of day made once a second rather than per line.
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if self._second[0] != second:
+            self._second = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+        return self.default_msec_format % (self._second[1], record.msecs)
 
 
 def configure_logging(level: str) -> None:
@@ -75,5 +101,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The format shows no thread or process: the record need not look them up, line after line.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     # uvicorn's own access log prints query strings (filters carry user names): ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True

@@ -17,7 +17,7 @@ from starlette.types import Message
 
 from app.db.engine import create_engine
 from app.main import create_app
-from app.observability import SingleLineFormatter
+from app.observability import SingleLineFormatter, log_access
 from app.security_headers import inline_script_hashes
 from app.settings import Settings
 from tests.conftest import Tenant
@@ -195,6 +195,21 @@ def test_the_log_formatter_escapes_control_characters_in_any_message() -> None:
     formatter = SingleLineFormatter("%(levelname)s %(message)s")
     record = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, "bad %s", ("a\r\nINFO forged\x1b[31m\u202e",), None)
     assert formatter.format(record) == "WARNING bad a\\r\\nINFO forged\\x1b[31m\\u202e"
+
+
+def test_log_timestamps_are_the_standard_ones() -> None:
+    ours, standard = SingleLineFormatter("%(asctime)s"), logging.Formatter("%(asctime)s")
+    record = logging.LogRecord("scimgraph", logging.INFO, __file__, 1, "m", None, None)
+    for created in (1_790_000_000.0, 1_790_000_000.999, 1_790_000_001.5, 1_790_000_000.25, 1_790_086_400.0):
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
+
+
+def test_the_access_line_holds_method_path_status_and_duration(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="scimgraph.access"):
+        log_access("GET", "/healthz", 200, 1.26)
+    [record] = [r for r in caplog.records if r.name == "scimgraph.access"]
+    assert (record.levelno, record.getMessage()) == (logging.INFO, "GET /healthz 200 1.3ms")
 
 
 @pytest.mark.parametrize("incoming", ["abc] [admin", "with space", "a" * 65, "tab\there", "ünïcode"])
