@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from app.auth import TokenCache
-from app.db.engine import create_engine, create_sessionmaker
+from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
 from app.lifecycle import Readiness
 from app.middleware import SCIM_PREFIX, EdgeMiddleware
@@ -74,6 +74,7 @@ def _attach_database(app: Starlette, engine: AsyncEngine) -> None:
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
+    app.state.read_engine = read_only_engine(engine)
     app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 
 

@@ -113,11 +113,20 @@ def create_sessionmaker(engine: AsyncEngine, *, read_only: bool = False, no_wait
     statement sees its own snapshot either way, so the two round trips bought nothing); `no_wait`
     for best-effort writes that would rather fail than wait for SQLite's write lock (on PostgreSQL
     such writes skip locked rows themselves)."""
-    options: dict[str, Any] = {READ_ONLY: read_only, NO_WAIT: no_wait}
-    if read_only and engine.dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
-    bind = engine.execution_options(**options) if read_only or no_wait else engine
+    bind = engine
+    if read_only:
+        bind = read_only_engine(engine)
+    elif no_wait:
+        bind = engine.execution_options(**{NO_WAIT: True})
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
+    """`engine` for connections that only read (see `create_sessionmaker(read_only=True)`)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return engine.execution_options(**options)
 
 
 class Failure(enum.Enum):

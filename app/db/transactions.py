@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sqlalchemy import exc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.engine import Failure, classify
 from app.errors import DomainError, Unavailable
@@ -30,10 +30,30 @@ async def run_transaction(
     sessionmaker: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = ATTEMPTS
 ) -> T:
     """`work(session)` inside one transaction, committed before this returns."""
+
+    async def once() -> T:
+        async with sessionmaker() as session, session.begin():
+            return await work(session)
+
+    return await _retrying(once, attempts)
+
+
+async def run_read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
+    """`work(connection)` on a bare connection of `engine` (see `engine.read_only`), for a request
+    that only reads rows and renders them: an ORM session's identity map and unit of work would be
+    pure cost there. Failures are settled as for `run_transaction`."""
+
+    async def once() -> T:
+        async with engine.connect() as connection:
+            return await work(connection)
+
+    return await _retrying(once, attempts)
+
+
+async def _retrying(once: Callable[[], Awaitable[T]], attempts: int) -> T:
     for attempt in range(1, attempts + 1):
         try:
-            async with sessionmaker() as session, session.begin():
-                return await work(session)
+            return await once()
         except DomainError:
             raise
         except Exception as exc:

@@ -6,16 +6,17 @@ Everything runs in the database with bound parameters. Each leaf yields a two-va
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, String, and_, bindparam, exists, literal, not_, or_, select, true
 
 from app.db.casefold import fold
 from app.db.models import Channel, GroupMembership, User, UserAttributeValue, UserGroup
 from app.errors import InvalidFilter, InvalidInput
-from app.scim.filter import And, Expr, Not, Or, Present, Value, ValuePath, parse_filter
+from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
 from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
 from app.services.groups import visible_to
@@ -48,16 +49,28 @@ class _Target:
     prelowered: bool = False
 
 
-def compare(target: _Target, op: str, value: Value, name: str) -> ColumnElement[bool]:
-    """One comparison, two-valued: an absent attribute matches only `ne` (and `eq null`)."""
-    column, attribute = target.expr, target.attribute
+def compare(target: _Target, op: str, value: Value, name: str, binder: _Binder | None = None) -> ColumnElement[bool]:
+    """One comparison, two-valued: an absent attribute matches only `ne` (and `eq null`). The value
+    is checked and prepared (`_operand`), then compared inline, or through `binder` as a parameter."""
+    column = target.expr
     if value is None:
         if op == "eq":
             return column.is_(None)
         if op == "ne":
             return column.is_not(None)
         raise InvalidFilter(f"{name}: null can only be compared with eq or ne")
-    kind = attribute.type
+    operand = _operand(target, op, value, name)
+    condition = _condition(target, op, operand if binder is None else binder.bind(target, op, name, operand))
+    if op == "ne":
+        return or_(column.is_(None), condition)
+    return and_(column.is_not(None), condition)
+
+
+def _operand(target: _Target, op: str, value: Value, name: str) -> Any:
+    """The value a comparison binds, checked against the attribute's type and in the form the SQL
+    compares it in: a bool, an aware datetime, text (lower-cased for a `*_ci` column unless the
+    attribute is case-exact), or a LIKE pattern for the substring operators."""
+    kind = target.attribute.type
     if kind == "boolean":
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -65,52 +78,55 @@ def compare(target: _Target, op: str, value: Value, name: str) -> ColumnElement[
             raise InvalidFilter(f"{name} is a boolean; compare it with true or false")
         if op not in ("eq", "ne"):
             raise InvalidFilter(f"{name} is a boolean and supports only eq and ne")
-        condition: ColumnElement[bool] = column == value
-    elif kind == "dateTime":
+        return value
+    if kind == "dateTime":
         if op in _SUBSTRING_OPS:
             raise InvalidFilter(f"{name} is a dateTime and does not support {op}")
-        when = _parse_datetime(value, name)
-        condition = _ordered(column, op, when)
-    else:
-        if isinstance(value, bool):
-            raise InvalidFilter(f"{name} is a string; a boolean value cannot match it")
-        condition = _compare_text(target, op, value if isinstance(value, str) else str(value))
-    if op == "ne":
-        return or_(target.expr.is_(None), condition)
-    return and_(target.expr.is_not(None), condition)
+        return _parse_datetime(value, name)
+    if isinstance(value, bool):
+        raise InvalidFilter(f"{name} is a string; a boolean value cannot match it")
+    text = value if isinstance(value, str) else str(value)
+    if target.prelowered and not target.attribute.case_exact:
+        text = text.lower()
+    return _like_pattern(text, op) if op in _SUBSTRING_OPS else text
 
 
-def _compare_text(target: _Target, op: str, text: str) -> ColumnElement[bool]:
-    """A string comparison. Unless the attribute is case-exact, both sides go through the same fold
-    on either database (app.db.casefold): a `*_ci` column holds str.lower() of the value, so the
-    filter value is str.lower()ed too and eq, ne and the orderings use the column's index; substring
-    operators, and columns without such a copy, fold both sides in SQL."""
-    column = target.expr
+def _condition(target: _Target, op: str, operand: Any) -> ColumnElement[bool]:
+    """The comparison of `target` with a prepared operand (a value, or a parameter standing for one).
+
+    A string comparison that is not case-exact puts both sides through the same fold on either
+    database (app.db.casefold): a `*_ci` column holds str.lower() of the value, and the operand is
+    str.lower()ed too, so eq, ne and the orderings use the column's index; substring operators, and
+    columns without such a copy, fold both sides in SQL."""
+    column, kind = target.expr, target.attribute.type
+    if kind == "boolean":
+        return column == operand  # type: ignore[no-any-return]
+    if kind == "dateTime":
+        return _ordered(column, op, operand)
     if target.attribute.case_exact:
         if op in _SUBSTRING_OPS:
-            return column.like(_like_pattern(text, op), escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
-        return _ordered(column, op, text)
-    if target.prelowered:
-        text = text.lower()
-        if op not in _SUBSTRING_OPS:
-            return _ordered(column, op, text)
+            return column.like(operand, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+        return _ordered(column, op, operand)
     if op in _SUBSTRING_OPS:
-        return fold(column).like(fold(_like_pattern(text, op)), escape=_LIKE_ESCAPE)
-    return _ordered(fold(column), op, fold(text))
+        return fold(column).like(_folded(operand), escape=_LIKE_ESCAPE)
+    if target.prelowered:
+        return _ordered(column, op, operand)
+    return _ordered(fold(column), op, _folded(operand))
+
+
+def _folded(operand: Any) -> ColumnElement[str]:
+    """`fold` of a text operand. Inline text is bound as text by itself; a parameter standing for
+    it is given that type here, as lower() of a parameter of unknown type is ambiguous to PostgreSQL."""
+    return fold(operand if isinstance(operand, str) else bindparam(operand.key, type_=String()))
+
+
+_ORDERED = {"eq": "__eq__", "ne": "__ne__", "gt": "__gt__", "ge": "__ge__", "lt": "__lt__", "le": "__le__"}
 
 
 def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    ops = {
-        "eq": column.__eq__,
-        "ne": column.__ne__,
-        "gt": column.__gt__,
-        "ge": column.__ge__,
-        "lt": column.__lt__,
-        "le": column.__le__,
-    }
-    if op not in ops:
+    if op not in _ORDERED:
         raise InvalidFilter(f"operator {op} does not apply here")
-    return ops[op](value)  # type: ignore[no-any-return]
+    return getattr(column, _ORDERED[op])(value)  # type: ignore[no-any-return]
 
 
 def present(target: _Target) -> ColumnElement[bool]:
@@ -131,12 +147,15 @@ def _logical(expr: Expr, compile_part: Any) -> ColumnElement[bool] | None:
 
 
 class _Compiler:
-    """Compiles one filter for one resource type."""
+    """Compiles one filter for one resource type; its values go inline, or through `binder`."""
 
     resource: ResourceType
     model: Any
     columns: dict[str, str]
     overrides: dict[str, str]
+
+    def __init__(self, binder: _Binder | None = None) -> None:
+        self.binder = binder
 
     def column_key(self, path: ResolvedPath) -> str:
         return path.key
@@ -204,9 +223,10 @@ class _Compiler:
 class _ElementCompiler:
     """Compiles the inside of `attr[...]` against one element table."""
 
-    def __init__(self, attribute: Attribute, column_for: Any) -> None:
+    def __init__(self, attribute: Attribute, column_for: Any, binder: _Binder | None) -> None:
         self.attribute = attribute
         self.column_for = column_for
+        self.binder = binder
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
         logical = _logical(expr, self.compile)
@@ -221,7 +241,7 @@ class _ElementCompiler:
         target = self.column_for(sub)
         if isinstance(expr, Present):
             return present(target)
-        return compare(target, expr.op, expr.value, f"{self.attribute.name}.{sub.name}")
+        return compare(target, expr.op, expr.value, f"{self.attribute.name}.{sub.name}", self.binder)
 
 
 class UserFilterCompiler(_Compiler):
@@ -257,12 +277,12 @@ class UserFilterCompiler(_Compiler):
         target = self._column_target(path)
         if target is None:
             raise InvalidFilter(f"'{raw}' is complex; name one of its sub-attributes")
-        return compare(target, op, value, path.key)
+        return compare(target, op, value, path.key, self.binder)
 
     def multi_valued(self, path: ResolvedPath, inner: Expr) -> ColumnElement[bool]:
         assert path.attribute is not None
         if path.attribute.name == "groups":
-            compiler = _ElementCompiler(path.attribute, self._group_element_column)
+            compiler = _ElementCompiler(path.attribute, self._group_element_column, self.binder)
             return exists(
                 select(1)
                 .select_from(GroupMembership)
@@ -270,7 +290,7 @@ class UserFilterCompiler(_Compiler):
                 .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), compiler.compile(inner))
                 .correlate(User)
             )
-        compiler = _ElementCompiler(path.attribute, self._value_column)
+        compiler = _ElementCompiler(path.attribute, self._value_column, self.binder)
         return exists(
             select(1)
             .where(
@@ -310,7 +330,7 @@ class UserFilterCompiler(_Compiler):
             if any_element is None:
                 assert sub is not None
                 target = self._group_element_column(sub)
-                cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}")
+                cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}", self.binder)
             return exists(
                 select(1)
                 .select_from(GroupMembership)
@@ -325,7 +345,7 @@ class UserFilterCompiler(_Compiler):
         if any_element is None:
             assert sub is not None
             target = self._value_column(sub)
-            conditions.append(present(target) if op is None else compare(target, op, value, f"{attribute.name}.{sub.name}"))
+            conditions.append(present(target) if op is None else compare(target, op, value, f"{attribute.name}.{sub.name}", self.binder))
         return exists(select(1).where(*conditions).correlate(User))
 
 
@@ -365,24 +385,112 @@ class GroupFilterCompiler(_Compiler):
         if path.attribute.name == "members":
             sub = path.sub or path.attribute.sub("value")
             assert sub is not None
-            return self._members_exist(compare(self._member_column(sub), op, value, f"members.{sub.name}"))
+            return self._members_exist(compare(self._member_column(sub), op, value, f"members.{sub.name}", self.binder))
         target = self._column_target(path)
         if target is None:
             raise InvalidFilter(f"'{raw}' cannot be filtered on")
-        return compare(target, op, value, path.key)
+        return compare(target, op, value, path.key, self.binder)
 
     def multi_valued(self, path: ResolvedPath, inner: Expr) -> ColumnElement[bool]:
         assert path.attribute is not None
-        return self._members_exist(_ElementCompiler(path.attribute, self._member_column).compile(inner))
+        return self._members_exist(_ElementCompiler(path.attribute, self._member_column, self.binder).compile(inner))
 
 
-COMPILERS: dict[str, _Compiler] = {"User": UserFilterCompiler(), "Group": GroupFilterCompiler()}
+COMPILERS: dict[str, type[_Compiler]] = {"User": UserFilterCompiler, "Group": GroupFilterCompiler}
 
 
 def compile_filter(text: str | None, resource: ResourceType) -> ColumnElement[bool]:
+    """The filter as a condition, its values inline."""
     if text is None:
         return true()
-    return COMPILERS[resource.name].compile(parse_filter(text))
+    return COMPILERS[resource.name]().compile(parse_filter(text))
+
+
+class _Binder:
+    """Puts the values a compilation compares into bound parameters named by their order, and
+    records how each was prepared, so that a filter of the same shape can bind its own values."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[_Target, str, str]] = []
+        self.params: dict[str, Any] = {}
+
+    def bind(self, target: _Target, op: str, name: str, operand: Any) -> Any:
+        key = _parameter_name(len(self.steps))
+        self.steps.append((target, op, name))
+        self.params[key] = operand
+        # Untyped, it takes the type of the column it is compared with, as an inline value does (a
+        # timestamp then goes through the column type's own conversion); see `_folded` for text.
+        return bindparam(key)
+
+
+def _parameter_name(position: int) -> str:
+    return f"filter_{position}"
+
+
+@dataclass(frozen=True)
+class BoundFilter:
+    """A filter as a condition whose values are bound parameters (`params`). Filters that differ
+    only in their values have the same `shape` and share one `condition`, compiled once, so
+    statements built on it can be kept and run with each filter's own parameters."""
+
+    shape: Hashable
+    condition: ColumnElement[bool]
+    params: dict[str, Any]
+
+
+_NO_FILTER = BoundFilter(("everything",), true(), {})
+# Shapes come from clients: the compiled ones kept are bounded (Entra and Okta use a handful).
+_SHAPES: dict[Hashable, tuple[ColumnElement[bool], tuple[tuple[_Target, str, str], ...]]] = {}
+_SHAPES_LIMIT = 256
+
+
+def bind_filter(text: str | None, resource: ResourceType) -> BoundFilter:
+    """`compile_filter` with the values bound as parameters, compiled once per shape: a filter of a
+    known shape only has its values checked and prepared, as its compilation would."""
+    if text is None:
+        return _NO_FILTER
+    expr = parse_filter(text)
+    shape = (resource.name, _shape(expr))
+    compiled = _SHAPES.get(shape)
+    if compiled is None:
+        binder = _Binder()
+        condition = COMPILERS[resource.name](binder).compile(expr)
+        if len(_SHAPES) < _SHAPES_LIMIT:
+            _SHAPES[shape] = (condition, tuple(binder.steps))
+        return BoundFilter(shape, condition, binder.params)
+    condition, steps = compiled
+    # The compiler binds the compared values in the order it meets them: left to right, depth first.
+    values = [leaf.value for leaf in _comparisons(expr) if leaf.value is not None]
+    params = {
+        _parameter_name(position): _operand(target, op, value, name)
+        for position, ((target, op, name), value) in enumerate(zip(steps, values, strict=True))
+    }
+    return BoundFilter(shape, condition, params)
+
+
+def _shape(expr: Expr) -> Hashable:
+    """What the compiled SQL depends on: the filter without its values, except whether each is null."""
+    if isinstance(expr, Compare):
+        return ("compare", expr.attr.path, expr.op, expr.value is None)
+    if isinstance(expr, Present):
+        return ("present", expr.attr.path)
+    if isinstance(expr, And | Or):
+        return (type(expr).__name__, _shape(expr.left), _shape(expr.right))
+    if isinstance(expr, Not):
+        return ("not", _shape(expr.expr))
+    return ("value path", expr.attr.path, _shape(expr.filter))
+
+
+def _comparisons(expr: Expr) -> Iterator[Compare]:
+    if isinstance(expr, Compare):
+        yield expr
+    elif isinstance(expr, And | Or):
+        yield from _comparisons(expr.left)
+        yield from _comparisons(expr.right)
+    elif isinstance(expr, Not):
+        yield from _comparisons(expr.expr)
+    elif isinstance(expr, ValuePath):
+        yield from _comparisons(expr.filter)
 
 
 def sort_column(sort_by: str, resource: ResourceType) -> Any:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.db.models import User, UserGroup
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
@@ -203,30 +203,69 @@ def group_values(doc: dict[str, Any]) -> dict[str, Any]:
 # --- stored resources as documents ------------------------------------------------------------------
 
 
-def user_document(user: User) -> dict[str, Any]:
-    """The canonical document of a stored user's writable attributes (what PATCH works on)."""
-    doc: dict[str, Any] = {}
+def _user_layout() -> tuple[tuple[str, bool, str, str], ...]:
+    """Where each column of a user lands in its document: (column, in the enterprise extension,
+    attribute, sub-attribute or ""), in USER_COLUMNS order — worked out once, not per user."""
+    layout = []
     for key, column in USER_COLUMNS.items():
-        value = getattr(user, column)
+        in_extension = key.startswith(ENTERPRISE_USER + ":")
+        name, _, sub = (key[len(ENTERPRISE_USER) + 1 :] if in_extension else key).partition(".")
+        layout.append((column, in_extension, name, sub))
+    return tuple(layout)
+
+
+_USER_LAYOUT = _user_layout()
+_USER_MULTI_VALUED_NAMES = tuple(attribute.name for attribute in USER_MULTI_VALUED)
+
+
+class _Attributes:
+    """An entity's columns by name, read through its attributes."""
+
+    __slots__ = ("_entity",)
+
+    def __init__(self, entity: Any) -> None:
+        self._entity = entity
+
+    def __getitem__(self, column: str) -> Any:
+        return getattr(self._entity, column)
+
+
+def _columns(stored: Any) -> Mapping[str, Any]:
+    """The columns of a stored resource by name. A plain row (a named tuple) is read all at once:
+    reading its fields one by one as attributes costs several times more."""
+    fields = getattr(stored, "_fields", None)
+    return _Attributes(stored) if fields is None else dict(zip(fields, stored, strict=True))
+
+
+def user_document(user: Any, *, copy: bool = True) -> dict[str, Any]:
+    """The canonical document of a stored user's writable attributes (what PATCH works on), from
+    an entity or a plain row. `copy=False` shares the elements of multi-valued attributes with
+    `user`, for a document that is only rendered, never changed."""
+    return _user_document(_columns(user), copy)
+
+
+def _user_document(columns: Mapping[str, Any], copy: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for column, in_extension, name, sub in _USER_LAYOUT:
+        value = columns[column]
         if value is None:
             continue
-        container = doc
-        if key.startswith(ENTERPRISE_USER + ":"):
-            container = doc.setdefault(ENTERPRISE_USER, {})
-            key = key[len(ENTERPRISE_USER) + 1 :]
-        name, _, sub = key.partition(".")
+        container = doc.setdefault(ENTERPRISE_USER, {}) if in_extension else doc
         if sub:
             container.setdefault(name, {})[sub] = value
         else:
             container[name] = value
-    for attribute in USER_MULTI_VALUED:
-        elements = (user.multi_valued or {}).get(attribute.name)
-        if elements:
-            doc[attribute.name] = [dict(e) for e in elements]
+    multi_valued = columns["multi_valued"]
+    if multi_valued:
+        for name in _USER_MULTI_VALUED_NAMES:
+            elements = multi_valued.get(name)
+            if elements:
+                doc[name] = [dict(e) for e in elements] if copy else elements
     return doc
 
 
-def group_document(group: UserGroup) -> dict[str, Any]:
+def group_document(group: Any) -> dict[str, Any]:
+    """The document of a stored group's writable attributes, from an entity or a plain row."""
     doc: dict[str, Any] = {}
     for key, column in GROUP_COLUMNS.items():
         value = getattr(group, column)
@@ -249,22 +288,26 @@ class Links:
 
 
 def render_user(
-    user: User,
+    user: Any,
     links: Links,
     *,
     groups: list[tuple[str, str]] | None = None,
     manager_display: str | None = None,
 ) -> dict[str, Any]:
-    doc = user_document(user)
+    """A user (an entity or a plain row) as a SCIM resource."""
+    columns = _columns(user)
+    doc = _user_document(columns, copy=False)
     enterprise = doc.get(ENTERPRISE_USER)
     if enterprise and "manager" in enterprise:
-        manager = {"value": user.manager_id, "$ref": links.user(str(user.manager_id))}
+        manager_id = columns["manager_id"]
+        manager = {"value": manager_id, "$ref": links.user(str(manager_id))}
         if manager_display:
             manager["displayName"] = manager_display
         enterprise["manager"] = manager
+    user_id = columns["id"]
     out: dict[str, Any] = {
         "schemas": [CORE_USER, ENTERPRISE_USER] if enterprise else [CORE_USER],
-        "id": user.id,
+        "id": user_id,
         **{k: v for k, v in doc.items() if k != ENTERPRISE_USER},
     }
     if groups:
@@ -275,15 +318,15 @@ def render_user(
         out[ENTERPRISE_USER] = enterprise
     out["meta"] = {
         "resourceType": "User",
-        "created": _timestamp(user.created_at),
-        "lastModified": _timestamp(user.updated_at),
-        "location": links.user(user.id),
-        "version": etag(user.version),
+        "created": _timestamp(columns["created_at"]),
+        "lastModified": _timestamp(columns["updated_at"]),
+        "location": links.user(user_id),
+        "version": etag(columns["version"]),
     }
     return out
 
 
-def render_group(group: UserGroup, links: Links, *, members: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+def render_group(group: Any, links: Links, *, members: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"schemas": [CORE_GROUP], "id": group.id, **group_document(group)}
     if members:
         out["members"] = [
@@ -326,6 +369,8 @@ class Projection:
         return not any(key == top_key and sub is None for key, sub in self.excluded)
 
     def apply(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if self.attributes is None and not self.excluded:
+            return doc
         if self.attributes is not None:
             out: dict[str, Any] = {}
             for key, value in doc.items():

@@ -5,11 +5,12 @@ Every request runs in one database transaction, authenticated against the accoun
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,12 +18,12 @@ from starlette.routing import BaseRoute, Route
 
 from app import auth, jsonbody
 from app.db.models import Channel, User, UserGroup
-from app.db.transactions import run_transaction
+from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.scim import compat, discovery
 from app.scim.errors import SCIM_MEDIA_TYPE, ScimProtocolError, error_response, from_domain_error, scim_json
 from app.scim.patch import apply_patch
-from app.scim.query import compile_filter, sort_column
+from app.scim.query import bind_filter, sort_column
 from app.scim.resources import (
     Links,
     Projection,
@@ -46,15 +47,18 @@ ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 @dataclass
 class Scim:
-    """What a handler needs: the request, its decoded body, its transaction, the caller, and URL building."""
+    """What a handler needs: the request, its decoded body, its transaction, the caller, and URL building.
+
+    The transaction is an ORM session for requests that write, and a bare connection for read-only
+    ones (see `run_read`), whose handlers call only the services' read functions."""
 
     request: Request
     body: Any
-    session: AsyncSession
+    session: AsyncSession | AsyncConnection
     caller: Caller
     links: Links
 
-    @property
+    @functools.cached_property
     def query(self) -> dict[str, str]:
         # Parameter names are matched without regard to case; unknown ones (aadOptscim062020…) are ignored.
         return {k.lower(): v for k, v in self.request.query_params.items()}
@@ -85,8 +89,8 @@ def _read_only(request: Request) -> bool:
 def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
     """One endpoint per path. In order: read the whole body (bounded in size and time by the
     middleware) before any database work; authenticate; decode the body; run the handler in one
-    transaction — read-only ones never take SQLite's write lock — and commit before answering.
-    Methods without a handler answer 405 with a SCIM body."""
+    transaction and commit before answering — a read-only one on a bare connection (`run_read`),
+    which never takes SQLite's write lock. Methods without a handler answer 405 with a SCIM body."""
     allow = ", ".join(handlers)
 
     async def endpoint(request: Request) -> Response:
@@ -102,11 +106,12 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             verified = await auth.authenticate(request, channel=Channel.SCIM, account_identifier=account)
             body = _decode_body(request, raw) if request.method in BODY_METHODS else None
             links = Links(settings.tenant_url(account))
-            state = request.app.state
-            sessionmaker = state.read_sessionmaker if _read_only(request) else state.sessionmaker
-            response = await run_transaction(
-                sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
-            )
+            if _read_only(request):
+                response = await run_read(request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, verified.caller, links)))
+            else:
+                response = await run_transaction(
+                    request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
+                )
         except DomainError as exc:
             return from_domain_error(exc)
         except ScimProtocolError as exc:
@@ -176,9 +181,14 @@ def _order(resource: ResourceType, params: ListParams) -> list[Any]:
     return [(column.desc() if params.descending else column.asc()).nulls_last(), *stable]
 
 
-async def _render_users(scim: Scim, rows: list[User], projection: Projection) -> list[dict[str, Any]]:
-    ids = [u.id for u in rows]
-    memberships = await groups.groups_of_users(scim.session, scim.caller, ids) if projection.wants("groups") and ids else {}
+async def _render_users(
+    scim: Scim, rows: Sequence[Any], projection: Projection, memberships: dict[str, list[tuple[str, str]]] | None = None
+) -> list[dict[str, Any]]:
+    """Users (entities or plain rows) as SCIM documents; their groups are read here unless the
+    caller already has them (`memberships`)."""
+    if memberships is None:
+        ids = [u.id for u in rows]
+        memberships = await groups.groups_of_users(scim.session, scim.caller, ids) if projection.wants("groups") and ids else {}
     managers = [u.manager_id for u in rows if u.manager_id]
     names = await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
     return [
@@ -187,20 +197,28 @@ async def _render_users(scim: Scim, rows: list[User], projection: Projection) ->
     ]
 
 
-async def _render_groups(scim: Scim, rows: list[UserGroup], projection: Projection) -> list[dict[str, Any]]:
+async def _render_groups(scim: Scim, rows: Sequence[Any], projection: Projection) -> list[dict[str, Any]]:
+    """Groups (entities or plain rows) as SCIM documents, with their members when wanted."""
     ids = [g.id for g in rows]
     members = await groups.members_of_groups(scim.session, ids) if projection.wants("members") and ids else {}
     return [projection.apply(render_group(g, scim.links, members=members.get(g.id))) for g in rows]
 
 
 async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    where = compile_filter(params.filter, resource)
+    bound = bind_filter(params.filter, resource)
     order = _order(resource, params)
     projection = Projection.parse(params.attributes, params.excluded, resource)
+    criteria = (bound.condition, order, offset, limit)
+    # The filter's shape and the order name the SQL, so its statements are built once per key.
+    options: dict[str, Any] = {"params": bound.params, "key": (bound.shape, params.sort_by, params.descending)}
+    if resource is USER and projection.wants("groups"):
+        total, found = await groups.list_users_with_groups(scim.session, scim.caller, *criteria, **options)
+        memberships = {user.id: groups_of_user for user, groups_of_user in found}
+        return total, await _render_users(scim, [user for user, _ in found], projection, memberships)
     if resource is USER:
-        total, user_rows = await users.list_users(scim.session, scim.caller, where, order, offset, limit)
-        return total, await _render_users(scim, user_rows, projection)
-    total, group_rows = await groups.list_groups(scim.session, scim.caller, where, order, offset, limit)
+        total, user_rows = await users.list_users(scim.session, scim.caller, *criteria, **options)
+        return total, await _render_users(scim, user_rows, projection, {})
+    total, group_rows = await groups.list_groups(scim.session, scim.caller, *criteria, **options)
     return total, await _render_groups(scim, group_rows, projection)
 
 
@@ -295,15 +313,24 @@ def _resource_response(doc: dict[str, Any], version: int, status: int = 200, loc
     return scim_json(doc, status, headers)
 
 
-async def _user_response(scim: Scim, user: User, status: int = 200) -> Response:
-    projection = Projection.parse(scim.query.get("attributes"), scim.query.get("excludedattributes"), USER)
-    [doc] = await _render_users(scim, [user], projection)
+def _projection(scim: Scim, resource: ResourceType) -> Projection:
+    query = scim.query
+    return Projection.parse(query.get("attributes"), query.get("excludedattributes"), resource)
+
+
+async def _user_response(
+    scim: Scim, user: Any, status: int = 200, *, projection: Projection | None = None, groups_of_user: list[tuple[str, str]] | None = None
+) -> Response:
+    """One user (an entity or a plain row) as the response; `groups_of_user` when already read."""
+    projection = projection or _projection(scim, USER)
+    memberships = None if groups_of_user is None else {user.id: groups_of_user}
+    [doc] = await _render_users(scim, [user], projection, memberships)
     return _resource_response(doc, user.version, status, scim.links.user(user.id) if status == 201 else None)
 
 
-async def _group_response(scim: Scim, group: UserGroup, status: int = 200) -> Response:
-    projection = Projection.parse(scim.query.get("attributes"), scim.query.get("excludedattributes"), GROUP)
-    [doc] = await _render_groups(scim, [group], projection)
+async def _group_response(scim: Scim, group: Any, status: int = 200) -> Response:
+    """One group (an entity or a plain row) as the response."""
+    [doc] = await _render_groups(scim, [group], _projection(scim, GROUP))
     return _resource_response(doc, group.version, status, scim.links.group(group.id) if status == 201 else None)
 
 
@@ -314,10 +341,16 @@ async def create_user(scim: Scim) -> Response:
 
 
 async def get_user(scim: Scim) -> Response:
-    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"])
+    user_id = scim.request.path_params["id"]
+    projection = _projection(scim, USER)
+    groups_of_user: list[tuple[str, str]] = []
+    if projection.wants("groups"):
+        user, groups_of_user = await groups.read_user_with_groups(scim.session, scim.caller, user_id)
+    else:
+        user = await users.read_user(scim.session, scim.caller, user_id)
     if _not_modified(scim.request, user.version):
         return Response(status_code=304, headers={"ETag": etag(user.version)})
-    return await _user_response(scim, user)
+    return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
 async def replace_user(scim: Scim) -> Response:
@@ -356,7 +389,7 @@ async def create_group(scim: Scim) -> Response:
 
 
 async def get_group(scim: Scim) -> Response:
-    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"])
+    group = await groups.read_group(scim.session, scim.caller, scim.request.path_params["id"])
     if _not_modified(scim.request, group.version):
         return Response(status_code=304, headers={"ETag": etag(group.version)})
     return await _group_response(scim, group)

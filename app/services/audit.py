@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEvent, Outcome
+from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.services.caller import Caller, Permission
 from app.validation import has_nul
@@ -16,7 +17,7 @@ from app.validation import has_nul
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
 _RESOURCE_ID_LENGTH: int = AuditEvent.__table__.c.resource_id.type.length  # type: ignore[attr-defined]
-_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+_INSERT = Prepared(AuditEvent.__table__.insert())  # type: ignore[attr-defined]
 
 
 async def record(
@@ -31,9 +32,8 @@ async def record(
 ) -> None:
     """Write one event now, in the caller's transaction (or savepoint): it is undone with the change
     it describes. A plain insert, not an ORM object: it is on every write's path."""
-    connection = await session.connection()
-    await connection.execute(
-        _INSERT,
+    await _INSERT.execute(
+        await session.connection(),
         {
             "account_id": caller.account_id,
             "occurred_at": utcnow(),

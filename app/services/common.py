@@ -10,14 +10,18 @@ no row locks (it runs one writer at a time) and ignores them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.functions import FunctionElement
 
+from app.db.statements import Prepared
 from app.errors import DomainError, NotFound
 from app.validation import has_nul
 
@@ -31,20 +35,113 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
+# What the read helpers run on: the request's ORM session (writes, GraphQL) or a bare connection
+# (SCIM's read-only requests, which never need an identity map). Either way they run Core
+# statements and return plain rows, whose attribute names are the model's column names.
+Reader = AsyncSession | AsyncConnection
+
+
+async def connection_of(reader: Reader) -> AsyncConnection:
+    """The connection behind `reader` (its transaction's, for a session)."""
+    return reader if isinstance(reader, AsyncConnection) else await reader.connection()
+
+
+class json_rows(FunctionElement[Any]):
+    """An aggregate: the rows it runs over as one JSON array of arrays (one per row, of the given
+    columns), in no particular order; NULL or [] over no rows. json_agg on PostgreSQL,
+    json_group_array on SQLite."""
+
+    type = JSON()
+    name = "json_rows"
+    inherit_cache = True
+
+
+@compiles(json_rows)  # PostgreSQL's form is also the one printed for no database in particular
+@compiles(json_rows, "postgresql")
+def _json_rows_postgresql(element: json_rows, compiler: Any, **kw: Any) -> str:
+    return f"json_agg(json_build_array({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_rows, "sqlite")
+def _json_rows_sqlite(element: json_rows, compiler: Any, **kw: Any) -> str:
+    return f"json_group_array(json_array({compiler.process(element.clauses, **kw)}))"
+
+
+_STATEMENTS: dict[Hashable, Prepared] = {}
+# The keys of list statements name client-chosen filters and orders: the statements kept are bounded.
+_STATEMENTS_LIMIT = 1024
+
+
+def kept(key: Hashable | None, build: Callable[[], Executable]) -> Prepared | Executable:
+    """The statement `build()` makes, prepared (app.db.statements) and kept under `key`: building a
+    statement and deriving its cache key costs more than running it, and a kept one skips both.
+    Equal keys must mean equal statements (whatever varies goes into bound parameters). With no
+    key, or no room left, it is built for this use only."""
+    prepared = None if key is None else _STATEMENTS.get(key)
+    if prepared is None:
+        if key is None or len(_STATEMENTS) >= _STATEMENTS_LIMIT:
+            return build()
+        prepared = _STATEMENTS[key] = Prepared(build())
+    return prepared
+
+
+async def fetch(connection: AsyncConnection, statement: Prepared | Executable, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of a statement from `kept`."""
+    if isinstance(statement, Prepared):
+        return await statement.all(connection, params)
+    return list(await connection.execute(statement, params))
+
+
+OFFSET, LIMIT = bindparam("offset"), bindparam("limit")
+
+
 async def page(
-    session: AsyncSession,
+    reader: Reader,
     model: Any,
+    scope: ColumnElement[bool],
     where: ColumnElement[bool],
     order_by: Sequence[Any],
     offset: int,
     limit: int,
+    *,
+    params: Mapping[str, Any],
+    key: Hashable | None = None,
 ) -> tuple[int, list[Any]]:
-    """Total matches and one page of rows, both computed by the database."""
-    total = int(await session.scalar(select(func.count()).select_from(model).where(where)) or 0)
-    if limit <= 0 or offset >= total:
-        return total, []
-    query: Select[Any] = select(model).where(where).order_by(*order_by).offset(offset).limit(limit)
-    return total, list(await session.scalars(query))
+    """One page of the rows of `model` (plain rows) within `scope` (the caller's account, what they
+    may see) that match `where`, in `order_by` order, and how many match (see `total_of_page`). The
+    conditions may hold bound parameters, whose values are `params`. With a `key`, which must name
+    `scope`, `where` and `order_by` (equal keys: equal SQL), the statements are built once."""
+    connection = await connection_of(reader)
+    table = model.__table__
+    rows: list[Any] = []
+    if limit > 0:
+        query = kept(key and ("page", table.name, key), lambda: select(table).where(scope, where).order_by(*order_by).offset(OFFSET).limit(LIMIT))
+        rows = await fetch(connection, query, {**params, "offset": offset, "limit": limit})
+    total = await total_of_page(connection, table, (scope, where), offset, limit, len(rows), params=params, key=key)
+    return total, rows
+
+
+async def total_of_page(
+    connection: AsyncConnection,
+    table: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    offset: int,
+    limit: int,
+    found: int,
+    *,
+    params: Mapping[str, Any],
+    key: Hashable | None = None,
+) -> int:
+    """How many rows of `table` match all `conditions`, given that the page at `offset` of at most
+    `limit` rows held `found`. A page that is not full ends the result: when it starts at the first
+    match or holds any row, the total is the rows before it plus its own, and is not counted again
+    (an equality on a unique column, such as Entra's `userName eq` lookup, is then one statement).
+    Otherwise the database counts (with the count statement kept under `key`, as for `page`)."""
+    if found < limit and (found or offset == 0):
+        return offset + found
+    query = kept(key and ("count", table.name, key), lambda: select(func.count().label("total")).select_from(table).where(*conditions))
+    [(total,)] = await fetch(connection, query, params)
+    return int(total)
 
 
 _OWNED_QUERIES: dict[tuple[Any, bool, int], tuple[Any, Select[Any]]] = {}
@@ -66,6 +163,28 @@ def _owned_query(model: Any, for_update: bool, where: ColumnElement[bool] | None
     return cached[1]
 
 
+_READ_QUERIES: dict[tuple[Any, int], tuple[Any, Prepared]] = {}
+
+
+def _read_query(model: Any, where: ColumnElement[bool] | None) -> Prepared:
+    """`_owned_query` for plain rows, prepared (app.db.statements), unlocked."""
+    key = (model, id(where))
+    cached = _READ_QUERIES.get(key)
+    if cached is None:
+        table = model.__table__
+        query = select(table).where(table.c.id == bindparam("id"), table.c.account_id == bindparam("account_id"))
+        cached = _READ_QUERIES[key] = (where, Prepared(query if where is None else query.where(where)))
+    return cached[1]
+
+
+def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
+    """The parameters of a lookup by id in the caller's account; no id holds a NUL character (a
+    PostgreSQL text cannot), so such an id is simply not found."""
+    if has_nul(id):
+        raise NotFound(label, id.replace("\x00", ""))
+    return {"id": id, "account_id": account_id}
+
+
 async def fetch_owned(
     session: AsyncSession,
     model: Any,
@@ -76,11 +195,19 @@ async def fetch_owned(
     for_update: bool = False,
     where: ColumnElement[bool] | None = None,
 ) -> Any:
-    """A row of the caller's account by id (and `where`, e.g. what the caller may see), locked for
-    update when asked, or NotFound."""
-    if has_nul(id):
-        raise NotFound(label, id.replace("\x00", ""))
-    row = await session.scalar(_owned_query(model, for_update, where), {"id": id, "account_id": account_id})
+    """The session's entity of a row of the caller's account by id (and `where`, e.g. what the
+    caller may see), locked for update when asked, or NotFound."""
+    row = await session.scalar(_owned_query(model, for_update, where), owned_params(label, id, account_id))
+    if row is None:
+        raise NotFound(label, id)
+    return row
+
+
+async def read_owned(reader: Reader, model: Any, *, account_id: int, id: str, label: str, where: ColumnElement[bool] | None = None) -> Any:
+    """`fetch_owned` for a request that only reads: a plain row with the same attribute names (the
+    columns), without the ORM's loading and identity-map work."""
+    params = owned_params(label, id, account_id)
+    row = await _read_query(model, where).first(await connection_of(reader), params)
     if row is None:
         raise NotFound(label, id)
     return row
@@ -100,16 +227,16 @@ async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool
 _INSERTS_SKIPPING: dict[tuple[str, str, tuple[str, ...], str], Any] = {}
 
 
-def _insert_skipping(dialect: str, table: Any, key: tuple[str, ...], returning: str) -> Any:
+def _insert_skipping(dialect: str, table: Any, key: tuple[str, ...], returning: str) -> Prepared:
     """INSERT … ON CONFLICT (key) DO NOTHING RETURNING `returning`, in the database's dialect, built
     once per table: a row whose key exists already is skipped and returns nothing."""
     cache_key = (dialect, table.name, key, returning)
-    statement = _INSERTS_SKIPPING.get(cache_key)
-    if statement is None:
+    prepared = _INSERTS_SKIPPING.get(cache_key)
+    if prepared is None:
         build = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = build(table).on_conflict_do_nothing(index_elements=list(key)).returning(table.c[returning])
-        _INSERTS_SKIPPING[cache_key] = statement
-    return statement
+        prepared = Prepared(build(table).on_conflict_do_nothing(index_elements=list(key)).returning(table.c[returning]))
+        _INSERTS_SKIPPING[cache_key] = prepared
+    return prepared
 
 
 async def insert_new(session: AsyncSession, table: Any, values: dict[str, Any], *, key: tuple[str, ...]) -> bool:
@@ -117,8 +244,8 @@ async def insert_new(session: AsyncSession, table: Any, values: dict[str, Any], 
     stored. One statement and no savepoint — a conflict (another request got there first) is not an
     error, so the transaction goes on."""
     connection = await session.connection()
-    statement = _insert_skipping(connection.dialect.name, table, key, key[0])
-    return (await connection.execute(statement, values)).first() is not None
+    prepared = _insert_skipping(connection.dialect.name, table, key, key[0])
+    return await prepared.first(connection, values) is not None
 
 
 async def insert_new_rows(
@@ -126,7 +253,7 @@ async def insert_new_rows(
 ) -> list[Any]:
     """Insert the rows whose `key` is not there yet, in chunks; `returning` of each row stored."""
     connection = await session.connection()
-    statement = _insert_skipping(connection.dialect.name, table, key, returning)
+    statement = _insert_skipping(connection.dialect.name, table, key, returning).statement
     stored: list[Any] = []
     for part in chunks(rows):
         stored.extend((await connection.execute(statement, list(part))).scalars())

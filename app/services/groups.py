@@ -10,7 +10,7 @@ members costs the same whatever the group's size.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,18 +18,29 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, fu
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
+from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
 from app.services.common import (
+    LIMIT,
+    OFFSET,
+    Reader,
     chunks,
+    connection_of,
+    fetch,
     fetch_owned,
     insert_new_rows,
     insert_unique,
+    json_rows,
+    kept,
     lock_ids,
     membership_windows,
+    owned_params,
     page,
+    read_owned,
+    total_of_page,
     unique_changes,
 )
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
@@ -228,6 +239,12 @@ async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for
     return group
 
 
+async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
+    """`get_group` for a request that only reads: a plain row with the same attribute names."""
+    caller.require(Permission.GROUPS_READ)
+    return await read_owned(reader, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", where=visible_to(caller.channel))
+
+
 async def get_group_by_identifier(
     session: AsyncSession, caller: Caller, identifier: str, org: str | None, project: str | None
 ) -> UserGroup:
@@ -419,12 +436,32 @@ async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) 
                        detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
 
 
+def _visible_in_account(visible: ColumnElement[bool]) -> ColumnElement[bool]:
+    return and_(UserGroup.account_id == bindparam("account_id"), visible)
+
+
+# The groups of the caller's account ({"account_id": …}) that the caller sees (True: over SCIM).
+_VISIBLE_IN_ACCOUNT = {True: _visible_in_account(_IDENTITY_PROVIDER_GROUPS), False: _visible_in_account(_EVERY_GROUP)}
+
+
 async def list_groups(
-    session: AsyncSession, caller: Caller, where: ColumnElement[bool], order_by: Sequence[Any], offset: int, limit: int
-) -> tuple[int, list[UserGroup]]:
+    reader: Reader,
+    caller: Caller,
+    where: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    key: Hashable | None = None,
+) -> tuple[int, list[Any]]:
+    """A page of the groups the caller sees that match `where`, as plain rows, and how many match.
+    `params` and `key` as for `users.list_users`."""
     caller.require(Permission.GROUPS_READ)
-    visible = (UserGroup.account_id == caller.account_id) & visible_to(caller.channel)
-    return await page(session, UserGroup, visible & where, order_by, offset, limit)
+    over_scim = caller.channel == Channel.SCIM
+    params = {**(params or {}), "account_id": caller.account_id}
+    scope = _VISIBLE_IN_ACCOUNT[over_scim]
+    return await page(reader, UserGroup, scope, where, order_by, offset, limit, params=params, key=key and (over_scim, key))
 
 
 def _groups_of_users_query(visible: ColumnElement[bool]) -> Select[Any]:
@@ -436,32 +473,120 @@ def _groups_of_users_query(visible: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-# Built once: every SCIM GET of a user runs it (True: SCIM's view, identity-provider groups only).
+def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Select[Any]:
+    """`users_query` (over the users table) with one more column, `their_groups`: the groups of
+    each user that `visible` lets the caller see, as a JSON array of [position, id, display name],
+    the positions in `_groups_of_users_query`'s order. Still one row per user, however many groups
+    they are in, and one statement instead of a second round trip for the groups."""
+    users_table = User.__table__  # type: ignore[attr-defined]
+    ranked = (
+        select(func.row_number().over(order_by=(UserGroup.display_name_ci, UserGroup.id)).label("position"), UserGroup.id, UserGroup.display_name)
+        .select_from(MEMBERSHIPS.join(UserGroup.__table__, and_(UserGroup.id == GroupMembership.group_id, visible)))  # type: ignore[attr-defined]
+        .where(GroupMembership.user_id == users_table.c.id)
+        .correlate(users_table)
+        .subquery("ranked")
+    )
+    their_groups = select(json_rows(ranked.c.position, ranked.c.id, ranked.c.display_name)).scalar_subquery()
+    return users_query.add_columns(their_groups.label("their_groups"))
+
+
+def _user_with_groups_query(visible: ColumnElement[bool]) -> Select[Any]:
+    users_table = User.__table__  # type: ignore[attr-defined]
+    by_id = select(users_table).where(users_table.c.id == bindparam("id"), users_table.c.account_id == bindparam("account_id"))
+    return _with_groups(by_id, visible)
+
+
+UserWithGroups = tuple[Any, list[tuple[str, str]]]  # a user's plain row, and (id, display name) of their groups
+
+
+def _users_and_groups(rows: Iterable[Any]) -> list[UserWithGroups]:
+    """The rows of a `_with_groups` query as (user, [(group id, display name)]), groups in order."""
+    return [(row, [(group_id, name) for _, group_id, name in sorted(row.their_groups or ())]) for row in rows]
+
+
+# Built once; a SCIM GET of a user runs one of the latter (True: SCIM's view, identity-provider groups only).
 _GROUPS_OF_USERS = {True: _groups_of_users_query(_IDENTITY_PROVIDER_GROUPS), False: _groups_of_users_query(_EVERY_GROUP)}
+_USER_WITH_GROUPS = {
+    True: Prepared(_user_with_groups_query(_IDENTITY_PROVIDER_GROUPS)),
+    False: Prepared(_user_with_groups_query(_EVERY_GROUP)),
+}
 
 
-async def groups_of_users(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+async def groups_of_users(reader: Reader, caller: Caller, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
     """Group (id, display name) per user — the groups `caller` can see — for a page of users, in
     one query per chunk."""
+    connection = await connection_of(reader)
     out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
     query = _GROUPS_OF_USERS[caller.channel == Channel.SCIM]
     for part in chunks(list(user_ids)):
-        rows = await session.execute(query, {"ids": list(part)})
+        rows = await connection.execute(query, {"ids": list(part)})
         for user_id, group_id, name in rows:
             out[user_id].append((group_id, name))
     return out
 
 
-async def members_of_groups(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+async def read_user_with_groups(reader: Reader, caller: Caller, user_id: str) -> UserWithGroups:
+    """`users.read_user` and that user's `groups_of_users`, in one statement."""
+    caller.require(Permission.USERS_READ)
+    params = owned_params("User", user_id, caller.account_id)
+    connection = await connection_of(reader)
+    found = _users_and_groups(await _USER_WITH_GROUPS[caller.channel == Channel.SCIM].all(connection, params))
+    if not found:
+        raise NotFound("User", user_id)
+    return found[0]
+
+
+def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any], visible: ColumnElement[bool]) -> Select[Any]:
+    users_table = User.__table__  # type: ignore[attr-defined]
+    # The page is chosen first, so that the groups are read for its users only, whatever the order
+    # (SQLite would otherwise read them for every match before sorting). Not correlated: the
+    # subquery reads the users table on its own, whatever the outer query reads.
+    page_ids = select(users_table.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).offset(OFFSET).limit(LIMIT).correlate(None)
+    return _with_groups(select(users_table).where(users_table.c.id.in_(page_ids)).order_by(*order_by), visible)
+
+
+async def list_users_with_groups(
+    reader: Reader,
+    caller: Caller,
+    where: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    key: Hashable | None = None,
+) -> tuple[int, list[UserWithGroups]]:
+    """`users.list_users` with each user's `groups_of_users`, in one statement (plus a count when
+    the page does not show the total; see `_with_groups`). `params` and `key` as for
+    `users.list_users`."""
+    caller.require(Permission.USERS_READ)
+    over_scim = caller.channel == Channel.SCIM
+    params = {**(params or {}), "account_id": caller.account_id}
+    key = key and (over_scim, key)
+    connection = await connection_of(reader)
+    found: list[UserWithGroups] = []
+    if limit > 0:
+        query = kept(key and ("users with groups", key), lambda: _page_with_groups_query(where, order_by, visible_to(caller.channel)))
+        found = _users_and_groups(await fetch(connection, query, {**params, "offset": offset, "limit": limit}))
+    users_table = User.__table__  # type: ignore[attr-defined]
+    total = await total_of_page(connection, users_table, (users.OF_ACCOUNT, where), offset, limit, len(found), params=params, key=key)
+    return total, found
+
+
+_MEMBERS_OF_GROUPS = (
+    select(GroupMembership.group_id, User.id, User.display_name, User.user_name)
+    .join(User, User.id == GroupMembership.user_id)
+    .where(GroupMembership.group_id.in_(bindparam("ids", expanding=True)))
+    .order_by(GroupMembership.created_at, User.id)
+)
+
+
+async def members_of_groups(reader: Reader, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
     """Members (user id, display name) of a page of groups."""
+    connection = await connection_of(reader)
     out: dict[str, list[tuple[str, str | None]]] = {gid: [] for gid in group_ids}
     for part in chunks(list(group_ids)):
-        rows = await session.execute(
-            select(GroupMembership.group_id, User.id, User.display_name, User.user_name)
-            .join(User, User.id == GroupMembership.user_id)
-            .where(GroupMembership.group_id.in_(part))
-            .order_by(GroupMembership.created_at, User.id)
-        )
+        rows = await connection.execute(_MEMBERS_OF_GROUPS, {"ids": list(part)})
         for group_id, user_id, display, user_name in rows:
             out[group_id].append((user_id, display or user_name))
     return out

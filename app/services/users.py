@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,17 +19,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.casefold import fold
 from app.db.models import Channel, GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
+from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
-from app.services.common import chunks, fetch_owned, insert_new, lock_ids, membership_windows, page, unique_changes
+from app.services.common import (
+    Reader,
+    chunks,
+    connection_of,
+    fetch_owned,
+    insert_new,
+    lock_ids,
+    membership_windows,
+    page,
+    read_owned,
+    unique_changes,
+)
 from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
 USERS = User.__table__  # type: ignore[attr-defined]
-_INSERT_INDEX_ROWS = UserAttributeValue.__table__.insert()  # type: ignore[attr-defined]
-_DELETE_INDEX_ROWS = delete(UserAttributeValue).where(UserAttributeValue.user_id == bindparam("user_id"))
+_INSERT_INDEX_ROWS = Prepared(UserAttributeValue.__table__.insert())  # type: ignore[attr-defined]
+_DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(UserAttributeValue.user_id == bindparam("user_id")))
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
 WRITABLE = (
@@ -109,10 +121,8 @@ def _index_rows(user: User) -> list[dict[str, Any]]:
 async def _reindex(session: AsyncSession, user: User, *, fresh: bool) -> None:
     connection = await session.connection()
     if not fresh:
-        await connection.execute(_DELETE_INDEX_ROWS, {"user_id": user.id})
-    rows = _index_rows(user)
-    if rows:
-        await connection.execute(_INSERT_INDEX_ROWS, rows)
+        await _DELETE_INDEX_ROWS.execute(connection, {"user_id": user.id})
+    await _INSERT_INDEX_ROWS.execute(connection, _index_rows(user))
 
 
 def _name_taken(user_name: str) -> Conflict:
@@ -157,6 +167,12 @@ async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_u
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
     user: User = await fetch_owned(session, User, account_id=caller.account_id, id=user_id, label="User", for_update=for_update)
     return user
+
+
+async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
+    """`get_user` for a request that only reads: a plain row with the same attribute names."""
+    caller.require(Permission.USERS_READ)
+    return await read_owned(reader, User, account_id=caller.account_id, id=user_id, label="User")
 
 
 async def in_identity_provider_group(session: AsyncSession, user_id: str) -> bool:
@@ -327,20 +343,39 @@ async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None
                        detail={"userName": user.user_name})  # fmt: skip
 
 
+OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's account: {"account_id": caller.account_id}
+
+
 async def list_users(
-    session: AsyncSession, caller: Caller, where: ColumnElement[bool], order_by: Sequence[Any], offset: int, limit: int
-) -> tuple[int, list[User]]:
+    reader: Reader,
+    caller: Caller,
+    where: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    limit: int,
+    *,
+    params: Mapping[str, Any] | None = None,
+    key: Hashable | None = None,
+) -> tuple[int, list[Any]]:
+    """A page of the caller's users matching `where`, as plain rows, and how many match. `params`
+    and `key`: the values of parameters bound in `where` and `order_by`, and their name for
+    building the statements once (see `common.page`)."""
     caller.require(Permission.USERS_READ)
-    return await page(session, User, (User.account_id == caller.account_id) & where, order_by, offset, limit)
+    params = {**(params or {}), "account_id": caller.account_id}
+    return await page(reader, User, OF_ACCOUNT, where, order_by, offset, limit, params=params, key=key)
 
 
-async def display_names(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, str]:
+_DISPLAY_NAMES = select(USERS.c.id, USERS.c.display_name, USERS.c.user_name).where(
+    USERS.c.account_id == bindparam("account_id"), USERS.c.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def display_names(reader: Reader, account_id: int, user_ids: Sequence[str]) -> dict[str, str]:
     """Display names (or userNames) of users, e.g. managers referenced from a page of users."""
+    connection = await connection_of(reader)
     out: dict[str, str] = {}
     for part in chunks(sorted(set(user_ids))):
-        rows = await session.execute(
-            select(User.id, User.display_name, User.user_name).where(User.account_id == account_id, User.id.in_(part))
-        )
+        rows = await connection.execute(_DISPLAY_NAMES, {"account_id": account_id, "ids": list(part)})
         out.update({uid: display or name for uid, display, name in rows})
     return out
 

@@ -80,7 +80,13 @@ async def test_tenant_isolation(scim: ScimClient, other_scim: ScimClient, client
     await other_scim.create_user("same@x")
     await other_scim.create_group("Same")
     # B's token sees none of A's data, by list, filter or id.
-    assert len(await other_scim.find("Users", 'userName eq "same@x"')) == 1
+    # The same lookups from both accounts (their statements are built once and shared) find each its own.
+    [mine] = await scim.find("Users", 'userName eq "same@x"')
+    [theirs] = await other_scim.find("Users", 'userName eq "same@x"')
+    assert mine["id"] == user["id"] != theirs["id"]
+    for each in (scim, other_scim):
+        assert (await each.get("/Users")).json()["totalResults"] == 1
+        assert (await each.get("/Groups", params={"filter": 'displayName eq "Same"'})).json()["totalResults"] == 1
     assert (await other_scim.get(f"/Users/{user['id']}")).status_code == 404
     assert (await other_scim.get(f"/Groups/{group['id']}")).status_code == 404
     assert (await other_scim.delete(f"/Users/{user['id']}")).status_code == 404

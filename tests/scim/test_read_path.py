@@ -1,0 +1,136 @@
+"""The read path: filters compiled once per shape, totals read off a short page, one statement for a
+user and their groups, and what a read-only request runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db.models import Channel
+from app.errors import InvalidFilter
+from app.scim import query
+from app.scim.query import bind_filter
+from app.scim.schema import GROUP, USER
+from app.services import common, groups
+from app.services.caller import system_caller
+from tests.conftest import ScimClient, Tenant
+from tests.scim.test_cost import StatementCounter
+
+
+def _queries(engine: AsyncEngine, counter: StatementCounter) -> list[str] | None:
+    """The queries a request ran, SQLite's BEGIN aside; None on PostgreSQL, where the prepared read
+    statements run on the driver, beneath the SQLAlchemy events that count them."""
+    if engine.dialect.name != "sqlite":
+        return None
+    return [s for s in counter.statements if not s.startswith("BEGIN")]
+
+
+def test_filters_of_one_shape_share_a_condition_and_bind_their_own_values() -> None:
+    first = bind_filter('userName eq "Ann@X.example" and meta.created gt "2024-01-01T00:00:00Z"', USER)
+    second = bind_filter('USERNAME eq "Bob@X.example" and meta.created gt "2025-06-01T12:00:00+02:00"', USER)
+    assert first.shape != second.shape  # the attribute is spelled differently: another shape
+    third = bind_filter('userName eq "Bob@X.example" and meta.created gt "2025-06-01T12:00:00+02:00"', USER)
+    assert third.shape == first.shape and third.condition is first.condition
+    assert [str(v) for v in third.params.values()] == ["bob@x.example", "2025-06-01 12:00:00+02:00"]  # prepared as compiled
+    assert bind_filter('userName eq null and meta.created gt "2024-01-01"', USER).shape != first.shape  # null compiles apart
+    assert bind_filter(None, GROUP).params == {}
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid"),
+    [
+        ('meta.created gt "2024-01-01T00:00:00Z"', 'meta.created gt "yesterday"'),
+        ("active eq true", 'active eq "maybe"'),
+        ('title eq "x"', "title eq true"),
+        ('emails[type eq "work"]', "emails[type eq false]"),
+    ],
+)
+def test_every_filter_of_a_known_shape_has_its_values_checked(valid: str, invalid: str) -> None:
+    bind_filter(valid, USER)
+    with pytest.raises(InvalidFilter):
+        bind_filter(invalid, USER)
+
+
+async def test_lookups_of_one_shape_find_each_their_own_user(scim: ScimClient) -> None:
+    names = [f"person{i}@example.com" for i in range(4)]
+    for name in names:
+        await scim.create_user(name, externalId=name.split("@")[0])
+    for name in reversed(names):
+        assert [u["userName"] for u in await scim.find("Users", f'userName eq "{name.upper()}"')] == [name]
+        assert [u["userName"] for u in await scim.find("Users", f'externalId eq "{name.split("@")[0]}"')] == [name]
+
+
+async def test_a_user_is_read_with_their_groups_in_one_statement(
+    scim: ScimClient, engine: AsyncEngine, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await scim.create_user("ann@example.com")
+    lonely = await scim.create_user("bob@example.com")
+    async with sessionmaker() as session, session.begin():  # a native group: not part of SCIM's view
+        caller = system_caller(tenant.account_id, tenant.identifier, Channel.GRAPHQL)
+        await groups.create_group(session, caller, display_name="Native", member_ids=[str(user["id"])])
+    for name in ("Zeta", "alpha"):
+        await scim.create_group(name, members=[{"value": user["id"]}])
+    with StatementCounter(engine) as counter:
+        found = (await scim.get(f"/Users/{user['id']}")).json()
+        alone = (await scim.get(f"/Users/{lonely['id']}")).json()
+        narrow = (await scim.get(f"/Users/{user['id']}", params={"attributes": "userName"})).json()
+    assert [g["display"] for g in found["groups"]] == ["alpha", "Zeta"]
+    assert "groups" not in alone and "groups" not in narrow
+    assert narrow == {"schemas": found["schemas"], "id": user["id"], "userName": "ann@example.com"}
+    queries = _queries(engine, counter)
+    assert queries is None or len(queries) == 3, queries
+
+
+async def _total(scim: ScimClient, **params: str) -> tuple[int, int]:
+    page = (await scim.get("/Users", params=params)).json()
+    return page["totalResults"], page["itemsPerPage"]
+
+
+async def test_totals_come_from_a_page_that_is_not_full_and_are_counted_otherwise(scim: ScimClient, engine: AsyncEngine) -> None:
+    for i in range(3):
+        await scim.create_user(f"u{i}@x")
+    cases: list[tuple[dict[str, Any], tuple[int, int], int]] = [
+        ({"filter": 'userName eq "u1@x"'}, (1, 1), 1),  # Entra's lookup: the page is the whole result
+        ({"filter": 'userName eq "nobody@x"'}, (0, 0), 1),
+        ({"startIndex": "3", "count": "2"}, (3, 1), 1),  # a short page after two rows
+        ({"count": "2"}, (3, 2), 2),  # a full page: counted
+        ({"startIndex": "5"}, (3, 0), 2),  # past the end: counted
+        ({"count": "0"}, (3, 0), 1),  # only the total
+    ]
+    for params, expected, statements in cases:
+        with StatementCounter(engine) as counter:
+            assert await _total(scim, **params) == expected, params
+        queries = _queries(engine, counter)
+        assert queries is None or len(queries) == statements, (params, queries)
+
+
+async def test_a_page_of_users_with_groups_keeps_its_order_and_size(scim: ScimClient) -> None:
+    ids = [str((await scim.create_user(f"m{i}@x"))["id"]) for i in range(5)]
+    await scim.create_group("One", members=[{"value": i} for i in ids])
+    await scim.create_group("Two", members=[{"value": i} for i in ids[1:3]])
+    page = (await scim.get("/Users", params={"startIndex": "2", "count": "3", "sortBy": "userName", "sortOrder": "descending"})).json()
+    assert [u["userName"] for u in page["Resources"]] == ["m3@x", "m2@x", "m1@x"]
+    assert [[g["display"] for g in u["groups"]] for u in page["Resources"]] == [["One"], ["One", "Two"], ["One", "Two"]]
+    assert (page["totalResults"], page["itemsPerPage"]) == (5, 3)
+
+
+async def test_a_group_is_read_without_its_members_in_one_statement(scim: ScimClient, engine: AsyncEngine) -> None:
+    member = await scim.create_user("a@x")
+    group = await scim.create_group("G", members=[{"value": member["id"]}])
+    with StatementCounter(engine) as counter:
+        response = await scim.get(f"/Groups/{group['id']}", params={"excludedAttributes": "members"})
+    assert response.status_code == 200 and "members" not in response.json()
+    queries = _queries(engine, counter)
+    assert queries is None or len(queries) == 1, queries
+
+
+async def test_lists_run_alike_once_no_more_filters_or_statements_are_kept(scim: ScimClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query, "_SHAPES_LIMIT", 0)
+    monkeypatch.setattr(common, "_STATEMENTS_LIMIT", 0)
+    for name in ("ann@x", "bob@x", "cid@x"):
+        await scim.create_user(name, nickName=name[:3])
+    for _ in range(2):
+        page = (await scim.get("/Users", params={"filter": 'nickName ew "n" or nickName sw "B"', "count": "1"})).json()
+        assert (page["totalResults"], [u["userName"] for u in page["Resources"]]) == (2, ["ann@x"])

@@ -1,0 +1,129 @@
+"""Prepared statements (app.db.statements) answer exactly what SQLAlchemy's own execution answers, run
+in the caller's transaction, and fail the way SQLAlchemy fails — on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, exc, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db.engine import Failure, classify, create_engine, create_sessionmaker
+from app.db.models import User
+from app.db.statements import Prepared
+from app.db.types import utcnow
+from app.settings import DatabaseTimeouts
+from tests.conftest import Tenant
+from tests.support.tcp_proxy import TcpProxy
+
+USERS = User.__table__  # type: ignore[attr-defined]
+BY_ID = Prepared(select(USERS).where(USERS.c.id == bindparam("id")))
+NAMES_OF_ACCOUNT = Prepared(select(USERS.c.user_name).where(USERS.c.account_id == bindparam("account_id")).order_by(USERS.c.user_name))
+INSERT = Prepared(USERS.insert())
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _user(tenant: Tenant, name: str, **extra: object) -> dict[str, object]:
+    now = utcnow()
+    return {
+        "id": str(uuid.uuid4()), "account_id": tenant.account_id, "user_name": name, "user_name_ci": name.lower(),
+        "provisioned_by": "SCIM", "created_at": now, "updated_at": now, "version": 1, "active": True,
+        "multi_valued": {"emails": [{"value": f"{name}@x.example", "primary": True}]}, **extra,
+    }  # fmt: skip
+
+
+async def test_rows_are_those_sqlalchemy_reads(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    row = _user(tenant, "Ærøskøbing", display_name="Zoë", created_at=datetime(2024, 2, 29, 12, 30, tzinfo=UTC))
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, row)
+        prepared = await BY_ID.first(connection, {"id": row["id"]})
+        expected = (await connection.execute(BY_ID.statement, {"id": row["id"]})).one()
+    assert prepared is not None
+    assert tuple(prepared) == tuple(expected)
+    assert prepared._mapping == dict(expected._mapping)
+    assert prepared.multi_valued == row["multi_valued"]  # JSON both ways
+    assert prepared.created_at == datetime(2024, 2, 29, 12, 30, tzinfo=UTC)  # an aware UTC datetime
+    assert prepared.display_name == "Zoë"
+
+
+async def test_first_scalar_and_several_parameter_sets(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, [_user(tenant, "b"), _user(tenant, "a")])
+        assert [r.user_name for r in await NAMES_OF_ACCOUNT.all(connection, {"account_id": tenant.account_id})] == ["a", "b"]
+        assert await NAMES_OF_ACCOUNT.scalar(connection, {"account_id": tenant.account_id}) == "a"
+        assert await BY_ID.first(connection, {"id": "no-such-user"}) is None
+
+
+async def test_statements_run_in_the_callers_transaction(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    """The first statement of a transaction may be a prepared one: it begins the transaction, so a
+    rollback undoes it, and a savepoint's rollback undoes only what ran inside it."""
+    kept, undone = _user(tenant, "kept"), _user(tenant, "undone")
+    async with sessionmaker() as session:
+        async with session.begin():
+            await INSERT.execute(await session.connection(), _user(tenant, "rolled-back"))
+            await session.rollback()
+        async with session.begin():
+            connection = await session.connection()
+            await INSERT.execute(connection, kept)
+            savepoint = await session.begin_nested()
+            await INSERT.execute(await session.connection(), undone)  # asking for it emits the SAVEPOINT
+            await savepoint.rollback()
+    async with sessionmaker() as session:
+        names = await NAMES_OF_ACCOUNT.all(await session.connection(), {"account_id": tenant.account_id})
+    assert [r.user_name for r in names] == ["kept"]
+
+
+async def test_a_constraint_violation_is_sqlalchemys_integrity_error(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    async with sessionmaker() as session:
+        async with session.begin():
+            await INSERT.execute(await session.connection(), _user(tenant, "taken"))
+        with pytest.raises(exc.IntegrityError):
+            async with session.begin():
+                await INSERT.execute(await session.connection(), _user(tenant, "TAKEN"))  # userName is unique ignoring case
+        assert classify(exc.IntegrityError("x", None, Exception())) is None  # a client's conflict, not an outage
+
+
+def test_a_statement_with_an_expanding_in_list_is_refused_when_built() -> None:
+    with pytest.raises(TypeError, match="expanding IN"):
+        Prepared(select(USERS.c.id).where(USERS.c.id.in_(bindparam("ids", expanding=True))))
+
+
+@pytest.mark.skipif(not PG_URL, reason="a dropped PostgreSQL connection needs PostgreSQL (TEST_DATABASE_URL)")
+async def test_a_dropped_connection_is_invalidated_and_classified_unavailable() -> None:
+    assert PG_URL is not None
+    url = make_url(PG_URL)
+    proxy = await TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    proxied = create_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), DatabaseTimeouts(1, 1, 2))
+    try:
+        sessionmaker = create_sessionmaker(proxied)
+        async with sessionmaker() as session:
+            connection = await session.connection()
+            await BY_ID.first(connection, {"id": "warm-up"})
+            proxy.drop_connections()
+            await asyncio.sleep(0.05)
+            with pytest.raises(exc.DBAPIError) as raised:
+                await BY_ID.first(connection, {"id": "after-the-drop"})
+        assert raised.value.connection_invalidated
+        assert classify(raised.value) is Failure.UNAVAILABLE
+        # The pool hands out a fresh connection next, which works.
+        async with sessionmaker() as session:
+            assert await BY_ID.first(await session.connection(), {"id": "x"}) is None
+    finally:
+        await proxied.dispose()
+        await proxy.close()
+
+
+async def test_no_parameter_sets_runs_nothing(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, [])
+        assert await NAMES_OF_ACCOUNT.all(connection, {"account_id": tenant.account_id}) == []
