@@ -127,3 +127,17 @@ async def test_no_parameter_sets_runs_nothing(sessionmaker: async_sessionmaker[A
         connection = await session.connection()
         await INSERT.execute(connection, [])
         assert await NAMES_OF_ACCOUNT.all(connection, {"account_id": tenant.account_id}) == []
+
+
+async def test_values_fixed_in_the_statement_are_bound_and_a_missing_one_is_an_error(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    # "SCIM" is a value of the statement itself (a bound literal), "name" one its caller gives.
+    active_named = Prepared(select(USERS.c.user_name).where(USERS.c.provisioned_by == "SCIM", USERS.c.active.is_(True), USERS.c.user_name == bindparam("name")))
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, [_user(tenant, "on"), _user(tenant, "off", active=False)])
+        assert [r.user_name for r in await active_named.all(connection, {"name": "on"})] == ["on"]
+        assert await active_named.all(connection, {"name": "off"}) == []
+        with pytest.raises(exc.SQLAlchemyError):
+            await active_named.all(connection, {})

@@ -11,9 +11,11 @@ wait for a writer (WAL mode lets readers run beside it).
 from __future__ import annotations
 
 import enum
+import json
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util.concurrency import await_
@@ -35,6 +37,15 @@ _PROGRESS_STEPS = 10_000
 DEFAULT_POOL_SIZE = 20
 
 
+def json_text(value: Any) -> str:
+    """JSON columns as text: orjson (every write carries one), or the standard library for what orjson
+    refuses (an integer beyond 64 bits, which strict request decoding still lets through)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
+
+
 def create_engine(
     database_url: str, timeouts: DatabaseTimeouts | None = None, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any
 ) -> AsyncEngine:
@@ -44,6 +55,7 @@ def create_engine(
     pinged before use; one found dead runs its transaction again on a fresh connection instead
     (`app.db.transactions`)."""
     timeouts = timeouts or DatabaseTimeouts()
+    kwargs = {"json_serializer": json_text, "json_deserializer": orjson.loads, **kwargs}
     if database_url.startswith("sqlite"):
         ensure_sqlite_folder(database_url)
         # SQLite's busy timeout is how long a writer waits for the write lock.

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
 Params = Mapping[str, Any]
+_REQUIRED = object()
 
 
 def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
@@ -40,12 +41,14 @@ class _Compiled:
 
     def __init__(self, statement: Any, dialect: Dialect, column_keys: list[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
-        self.compiled = compiled
         self.sql: str = compiled.string
-        names = compiled.positiontup or []
-        self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names
-        ]
+        # Per parameter, in order: its name, its type's processing, and its value when the statement
+        # holds one (a literal of the statement) or _REQUIRED when the caller must give it.
+        self.binds: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
+        for name in compiled.positiontup or []:
+            bind = compiled.binds[name]
+            fixed = _REQUIRED if bind.required or bind.callable is not None else bind.value
+            self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
         columns = list(statement.exported_columns) if statement.is_select or getattr(statement, "_returning", ()) else []
         self.returns_rows = bool(columns)
         self.row = _row_type([column.key for column in columns]) if columns else None
@@ -53,8 +56,17 @@ class _Compiled:
         self.processors = processors if any(processors) else None
 
     def arguments(self, params: Params | None) -> list[Any]:
-        values = self.compiled.construct_params(params)
-        return [value if process is None else process(value) for name, process in self.binds for value in (values[name],)]
+        params = params or {}
+        arguments = []
+        for name, process, fixed in self.binds:
+            if name in params:
+                value = params[name]
+            elif fixed is not _REQUIRED:
+                value = fixed
+            else:
+                raise exc.ArgumentError(f"a value is required for the bound parameter {name!r}")
+            arguments.append(value if process is None else process(value))
+        return arguments
 
     def rows(self, records: Sequence[Any]) -> list[Any]:
         make = self.row._make  # type: ignore[union-attr]

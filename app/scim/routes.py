@@ -83,7 +83,7 @@ def _decode_body(request: Request, raw: bytes) -> Any:
 
 
 def _read_only(request: Request) -> bool:
-    return request.method == "GET" or request.url.path.endswith("/.search")
+    return request.method == "GET" or request.scope["path"].endswith("/.search")
 
 
 def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
@@ -337,7 +337,7 @@ async def _group_response(scim: Scim, group: Any, status: int = 200) -> Response
 async def create_user(scim: Scim) -> Response:
     values = user_values(normalize_document(scim.body, USER))
     user = await users.create_user(scim.session, scim.caller, values)
-    return await _user_response(scim, user, 201)
+    return await _user_response(scim, user, 201, groups_of_user=[])  # a new user is in no group yet
 
 
 async def get_user(scim: Scim) -> Response:

@@ -464,11 +464,13 @@ async def list_groups(
     return await page(reader, UserGroup, scope, where, order_by, offset, limit, params=params, key=key and (over_scim, key))
 
 
-def _groups_of_users_query(visible: ColumnElement[bool]) -> Select[Any]:
+def _groups_of_users_query(visible: ColumnElement[bool], *, one: bool = False) -> Select[Any]:
+    """The groups of the users `ids` (of the user `id` when `one`: a statement that can be prepared)."""
+    of = GroupMembership.user_id == bindparam("id") if one else GroupMembership.user_id.in_(bindparam("ids", expanding=True))
     return (
         select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
         .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-        .where(GroupMembership.user_id.in_(bindparam("ids", expanding=True)), visible)
+        .where(of, visible)
         .order_by(UserGroup.display_name_ci, UserGroup.id)
     )
 
@@ -506,6 +508,11 @@ def _users_and_groups(rows: Iterable[Any]) -> list[UserWithGroups]:
 
 # Built once; a SCIM GET of a user runs one of the latter (True: SCIM's view, identity-provider groups only).
 _GROUPS_OF_USERS = {True: _groups_of_users_query(_IDENTITY_PROVIDER_GROUPS), False: _groups_of_users_query(_EVERY_GROUP)}
+# One user's, as after a write of that user.
+_GROUPS_OF_USER = {
+    True: Prepared(_groups_of_users_query(_IDENTITY_PROVIDER_GROUPS, one=True)),
+    False: Prepared(_groups_of_users_query(_EVERY_GROUP, one=True)),
+}
 _USER_WITH_GROUPS = {
     True: Prepared(_user_with_groups_query(_IDENTITY_PROVIDER_GROUPS)),
     False: Prepared(_user_with_groups_query(_EVERY_GROUP)),
@@ -517,7 +524,12 @@ async def groups_of_users(reader: Reader, caller: Caller, user_ids: Sequence[str
     one query per chunk."""
     connection = await connection_of(reader)
     out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
-    query = _GROUPS_OF_USERS[caller.channel == Channel.SCIM]
+    over_scim = caller.channel == Channel.SCIM
+    if len(out) == 1:
+        [user_id] = out
+        out[user_id] = [(group_id, name) for _, group_id, name in await _GROUPS_OF_USER[over_scim].all(connection, {"id": user_id})]
+        return out
+    query = _GROUPS_OF_USERS[over_scim]
     for part in chunks(list(user_ids)):
         rows = await connection.execute(query, {"ids": list(part)})
         for user_id, group_id, name in rows:

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
@@ -28,10 +29,10 @@ from app.services.common import (
     Reader,
     chunks,
     connection_of,
-    fetch_owned,
     insert_new,
     lock_ids,
     membership_windows,
+    owned_params,
     page,
     read_owned,
     unique_changes,
@@ -54,7 +55,7 @@ WRITABLE = (
 
 @dataclass
 class UpdateResult:
-    user: User
+    user: UserRecord
     changed: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ def _validate(values: dict[str, Any]) -> None:
         raise InvalidInput("the email address is longer than 320 characters", field="emails")
 
 
-def _assign(user: User, values: dict[str, Any]) -> list[str]:
+def _assign(user: UserRecord, values: dict[str, Any]) -> list[str]:
     """Set writable columns and derived ones; return the names of columns that changed."""
     changed = []
     for column in WRITABLE:
@@ -100,7 +101,7 @@ def _assign(user: User, values: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _index_rows(user: User) -> list[dict[str, Any]]:
+def _index_rows(user: UserRecord) -> list[dict[str, Any]]:
     rows = []
     for attribute, elements in (user.multi_valued or {}).items():
         for element in elements:
@@ -118,7 +119,7 @@ def _index_rows(user: User) -> list[dict[str, Any]]:
     return rows
 
 
-async def _reindex(session: AsyncSession, user: User, *, fresh: bool) -> None:
+async def _reindex(session: AsyncSession, user: UserRecord, *, fresh: bool) -> None:
     connection = await session.connection()
     if not fresh:
         await _DELETE_INDEX_ROWS.execute(connection, {"user_id": user.id})
@@ -136,36 +137,63 @@ async def _user_name_taken(session: AsyncSession, account_id: int, user_name: st
     return (await session.scalar(query.limit(1))) is not None
 
 
-async def create_user(session: AsyncSession, caller: Caller, values: dict[str, Any]) -> User:
+class UserRecord(SimpleNamespace):
+    """A user as the services read and change it: one attribute per column of `users`. Not an ORM
+    entity: it is read with one prepared statement (locked, when it is to change) and written back
+    with one UPDATE of the columns that changed (`_write`)."""
+
+
+_BY_ID = select(USERS).where(USERS.c.id == bindparam("id"), USERS.c.account_id == bindparam("account_id"))
+_USER = {False: Prepared(_BY_ID), True: Prepared(_BY_ID.with_for_update(key_share=True))}
+# Any set of columns, by the parameters given (app.db.statements): `b_id` names the row.
+_UPDATE = Prepared(update(USERS).where(USERS.c.id == bindparam("b_id")))
+_DELETE = Prepared(delete(USERS).where(USERS.c.id == bindparam("b_id")))
+
+
+async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> UserRecord:
+    """A user of the caller's account, locked against other changes until the transaction ends when
+    `for_update`, or NotFound."""
+    caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
+    row = await _USER[for_update].first(await session.connection(), owned_params("User", user_id, caller.account_id))
+    if row is None:
+        raise NotFound("User", user_id)
+    return UserRecord(**row._mapping)
+
+
+async def _write(session: AsyncSession, user: UserRecord, before: dict[str, Any]) -> None:
+    """Store the columns of `user` that differ from `before` (its attributes when it was read)."""
+    changes = {column: value for column, value in vars(user).items() if before.get(column) != value}
+    if changes:
+        await _UPDATE.execute(await session.connection(), {**changes, "b_id": user.id})
+
+
+async def create_user(session: AsyncSession, caller: Caller, values: dict[str, Any]) -> UserRecord:
     """Create a user; userName is unique per account ignoring case (409 otherwise)."""
     caller.require(Permission.USERS_WRITE)
     _validate(values)
     now = utcnow()
-    user = User(
-        id=str(uuid.uuid4()),
-        account_id=caller.account_id,
-        user_name=values["user_name"],
-        user_name_ci=values["user_name"].lower(),
-        provisioned_by=(ProvisionedBy.SCIM if caller.channel == Channel.SCIM else ProvisionedBy.MANAGER).value,
-        created_at=now,
-        updated_at=now,
-        version=1,
-        multi_valued={},
+    user = UserRecord(
+        **{
+            **dict.fromkeys(USERS.c.keys()),
+            "id": str(uuid.uuid4()),
+            "account_id": caller.account_id,
+            "user_name": values["user_name"],
+            "user_name_ci": values["user_name"].lower(),
+            "active": True,
+            "multi_valued": {},
+            "provisioned_by": (ProvisionedBy.SCIM if caller.channel == Channel.SCIM else ProvisionedBy.MANAGER).value,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
     )
     _assign(user, values)
-    # The user is written with one plain insert and is not added to the session: nothing about it is
-    # left for a later flush. An existing userName (any case) is found by the unique constraint.
-    if not await insert_new(session, USERS, {c: getattr(user, c) for c in USERS.c.keys()}, key=("account_id", "user_name_ci")):
+    # An existing userName (any case) is found by the unique constraint, in the same statement.
+    if not await insert_new(session, USERS, vars(user), key=("account_id", "user_name_ci")):
         raise _name_taken(user.user_name)
     await _reindex(session, user, fresh=True)
     await audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
                        detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
-    return user
-
-
-async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> User:
-    caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    user: User = await fetch_owned(session, User, account_id=caller.account_id, id=user_id, label="User", for_update=for_update)
     return user
 
 
@@ -201,7 +229,7 @@ def _refusal(user_id: str, operation: str) -> ManagedByIdentityProvider:
     )
 
 
-async def guard(session: AsyncSession, caller: Caller, user: User, operation: str) -> None:
+async def guard(session: AsyncSession, caller: Caller, user: UserRecord, operation: str) -> None:
     """Harness's Limitations for users, for every channel but SCIM:
 
     - a member of an identity-provider group is locked: no email or name change, no change of group
@@ -237,7 +265,7 @@ async def guard_group_changes(session: AsyncSession, caller: Caller, user_ids: S
         raise _refusal(locked[0], "change_groups")
 
 
-async def is_locked(session: AsyncSession, user: User) -> bool:
+async def is_locked(session: AsyncSession, user: UserRecord) -> bool:
     """True when any rule of `guard` refuses a change of this user from the admin UI."""
     return user.provisioned_by == ProvisionedBy.SCIM.value or await in_identity_provider_group(session, user.id)
 
@@ -249,7 +277,7 @@ def _same_emails(a: Any, b: Any) -> bool:
     return norm(a) == norm(b)
 
 
-async def update_user(session: AsyncSession, caller: Caller, user: User, values: dict[str, Any]) -> UpdateResult:
+async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, values: dict[str, Any]) -> UpdateResult:
     """Replace a user's writable attributes with `values` (absent keys stay as they are).
 
     Over SCIM, while the account's UPDATE_EMAILS_VIA_SCIM flag is off, a change of an existing email
@@ -289,10 +317,12 @@ async def update_user(session: AsyncSession, caller: Caller, user: User, values:
     # (a parallel request may take the name between the check and the write).
     unique = unique_changes(session, lambda: _name_taken(new_name)) if renamed else contextlib.nullcontext()
     async with unique:
+        before = dict(vars(user))
         changed = _assign(user, values)
         if changed:
             user.version += 1
             user.updated_at = utcnow()
+            await _write(session, user, before)
     if changed and user.multi_valued != old_multi:
         await _reindex(session, user, fresh=False)
     await audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
@@ -309,7 +339,7 @@ def _reports(account_id: int, user_id: str) -> ColumnElement[bool]:
     return and_(User.account_id == account_id, User.manager_id == user_id)
 
 
-async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: str) -> User:
+async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: str) -> UserRecord:
     """The user to delete, locked together with the users whose manager they are (`delete_user`
     clears that), all in id order and before anything else. Two users who manage each other and are
     deleted at the same moment then queue on the same first row, instead of each holding one and
@@ -321,7 +351,7 @@ async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: st
     return await get_user(session, caller, user_id)
 
 
-async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None:
+async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -> None:
     """Delete a user and all of their memberships; their groups' versions move on, and users they
     managed lose that manager.
 
@@ -337,8 +367,7 @@ async def delete_user(session: AsyncSession, caller: Caller, user: User) -> None
     member_of = UserGroup.id.in_(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id))
     for part in chunks(await lock_ids(session, UserGroup.id, member_of)):
         await session.execute(update(UserGroup).where(UserGroup.id.in_(part)).values(version=UserGroup.version + 1, updated_at=now))
-    await session.delete(user)
-    await session.flush()
+    await _DELETE.execute(await session.connection(), {"b_id": user.id})  # memberships and index rows go with it
     await audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
                        detail={"userName": user.user_name})  # fmt: skip
 
@@ -482,7 +511,7 @@ def profile_values(*, email: str, name: str) -> dict[str, Any]:
 
 
 async def update_profile(
-    session: AsyncSession, caller: Caller, user: User, *, name: str | None = None, email: str | None = None
+    session: AsyncSession, caller: Caller, user: UserRecord, *, name: str | None = None, email: str | None = None
 ) -> UpdateResult:
     """The admin UI's edit of name and email; `guard` decides whether the user may be edited."""
     values: dict[str, Any] = {}
