@@ -11,6 +11,7 @@ end are awaited, never abandoned, so the next phase starts on an idle server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -143,20 +144,29 @@ async def run_phase(host: str, port: int, phase: Phase, connections: int, probe:
     end = window_start + phase.duration
     last_done = window_start
     probe_start: dict[str, float] = {}
+    # The warm-up may use a quarter of a finite pool: a fast server would otherwise use it all up
+    # before the window opens, and show nothing.
+    warmup_quota = None if phase.max_requests is None else phase.max_requests // 4
+    opened_early = asyncio.Event()
 
     async def open_window() -> None:
-        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(opened_early.wait(), max(0.0, window_start - time.perf_counter()))
         if probe is not None:
             probe_start.update(await probe())
 
     async def worker() -> None:
-        nonlocal last_done
+        nonlocal last_done, window_start, end
         connection = Connection(host, port)
         try:
             while time.perf_counter() < end:
                 n = next(counter)
                 if phase.max_requests is not None and n >= phase.max_requests:
                     return
+                if n == warmup_quota and time.perf_counter() < window_start:
+                    window_start = last_done = time.perf_counter()
+                    end = window_start + phase.duration
+                    opened_early.set()
                 request = phase.make(n)
                 sent = time.perf_counter()
                 ok = await _exchange(connection, request, result)
