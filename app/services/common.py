@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, bindparam, func, select
+from sqlalchemy import JSON, ColumnElement, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -144,30 +144,12 @@ async def total_of_page(
     return int(total)
 
 
-_OWNED_QUERIES: dict[tuple[Any, bool, int], tuple[Any, Select[Any]]] = {}
-
-
-def _owned_query(model: Any, for_update: bool, where: ColumnElement[bool] | None) -> Select[Any]:
-    """The by-id lookup, built once per model, lock mode and extra condition (a module constant
-    such as `groups.visible_to(...)`), with bound parameters: building and hashing a statement per
-    request cost more than running it."""
-    key = (model, for_update, id(where))
-    cached = _OWNED_QUERIES.get(key)
-    if cached is None:
-        query = select(model).where(model.id == bindparam("id"), model.account_id == bindparam("account_id"))
-        if where is not None:
-            query = query.where(where)
-        if for_update:
-            query = query.with_for_update(key_share=True)
-        cached = _OWNED_QUERIES[key] = (where, query)  # the condition is kept, so its id stays its own
-    return cached[1]
-
-
 _READ_QUERIES: dict[tuple[Any, int], tuple[Any, Prepared]] = {}
 
 
 def _read_query(model: Any, where: ColumnElement[bool] | None) -> Prepared:
-    """`_owned_query` for plain rows, prepared (app.db.statements), unlocked."""
+    """The lookup by id within an account (and `where`, a module constant such as
+    `groups.visible_to(...)`), built and prepared once per model and condition (app.db.statements)."""
     key = (model, id(where))
     cached = _READ_QUERIES.get(key)
     if cached is None:
@@ -185,27 +167,9 @@ def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     return {"id": id, "account_id": account_id}
 
 
-async def fetch_owned(
-    session: AsyncSession,
-    model: Any,
-    *,
-    account_id: int,
-    id: str,
-    label: str,
-    for_update: bool = False,
-    where: ColumnElement[bool] | None = None,
-) -> Any:
-    """The session's entity of a row of the caller's account by id (and `where`, e.g. what the
-    caller may see), locked for update when asked, or NotFound."""
-    row = await session.scalar(_owned_query(model, for_update, where), owned_params(label, id, account_id))
-    if row is None:
-        raise NotFound(label, id)
-    return row
-
-
 async def read_owned(reader: Reader, model: Any, *, account_id: int, id: str, label: str, where: ColumnElement[bool] | None = None) -> Any:
-    """`fetch_owned` for a request that only reads: a plain row with the same attribute names (the
-    columns), without the ORM's loading and identity-map work."""
+    """A row of the caller's account by id (and `where`, e.g. what the caller may see) as a plain row
+    whose attribute names are the columns, or NotFound."""
     params = owned_params(label, id, account_id)
     row = await _read_query(model, where).first(await connection_of(reader), params)
     if row is None:

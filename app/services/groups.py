@@ -9,12 +9,14 @@ members costs the same whatever the group's size.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
@@ -30,7 +32,6 @@ from app.services.common import (
     chunks,
     connection_of,
     fetch,
-    fetch_owned,
     insert_new_rows,
     insert_unique,
     json_rows,
@@ -49,6 +50,7 @@ from app.validation import has_nul, is_blank
 MAX_DISPLAY_NAME = 256
 IDENTIFIER_ATTEMPTS = 20
 MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
+GROUPS = UserGroup.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def visible_to(channel: Channel) -> ColumnElement[bool]:
     return _IDENTITY_PROVIDER_GROUPS if channel == Channel.SCIM else _EVERY_GROUP
 
 
-def guard(caller: Caller, group: UserGroup, operation: str) -> None:
+def guard(caller: Caller, group: Any, operation: str) -> None:
     """Refuse, outside SCIM, the changes the identity provider owns (operation: rename, delete,
     change_members)."""
     if caller.channel == Channel.SCIM or group.managed_by != ManagedBy.IDENTITY_PROVIDER.value:
@@ -230,13 +232,40 @@ async def create_group(
     return group, result
 
 
-async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> UserGroup:
+class GroupRecord(SimpleNamespace):
+    """A group as the services read and change it: one attribute per column of `user_groups`, read
+    with one prepared statement (locked, when it is to change) and written back with one UPDATE of
+    the columns that changed (`_write`). Not an ORM entity."""
+
+
+def _group_query(visible: ColumnElement[bool], for_update: bool) -> Prepared:
+    query = select(GROUPS).where(GROUPS.c.id == bindparam("id"), GROUPS.c.account_id == bindparam("account_id"), visible)
+    return Prepared(query.with_for_update(key_share=True) if for_update else query)
+
+
+# (seen over SCIM, locked) -> the lookup by id.
+_GROUP = {(scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, lock) for scim in (True, False) for lock in (True, False)}
+# Any set of columns, by the parameters given (app.db.statements): `b_id` names the row.
+_UPDATE = Prepared(update(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
+_DELETE = Prepared(delete(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
+
+
+async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> GroupRecord:
+    """A group the caller sees, locked against other changes until the transaction ends when
+    `for_update`, or NotFound."""
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
-    group: UserGroup = await fetch_owned(
-        session, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", for_update=for_update,
-        where=visible_to(caller.channel),
-    )  # fmt: skip
-    return group
+    params = owned_params("UserGroup", group_id, caller.account_id)
+    row = await _GROUP[(caller.channel == Channel.SCIM, for_update)].first(await session.connection(), params)
+    if row is None:
+        raise NotFound("UserGroup", group_id)
+    return GroupRecord(**row._mapping)
+
+
+async def _write(session: AsyncSession, group: Any, before: dict[str, Any]) -> None:
+    """Store the columns of `group` that differ from `before` (its attributes when it was read)."""
+    changes = {column: value for column, value in vars(group).items() if column in GROUPS.c and before.get(column) != value}
+    if changes:
+        await _UPDATE.execute(await session.connection(), {**changes, "b_id": group.id})
 
 
 async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
@@ -264,12 +293,12 @@ async def get_group_by_identifier(
     return group
 
 
-def _touch(group: UserGroup) -> None:
+def _touch(group: GroupRecord) -> None:
     group.version += 1
     group.updated_at = utcnow()
 
 
-def _assign(group: UserGroup, *, display_name: Any, external_id: Any, description: Any) -> list[str]:
+def _assign(group: GroupRecord, *, display_name: Any, external_id: Any, description: Any) -> list[str]:
     """Set the given (not UNSET) attributes that differ; return the names of those that changed."""
     changed: list[str] = []
     if display_name is not UNSET:
@@ -289,7 +318,7 @@ def _assign(group: UserGroup, *, display_name: Any, external_id: Any, descriptio
 async def update_group(
     session: AsyncSession,
     caller: Caller,
-    group: UserGroup,
+    group: GroupRecord,
     *,
     display_name: Any = UNSET,
     external_id: Any = UNSET,
@@ -308,8 +337,12 @@ async def update_group(
     if description is not UNSET and has_nul(description):
         raise InvalidInput("the description must not contain the NUL character", field="description")
     new_name = display_name if renamed else group.display_name
-    async with unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName")):
+    # Only a new name can meet a unique constraint; only then is the change made in a savepoint.
+    conflict = unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName"))
+    async with conflict if renamed else contextlib.nullcontext():
+        before = dict(vars(group))
         changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
+        await _write(session, group, before)
     await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
                        detail={"changed": changed})  # fmt: skip
     return changed
@@ -336,7 +369,7 @@ async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[s
     return found
 
 
-async def _add(session: AsyncSession, caller: Caller, group: UserGroup, ids: Sequence[str]) -> MembershipResult:
+async def _add(session: AsyncSession, caller: Caller, group: Any, ids: Sequence[str]) -> MembershipResult:
     valid = await _lock_existing_users(session, caller.account_id, ids)
     now = utcnow()
     rows = [{"group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now} for uid in sorted(valid)]
@@ -345,7 +378,7 @@ async def _add(session: AsyncSession, caller: Caller, group: UserGroup, ids: Seq
     return MembershipResult(added=set(added), skipped=set(ids) - valid)
 
 
-async def _remove(session: AsyncSession, group: UserGroup, ids: Sequence[str]) -> set[str]:
+async def _remove(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
     present = await _current_members(session, group.id, ids)
     for part in chunks(sorted(present)):
         await session.execute(
@@ -359,7 +392,7 @@ async def _all_members(session: AsyncSession, group_id: str) -> set[str]:
 
 
 async def change_members(
-    session: AsyncSession, caller: Caller, group: UserGroup, changes: Sequence[MemberChange]
+    session: AsyncSession, caller: Caller, group: Any, changes: Sequence[MemberChange]
 ) -> MembershipResult:
     """Apply membership changes in order. Unknown or other-account user ids are skipped and
     recorded in the audit log; they are not an error (Entra may reference users not yet synced)."""
@@ -391,8 +424,9 @@ async def change_members(
             total.skipped |= step.skipped
     _refuse_unknown(caller, total)
     if total.changed:
+        before = dict(vars(group))
         _touch(group)
-        await session.flush()
+        await _write(session, group, before)
     await audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
                        detail=_member_detail(total))  # fmt: skip
     return total
@@ -416,7 +450,7 @@ def _member_detail(result: MembershipResult) -> dict[str, Any]:
     return detail
 
 
-async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) -> None:
+async def delete_group(session: AsyncSession, caller: Caller, group: GroupRecord) -> None:
     """Delete a group and its memberships. Removing the members is a change of each member's group
     assignments, so outside SCIM a group holding a locked user (see `users.guard`) is not deleted:
     otherwise deleting a native group, and creating it again without that user, would do what
@@ -430,8 +464,7 @@ async def delete_group(session: AsyncSession, caller: Caller, group: UserGroup) 
             IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]),
             resource_type="User", resource_id=locked[0], operation="change_groups",
         )  # fmt: skip
-    await session.delete(group)
-    await session.flush()
+    await _DELETE.execute(await session.connection(), {"b_id": group.id})  # its memberships go with it
     await audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
                        detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
 
