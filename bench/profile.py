@@ -1,6 +1,6 @@
 """Where one request's CPU time goes: py-spy samples the service's process while the load generator
 sends it GET /Users/{id}. Each sample is charged to the innermost frame that belongs to a named layer
-(the database driver, SQLAlchemy, Starlette, uvicorn and h11, json, logging, each app module): time
+(the database driver, SQLAlchemy, Starlette, uvicorn and its HTTP parser, json, logging, each app module): time
 in the standard library and in the event loop's socket calls goes to the layer that called them, so
 a socket write asyncpg makes is asyncpg's. The app's own functions are also listed with the share of
 samples whose stack holds them, and so are a few operations a request performs. Idle time (waiting on the network or the database) is not sampled, so the
@@ -24,6 +24,7 @@ COMPONENTS = (
     ("starlette/", "Starlette"),
     ("uvicorn/", "uvicorn"),
     ("h11/", "h11 (HTTP parser)"),
+    ("httptools/", "httptools (HTTP parser)"),
     ("strawberry/", "Strawberry"),
     ("json/", "json"),
     ("asyncio/", "asyncio event loop"),
@@ -41,10 +42,13 @@ OPERATIONS = (
     ("SQL compilation and cache keys (SQLAlchemy)", ("compile (sqlalchemy", "_compiler_dispatch", "_generate_cache_key")),
     ("ORM row loading (SQLAlchemy)", ("orm/loading.py",)),
     ("the token check (app.auth)", ("authenticate (app/auth.py",)),
-    ("the user lookup (users.get_user)", ("get_user (app/services/users.py",)),
-    ("the user's groups (groups.groups_of_users)", ("groups_of_users",)),
+    ("the user and their groups (groups.read_user_with_groups)", ("read_user_with_groups",)),
+    ("the user lookup alone (users.get_user / read_user)", ("get_user (app/services/users.py", "read_user (app/services/users.py")),
+    ("the user's groups alone (groups.groups_of_users)", ("groups_of_users",)),
+    ("prepared statements (app.db.statements)", ("(app/db/statements.py",)),
     ("rendering the SCIM JSON", ("render_user", "scim_json")),
-    ("HTTP parsing and writing (h11)", ("(h11/",)),
+    # The protocol's own work (every request runs inside its run_asgi frame, which says nothing).
+    ("HTTP parsing and writing (uvicorn's protocol, h11 or httptools)", ("(h11/", "Protocol.data_received (", "RequestResponseCycle.send (", "_WriteOnce.")),
     ("the access log (logging)", ("(logging/",)),
 )
 # Frames under every request, which say nothing about it.
