@@ -99,8 +99,8 @@ def _condition(target: _Target, op: str, operand: Any) -> ColumnElement[bool]:
     str.lower()ed too, so eq, ne and the orderings use the column's index; substring operators, and
     columns without such a copy, fold both sides in SQL."""
     column, kind = target.expr, target.attribute.type
-    if kind == "boolean":
-        return column == operand  # type: ignore[no-any-return]
+    if kind == "boolean":  # eq or ne only (see _operand)
+        return (column == operand if op == "eq" else column != operand)  # type: ignore[no-any-return]
     if kind == "dateTime":
         return _ordered(column, op, operand)
     if target.attribute.case_exact:

@@ -50,6 +50,8 @@ async def people(scim: ScimClient) -> dict[str, dict[str, object]]:
         ('name.familyName sw "J" and name.givenName eq "jim"', ["jim"]),
         ('name.FamilyName eq "jensen" or active eq false', ["barbara", "jim"]),
         ("active eq true", ["barbara", "zed"]),
+        ("active ne true", ["jim"]),  # ne on a boolean is "not equal", as for any other type
+        ("active ne false", ["barbara", "zed"]),
         ('emails[type eq "work" and value co "@contoso.com"]', ["barbara"]),
         ('emails[type eq "home" and value co "@contoso.com"]', []),
         ('emails.value eq "JIM@fabrikam.com"', ["jim"]),
