@@ -111,6 +111,8 @@ class Prepared:
         if connection.dialect.name != "postgresql":
             await connection.execute(self.statement, params)  # type: ignore[arg-type]
             return
+        if isinstance(params, Sequence) and len(params) == 1:
+            params = params[0]  # one set: a plain execution costs less than asyncpg's executemany pipeline
         if isinstance(params, Sequence):
             compiled = self._compiled(connection.dialect, params[0])
             many = [compiled.arguments(p) for p in params]
