@@ -26,6 +26,7 @@ from app.graphql.types import (
 )
 from app.services import accounts, audit, flags, groups, tokens, users
 from app.services.caller import Permission
+from app.services.common import PageQuery
 
 
 @strawberry.input
@@ -82,7 +83,7 @@ class Query:
         where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
         offset, limit = offset_window(first, after)
         order = [models.User.created_at, models.User.id]
-        total, rows = await info.context.call(users.list_users, info.context.caller, where, order, offset, limit)
+        total, rows = await info.context.call(users.list_users, info.context.caller, PageQuery(where, order, offset, limit))
         return offset_connection([User.from_row(r) for r in rows], total, offset)
 
     @strawberry.field
@@ -114,7 +115,7 @@ class Query:
         )
         offset, limit = offset_window(first, after)
         order = [models.UserGroup.created_at, models.UserGroup.id]
-        total, rows = await info.context.call(groups.list_groups, info.context.caller, where, order, offset, limit)
+        total, rows = await info.context.call(groups.list_groups, info.context.caller, PageQuery(where, order, offset, limit))
         return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
 
     @strawberry.field

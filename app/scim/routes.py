@@ -39,6 +39,7 @@ from app.scim.resources import (
 from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
 from app.services import groups, users
 from app.services.caller import Caller
+from app.services.common import PageQuery
 from app.settings import Settings
 from app.validation import contains_nul
 
@@ -208,17 +209,16 @@ async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset:
     bound = bind_filter(params.filter, resource)
     order = _order(resource, params)
     projection = Projection.parse(params.attributes, params.excluded, resource)
-    criteria = (bound.condition, order, offset, limit)
     # The filter's shape and the order name the SQL, so its statements are built once per key.
-    options: dict[str, Any] = {"params": bound.params, "key": (bound.shape, params.sort_by, params.descending)}
+    query = PageQuery(bound.condition, order, offset, limit, bound.params, key=(bound.shape, params.sort_by, params.descending))
     if resource is USER and projection.wants("groups"):
-        total, found = await groups.list_users_with_groups(scim.session, scim.caller, *criteria, **options)
+        total, found = await groups.list_users_with_groups(scim.session, scim.caller, query)
         memberships = {user.id: groups_of_user for user, groups_of_user in found}
         return total, await _render_users(scim, [user for user, _ in found], projection, memberships)
     if resource is USER:
-        total, user_rows = await users.list_users(scim.session, scim.caller, *criteria, **options)
+        total, user_rows = await users.list_users(scim.session, scim.caller, query)
         return total, await _render_users(scim, user_rows, projection, {})
-    total, group_rows = await groups.list_groups(scim.session, scim.caller, *criteria, **options)
+    total, group_rows = await groups.list_groups(scim.session, scim.caller, query)
     return total, await _render_groups(scim, group_rows, projection)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, ColumnElement, bindparam, func, select
@@ -95,52 +96,57 @@ async def fetch(connection: AsyncConnection, statement: Prepared | Executable, p
 OFFSET, LIMIT = bindparam("offset"), bindparam("limit")
 
 
-async def page(
-    reader: Reader,
-    model: Any,
-    scope: ColumnElement[bool],
-    where: ColumnElement[bool],
-    order_by: Sequence[Any],
-    offset: int,
-    limit: int,
-    *,
-    params: Mapping[str, Any],
-    key: Hashable | None = None,
-) -> tuple[int, list[Any]]:
-    """One page of the rows of `model` (plain rows) within `scope` (the caller's account, what they
-    may see) that match `where`, in `order_by` order, and how many match (see `total_of_page`). The
-    conditions may hold bound parameters, whose values are `params`. With a `key`, which must name
-    `scope`, `where` and `order_by` (equal keys: equal SQL), the statements are built once."""
+@dataclass(frozen=True)
+class PageQuery:
+    """What a list asks for: the rows that match `where`, in `order_by` order, at most `limit` of them
+    from `offset`. The conditions may hold bound parameters, whose values are `params`. A `key`, when
+    given, names `where` and `order_by` (equal keys: equal SQL), so that their statements are built
+    once (see `kept`)."""
+
+    where: ColumnElement[bool]
+    order_by: Sequence[Any]
+    offset: int
+    limit: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    key: Hashable | None = None
+
+    def within(self, scope_key: Hashable, **params: Any) -> PageQuery:
+        """The same query within a scope (the caller's account, what they may see): its parameters
+        added, and the key told apart from the same query in another kind of scope."""
+        return replace(self, params={**self.params, **params}, key=self.key and (scope_key, self.key))
+
+    def page_params(self) -> dict[str, Any]:
+        return {**self.params, "offset": self.offset, "limit": self.limit}
+
+
+async def page(reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery) -> tuple[int, list[Any]]:
+    """One page of the rows of `model` (plain rows) within `scope` that match the query, and how many
+    match (see `total_of_page`). `scope` must be the same for equal keys of `query`."""
     connection = await connection_of(reader)
     table = model.__table__
     rows: list[Any] = []
-    if limit > 0:
-        query = kept(key and ("page", table.name, key), lambda: select(table).where(scope, where).order_by(*order_by).offset(OFFSET).limit(LIMIT))
-        rows = await fetch(connection, query, {**params, "offset": offset, "limit": limit})
-    total = await total_of_page(connection, table, (scope, where), offset, limit, len(rows), params=params, key=key)
+    if query.limit > 0:
+        statement = kept(
+            query.key and ("page", table.name, query.key),
+            lambda: select(table).where(scope, query.where).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
+        )
+        rows = await fetch(connection, statement, query.page_params())
+    total = await total_of_page(connection, table, (scope, query.where), query, len(rows))
     return total, rows
 
 
-async def total_of_page(
-    connection: AsyncConnection,
-    table: Any,
-    conditions: Sequence[ColumnElement[bool]],
-    offset: int,
-    limit: int,
-    found: int,
-    *,
-    params: Mapping[str, Any],
-    key: Hashable | None = None,
-) -> int:
-    """How many rows of `table` match all `conditions`, given that the page at `offset` of at most
-    `limit` rows held `found`. A page that is not full ends the result: when it starts at the first
-    match or holds any row, the total is the rows before it plus its own, and is not counted again
-    (an equality on a unique column, such as Entra's `userName eq` lookup, is then one statement).
-    Otherwise the database counts (with the count statement kept under `key`, as for `page`)."""
-    if found < limit and (found or offset == 0):
-        return offset + found
-    query = kept(key and ("count", table.name, key), lambda: select(func.count().label("total")).select_from(table).where(*conditions))
-    [(total,)] = await fetch(connection, query, params)
+async def total_of_page(connection: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]], query: PageQuery, found: int) -> int:
+    """How many rows of `table` match all `conditions`, given that the page `query` asked for held
+    `found`. A page that is not full ends the result: when it starts at the first match or holds any
+    row, the total is the rows before it plus its own, and is not counted again (an equality on a
+    unique column, such as Entra's `userName eq` lookup, is then one statement). Otherwise the
+    database counts (with the count statement kept under the query's key, as for `page`)."""
+    if found < query.limit and (found or query.offset == 0):
+        return query.offset + found
+    statement = kept(
+        query.key and ("count", table.name, query.key), lambda: select(func.count().label("total")).select_from(table).where(*conditions)
+    )
+    [(total,)] = await fetch(connection, statement, query.params)
     return int(total)
 
 

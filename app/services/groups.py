@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from app.services.caller import Caller, Permission
 from app.services.common import (
     LIMIT,
     OFFSET,
+    PageQuery,
     Reader,
     chunks,
     connection_of,
@@ -477,24 +478,12 @@ def _visible_in_account(visible: ColumnElement[bool]) -> ColumnElement[bool]:
 _VISIBLE_IN_ACCOUNT = {True: _visible_in_account(_IDENTITY_PROVIDER_GROUPS), False: _visible_in_account(_EVERY_GROUP)}
 
 
-async def list_groups(
-    reader: Reader,
-    caller: Caller,
-    where: ColumnElement[bool],
-    order_by: Sequence[Any],
-    offset: int,
-    limit: int,
-    *,
-    params: Mapping[str, Any] | None = None,
-    key: Hashable | None = None,
-) -> tuple[int, list[Any]]:
-    """A page of the groups the caller sees that match `where`, as plain rows, and how many match.
-    `params` and `key` as for `users.list_users`."""
+async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
+    """A page of the groups the caller sees that match the query, as plain rows, and how many match."""
     caller.require(Permission.GROUPS_READ)
     over_scim = caller.channel == Channel.SCIM
-    params = {**(params or {}), "account_id": caller.account_id}
-    scope = _VISIBLE_IN_ACCOUNT[over_scim]
-    return await page(reader, UserGroup, scope, where, order_by, offset, limit, params=params, key=key and (over_scim, key))
+    scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id)
+    return await page(reader, UserGroup, _VISIBLE_IN_ACCOUNT[over_scim], scoped)
 
 
 def _groups_of_users_query(visible: ColumnElement[bool], *, one: bool = False) -> Select[Any]:
@@ -590,31 +579,22 @@ def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any],
     return _with_groups(select(users_table).where(users_table.c.id.in_(page_ids)).order_by(*order_by), visible)
 
 
-async def list_users_with_groups(
-    reader: Reader,
-    caller: Caller,
-    where: ColumnElement[bool],
-    order_by: Sequence[Any],
-    offset: int,
-    limit: int,
-    *,
-    params: Mapping[str, Any] | None = None,
-    key: Hashable | None = None,
-) -> tuple[int, list[UserWithGroups]]:
+async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[UserWithGroups]]:
     """`users.list_users` with each user's `groups_of_users`, in one statement (plus a count when
-    the page does not show the total; see `_with_groups`). `params` and `key` as for
-    `users.list_users`."""
+    the page does not show the total; see `_with_groups`)."""
     caller.require(Permission.USERS_READ)
     over_scim = caller.channel == Channel.SCIM
-    params = {**(params or {}), "account_id": caller.account_id}
-    key = key and (over_scim, key)
+    scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id)
     connection = await connection_of(reader)
     found: list[UserWithGroups] = []
-    if limit > 0:
-        query = kept(key and ("users with groups", key), lambda: _page_with_groups_query(where, order_by, visible_to(caller.channel)))
-        found = _users_and_groups(await fetch(connection, query, {**params, "offset": offset, "limit": limit}))
+    if scoped.limit > 0:
+        statement = kept(
+            scoped.key and ("users with groups", scoped.key),
+            lambda: _page_with_groups_query(scoped.where, scoped.order_by, visible_to(caller.channel)),
+        )
+        found = _users_and_groups(await fetch(connection, statement, scoped.page_params()))
     users_table = User.__table__  # type: ignore[attr-defined]
-    total = await total_of_page(connection, users_table, (users.OF_ACCOUNT, where), offset, limit, len(found), params=params, key=key)
+    total = await total_of_page(connection, users_table, (users.OF_ACCOUNT, scoped.where), scoped, len(found))
     return total, found
 
 

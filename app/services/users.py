@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +26,7 @@ from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFou
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
 from app.services.common import (
+    PageQuery,
     Reader,
     chunks,
     connection_of,
@@ -375,23 +376,10 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
 OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's account: {"account_id": caller.account_id}
 
 
-async def list_users(
-    reader: Reader,
-    caller: Caller,
-    where: ColumnElement[bool],
-    order_by: Sequence[Any],
-    offset: int,
-    limit: int,
-    *,
-    params: Mapping[str, Any] | None = None,
-    key: Hashable | None = None,
-) -> tuple[int, list[Any]]:
-    """A page of the caller's users matching `where`, as plain rows, and how many match. `params`
-    and `key`: the values of parameters bound in `where` and `order_by`, and their name for
-    building the statements once (see `common.page`)."""
+async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
+    """A page of the caller's users matching the query, as plain rows, and how many match."""
     caller.require(Permission.USERS_READ)
-    params = {**(params or {}), "account_id": caller.account_id}
-    return await page(reader, User, OF_ACCOUNT, where, order_by, offset, limit, params=params, key=key)
+    return await page(reader, User, OF_ACCOUNT, query.within("account", account_id=caller.account_id))
 
 
 _DISPLAY_NAMES = select(USERS.c.id, USERS.c.display_name, USERS.c.user_name).where(
