@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, exc, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import statements
 from app.db.engine import Failure, classify, create_engine, create_sessionmaker
 from app.db.models import User
 from app.db.statements import Prepared
@@ -141,3 +142,22 @@ async def test_values_fixed_in_the_statement_are_bound_and_a_missing_one_is_an_e
         assert await active_named.all(connection, {"name": "off"}) == []
         with pytest.raises(exc.SQLAlchemyError):
             await active_named.all(connection, {})
+
+
+async def test_the_forms_kept_for_an_update_are_bounded(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An UPDATE is compiled once per set of columns it sets, which follows what clients change: past
+    the bound, a form is compiled for its one use and every update still applies."""
+    monkeypatch.setattr(statements, "MAX_FORMS", 2)
+    update_user = Prepared(USERS.update().where(USERS.c.id == bindparam("b_id")))
+    row = _user(tenant, "changing")
+    changes = [{"title": "a"}, {"nick_name": "b"}, {"title": "c", "locale": "d"}, {"timezone": "e"}]
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, row)
+        for change in changes:
+            await update_user.execute(connection, {**change, "b_id": row["id"]})
+        stored = await BY_ID.first(connection, {"id": row["id"]})
+    assert (stored.title, stored.nick_name, stored.locale, stored.timezone) == ("c", "b", "d", "e")
+    assert len(update_user._postgresql) <= 2

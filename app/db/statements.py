@@ -29,6 +29,7 @@ from sqlalchemy.sql.base import Executable
 
 Params = Mapping[str, Any]
 _REQUIRED = object()
+MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, for an INSERT or UPDATE)
 
 
 def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
@@ -50,7 +51,6 @@ class _Compiled:
             fixed = _REQUIRED if bind.required or bind.callable is not None else bind.value
             self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
         columns = list(statement.exported_columns) if statement.is_select or getattr(statement, "_returning", ()) else []
-        self.returns_rows = bool(columns)
         self.row = _row_type([column.key for column in columns]) if columns else None
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         self.processors = processors if any(processors) else None
@@ -126,7 +126,10 @@ class Prepared:
         columns = tuple(params) if self._by_columns and params else ()
         compiled = self._postgresql.get(columns)
         if compiled is None:
-            compiled = self._postgresql[columns] = _Compiled(self.statement, dialect, list(columns) or None)
+            compiled = _Compiled(self.statement, dialect, list(columns) or None)
+            # The column sets of an UPDATE follow what clients change: the forms kept are bounded.
+            if len(self._postgresql) < MAX_FORMS:
+                self._postgresql[columns] = compiled
         return compiled
 
 
