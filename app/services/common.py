@@ -150,37 +150,12 @@ async def total_of_page(connection: AsyncConnection, table: Any, conditions: Seq
     return int(total)
 
 
-_READ_QUERIES: dict[tuple[Any, int], tuple[Any, Prepared]] = {}
-
-
-def _read_query(model: Any, where: ColumnElement[bool] | None) -> Prepared:
-    """The lookup by id within an account (and `where`, a module constant such as
-    `groups.visible_to(...)`), built and prepared once per model and condition (app.db.statements)."""
-    key = (model, id(where))
-    cached = _READ_QUERIES.get(key)
-    if cached is None:
-        table = model.__table__
-        query = select(table).where(table.c.id == bindparam("id"), table.c.account_id == bindparam("account_id"))
-        cached = _READ_QUERIES[key] = (where, Prepared(query if where is None else query.where(where)))
-    return cached[1]
-
-
 def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     """The parameters of a lookup by id in the caller's account; no id holds a NUL character (a
     PostgreSQL text cannot), so such an id is simply not found."""
     if has_nul(id):
         raise NotFound(label, id.replace("\x00", ""))
     return {"id": id, "account_id": account_id}
-
-
-async def read_owned(reader: Reader, model: Any, *, account_id: int, id: str, label: str, where: ColumnElement[bool] | None = None) -> Any:
-    """A row of the caller's account by id (and `where`, e.g. what the caller may see) as a plain row
-    whose attribute names are the columns, or NotFound."""
-    params = owned_params(label, id, account_id)
-    row = await _read_query(model, where).first(await connection_of(reader), params)
-    if row is None:
-        raise NotFound(label, id)
-    return row
 
 
 async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:

@@ -41,7 +41,6 @@ from app.services.common import (
     membership_windows,
     owned_params,
     page,
-    read_owned,
     total_of_page,
     unique_changes,
 )
@@ -255,11 +254,21 @@ async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for
     """A group the caller sees, locked against other changes until the transaction ends when
     `for_update`, or NotFound."""
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
+    return GroupRecord(**(await _group_row(session, caller, group_id, for_update=for_update))._mapping)
+
+
+async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
+    """`get_group` for a request that only reads: the plain row, on a session or a bare connection."""
+    caller.require(Permission.GROUPS_READ)
+    return await _group_row(reader, caller, group_id, for_update=False)
+
+
+async def _group_row(reader: Reader, caller: Caller, group_id: str, *, for_update: bool) -> Any:
     params = owned_params("UserGroup", group_id, caller.account_id)
-    row = await _GROUP[(caller.channel == Channel.SCIM, for_update)].first(await session.connection(), params)
+    row = await _GROUP[(caller.channel == Channel.SCIM, for_update)].first(await connection_of(reader), params)
     if row is None:
         raise NotFound("UserGroup", group_id)
-    return GroupRecord(**row._mapping)
+    return row
 
 
 async def _write(session: AsyncSession, group: Any, before: dict[str, Any]) -> None:
@@ -267,12 +276,6 @@ async def _write(session: AsyncSession, group: Any, before: dict[str, Any]) -> N
     changes = {column: value for column, value in vars(group).items() if column in GROUPS.c and before.get(column) != value}
     if changes:
         await _UPDATE.execute(await session.connection(), {**changes, "b_id": group.id})
-
-
-async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
-    """`get_group` for a request that only reads: a plain row with the same attribute names."""
-    caller.require(Permission.GROUPS_READ)
-    return await read_owned(reader, UserGroup, account_id=caller.account_id, id=group_id, label="UserGroup", where=visible_to(caller.channel))
 
 
 async def get_group_by_identifier(

@@ -35,7 +35,6 @@ from app.services.common import (
     membership_windows,
     owned_params,
     page,
-    read_owned,
     unique_changes,
 )
 from app.validation import has_nul, is_blank
@@ -155,10 +154,20 @@ async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_u
     """A user of the caller's account, locked against other changes until the transaction ends when
     `for_update`, or NotFound."""
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    row = await _USER[for_update].first(await session.connection(), owned_params("User", user_id, caller.account_id))
+    return UserRecord(**(await _user_row(session, caller, user_id, for_update=for_update))._mapping)
+
+
+async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
+    """`get_user` for a request that only reads: the plain row, on a session or a bare connection."""
+    caller.require(Permission.USERS_READ)
+    return await _user_row(reader, caller, user_id, for_update=False)
+
+
+async def _user_row(reader: Reader, caller: Caller, user_id: str, *, for_update: bool) -> Any:
+    row = await _USER[for_update].first(await connection_of(reader), owned_params("User", user_id, caller.account_id))
     if row is None:
         raise NotFound("User", user_id)
-    return UserRecord(**row._mapping)
+    return row
 
 
 async def _write(session: AsyncSession, user: UserRecord, before: dict[str, Any]) -> None:
@@ -196,12 +205,6 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
     await audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
                        detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
     return user
-
-
-async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
-    """`get_user` for a request that only reads: a plain row with the same attribute names."""
-    caller.require(Permission.USERS_READ)
-    return await read_owned(reader, User, account_id=caller.account_id, id=user_id, label="User")
 
 
 async def in_identity_provider_group(session: AsyncSession, user_id: str) -> bool:
