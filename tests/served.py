@@ -59,7 +59,7 @@ def serve(directory: Path, *, name: str = "server", first: bool = True, **env: s
         )
     try:
         token = _bootstrap_token(proc) if first else _wait_for_tenant_url(proc)
-        _wait_until_healthy(port)
+        wait_until_healthy(port)
         yield Served(proc, port, token, log)
     finally:
         if proc.poll() is None:
@@ -85,7 +85,7 @@ def _wait_for_tenant_url(proc: subprocess.Popen[str]) -> None:
     raise AssertionError("the server exited before printing its Tenant URL")
 
 
-def _wait_until_healthy(port: int) -> None:
+def wait_until_healthy(port: int) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         try:

@@ -2,18 +2,14 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.served import ROOT, free_port, wait_until_healthy
 
 
 @pytest.fixture
@@ -64,14 +60,8 @@ def test_export_schema_matches_committed_sdl(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().out == (ROOT / "schema.graphql").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PUBLIC_URL", "HOST")}
     # This test stops the server twice; the readiness grace is for load balancers, not for it.
     env.update(PORT=str(port), PYTHONPATH=str(ROOT), SHUTDOWN_READINESS_GRACE_SECONDS="0")
@@ -81,15 +71,7 @@ def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path)
             [sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail("server did not become healthy")
+            wait_until_healthy(port)
             token = None
             proc.terminate()
             out, _ = proc.communicate(timeout=15)

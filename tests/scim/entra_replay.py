@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+from bench.dataset import entra_user
+
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -50,24 +51,11 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
     # Initial cycle: users (query, then create), with the manager link in a later PATCH.
     user_ids: list[str] = []
     for i in range(users):
-        upn = f"user{i:03}@contoso.com"
-        found = (await replay.call("GET", "/Users", 200, filter=f'userName eq "{upn}"')).json()
+        body = entra_user(i, prefix="user")
+        found = (await replay.call("GET", "/Users", 200, filter=f'userName eq "{body["userName"]}"')).json()
         if found.get("totalResults"):
             user_ids.append(found["Resources"][0]["id"])
             continue
-        body = {
-            "schemas": [CORE_USER, ENTERPRISE],
-            "externalId": f"user{i:03}",
-            "userName": upn,
-            "active": True,
-            "displayName": f"User {i:03}",
-            "emails": [{"primary": True, "type": "work", "value": upn}],
-            "meta": {"resourceType": "User"},
-            "name": {"formatted": f"User {i:03}", "familyName": f"{i:03}", "givenName": "User"},
-            "title": None if i % 3 else "Engineer",
-            "roles": [],
-            ENTERPRISE: {"employeeNumber": str(1000 + i), "department": f"Dept {i % 7}"},
-        }
         created = await replay.call("POST", "/Users", 201, body)
         user_ids.append(created.json().get("id", ""))
     for uid in user_ids[1:]:
