@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, bindparam, func, select
+from sqlalchemy import JSON, ColumnElement, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -156,6 +156,28 @@ def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     if has_nul(id):
         raise NotFound(label, id.replace("\x00", ""))
     return {"id": id, "account_id": account_id}
+
+
+async def owned_row(reader: Reader, lookup: Prepared, label: str, id: str, account_id: int) -> Any:
+    """The row `lookup` (a by-id statement with parameters `id` and `account_id`) finds, or NotFound."""
+    row = await lookup.first(await connection_of(reader), owned_params(label, id, account_id))
+    if row is None:
+        raise NotFound(label, id)
+    return row
+
+
+def row_updater(table: Any) -> Prepared:
+    """An UPDATE of one row of `table` (`b_id` names it), of the columns its parameters name."""
+    return Prepared(update(table).where(table.c.id == bindparam("b_id")))
+
+
+async def write_changes(session: AsyncSession, updater: Prepared, record: Any, before: dict[str, Any]) -> None:
+    """Store the columns of `record` that differ from `before` (its attributes when it was read), with
+    one UPDATE by `updater` (see `row_updater`); nothing when none changed."""
+    columns = updater.statement.table.c  # type: ignore[attr-defined]
+    changes = {column: value for column, value in vars(record).items() if column in columns and before.get(column) != value}
+    if changes:
+        await updater.execute(await session.connection(), {**changes, "b_id": record.id})
 
 
 async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:

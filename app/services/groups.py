@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
@@ -40,9 +40,12 @@ from app.services.common import (
     lock_ids,
     membership_windows,
     owned_params,
+    owned_row,
     page,
+    row_updater,
     total_of_page,
     unique_changes,
+    write_changes,
 )
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
 from app.validation import has_nul, is_blank
@@ -235,7 +238,7 @@ async def create_group(
 class GroupRecord(SimpleNamespace):
     """A group as the services read and change it: one attribute per column of `user_groups`, read
     with one prepared statement (locked, when it is to change) and written back with one UPDATE of
-    the columns that changed (`_write`). Not an ORM entity."""
+    the columns that changed (`common.write_changes`). Not an ORM entity."""
 
 
 def _group_query(visible: ColumnElement[bool], for_update: bool) -> Prepared:
@@ -245,8 +248,7 @@ def _group_query(visible: ColumnElement[bool], for_update: bool) -> Prepared:
 
 # (seen over SCIM, locked) -> the lookup by id.
 _GROUP = {(scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, lock) for scim in (True, False) for lock in (True, False)}
-# Any set of columns, by the parameters given (app.db.statements): `b_id` names the row.
-_UPDATE = Prepared(update(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
+_UPDATE = row_updater(GROUPS)
 _DELETE = Prepared(delete(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
 
 
@@ -254,28 +256,14 @@ async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for
     """A group the caller sees, locked against other changes until the transaction ends when
     `for_update`, or NotFound."""
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
-    return GroupRecord(**(await _group_row(session, caller, group_id, for_update=for_update))._mapping)
+    lookup = _GROUP[(caller.channel == Channel.SCIM, for_update)]
+    return GroupRecord(**(await owned_row(session, lookup, "UserGroup", group_id, caller.account_id))._mapping)
 
 
 async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
     """`get_group` for a request that only reads: the plain row, on a session or a bare connection."""
     caller.require(Permission.GROUPS_READ)
-    return await _group_row(reader, caller, group_id, for_update=False)
-
-
-async def _group_row(reader: Reader, caller: Caller, group_id: str, *, for_update: bool) -> Any:
-    params = owned_params("UserGroup", group_id, caller.account_id)
-    row = await _GROUP[(caller.channel == Channel.SCIM, for_update)].first(await connection_of(reader), params)
-    if row is None:
-        raise NotFound("UserGroup", group_id)
-    return row
-
-
-async def _write(session: AsyncSession, group: Any, before: dict[str, Any]) -> None:
-    """Store the columns of `group` that differ from `before` (its attributes when it was read)."""
-    changes = {column: value for column, value in vars(group).items() if column in GROUPS.c and before.get(column) != value}
-    if changes:
-        await _UPDATE.execute(await session.connection(), {**changes, "b_id": group.id})
+    return await owned_row(reader, _GROUP[(caller.channel == Channel.SCIM, False)], "UserGroup", group_id, caller.account_id)
 
 
 async def get_group_by_identifier(
@@ -346,7 +334,7 @@ async def update_group(
     async with conflict if renamed else contextlib.nullcontext():
         before = dict(vars(group))
         changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
-        await _write(session, group, before)
+        await write_changes(session, _UPDATE, group, before)
     await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
                        detail={"changed": changed})  # fmt: skip
     return changed
@@ -430,7 +418,7 @@ async def change_members(
     if total.changed:
         before = dict(vars(group))
         _touch(group)
-        await _write(session, group, before)
+        await write_changes(session, _UPDATE, group, before)
     await audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
                        detail=_member_detail(total))  # fmt: skip
     return total

@@ -33,9 +33,11 @@ from app.services.common import (
     insert_new,
     lock_ids,
     membership_windows,
-    owned_params,
+    owned_row,
     page,
+    row_updater,
     unique_changes,
+    write_changes,
 )
 from app.validation import has_nul, is_blank
 
@@ -140,13 +142,12 @@ async def _user_name_taken(session: AsyncSession, account_id: int, user_name: st
 class UserRecord(SimpleNamespace):
     """A user as the services read and change it: one attribute per column of `users`. Not an ORM
     entity: it is read with one prepared statement (locked, when it is to change) and written back
-    with one UPDATE of the columns that changed (`_write`)."""
+    with one UPDATE of the columns that changed (`common.write_changes`)."""
 
 
 _BY_ID = select(USERS).where(USERS.c.id == bindparam("id"), USERS.c.account_id == bindparam("account_id"))
 _USER = {False: Prepared(_BY_ID), True: Prepared(_BY_ID.with_for_update(key_share=True))}
-# Any set of columns, by the parameters given (app.db.statements): `b_id` names the row.
-_UPDATE = Prepared(update(USERS).where(USERS.c.id == bindparam("b_id")))
+_UPDATE = row_updater(USERS)
 _DELETE = Prepared(delete(USERS).where(USERS.c.id == bindparam("b_id")))
 
 
@@ -154,27 +155,13 @@ async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_u
     """A user of the caller's account, locked against other changes until the transaction ends when
     `for_update`, or NotFound."""
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    return UserRecord(**(await _user_row(session, caller, user_id, for_update=for_update))._mapping)
+    return UserRecord(**(await owned_row(session, _USER[for_update], "User", user_id, caller.account_id))._mapping)
 
 
 async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
     """`get_user` for a request that only reads: the plain row, on a session or a bare connection."""
     caller.require(Permission.USERS_READ)
-    return await _user_row(reader, caller, user_id, for_update=False)
-
-
-async def _user_row(reader: Reader, caller: Caller, user_id: str, *, for_update: bool) -> Any:
-    row = await _USER[for_update].first(await connection_of(reader), owned_params("User", user_id, caller.account_id))
-    if row is None:
-        raise NotFound("User", user_id)
-    return row
-
-
-async def _write(session: AsyncSession, user: UserRecord, before: dict[str, Any]) -> None:
-    """Store the columns of `user` that differ from `before` (its attributes when it was read)."""
-    changes = {column: value for column, value in vars(user).items() if before.get(column) != value}
-    if changes:
-        await _UPDATE.execute(await session.connection(), {**changes, "b_id": user.id})
+    return await owned_row(reader, _USER[False], "User", user_id, caller.account_id)
 
 
 async def create_user(session: AsyncSession, caller: Caller, values: dict[str, Any]) -> UserRecord:
@@ -326,7 +313,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
         if changed:
             user.version += 1
             user.updated_at = utcnow()
-            await _write(session, user, before)
+            await write_changes(session, _UPDATE, user, before)
     if changed and user.multi_valued != old_multi:
         await _reindex(session, user, fresh=False)
     await audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
