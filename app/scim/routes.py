@@ -353,21 +353,31 @@ async def get_user(scim: Scim) -> Response:
     return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
+async def _user_to_change(scim: Scim, projection: Projection) -> tuple[Any, list[tuple[str, str]] | None]:
+    """The user a PUT or PATCH changes, locked, with their groups when the answer shows them (a
+    change of the user leaves their groups as they are): one statement either way."""
+    user_id = scim.request.path_params["id"]
+    if projection.wants("groups"):
+        return await groups.get_user_with_groups(scim.session, scim.caller, user_id)
+    return await users.get_user(scim.session, scim.caller, user_id, for_update=True), None
+
+
 async def replace_user(scim: Scim) -> Response:
     values = user_values(normalize_document(scim.body, USER))
-    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    projection = _projection(scim, USER)
+    user, groups_of_user = await _user_to_change(scim, projection)
     _check_if_match(scim.request, user.version)
     await users.update_user(scim.session, scim.caller, user, values)
-    return await _user_response(scim, user)
+    return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
 async def patch_user(scim: Scim) -> Response:
-    body = scim.body
-    user = await users.get_user(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
-    values = user_values(apply_patch(user_document(user), body, USER).document)
+    projection = _projection(scim, USER)
+    user, groups_of_user = await _user_to_change(scim, projection)
+    values = user_values(apply_patch(user_document(user), scim.body, USER).document)
     _check_if_match(scim.request, user.version)
     await users.update_user(scim.session, scim.caller, user, values)
-    return await _user_response(scim, user)
+    return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
 async def delete_user(scim: Scim) -> Response:

@@ -17,7 +17,8 @@ from app.validation import has_nul
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
 _RESOURCE_ID_LENGTH: int = AuditEvent.__table__.c.resource_id.type.length  # type: ignore[attr-defined]
-_INSERT = Prepared(AuditEvent.__table__.insert())  # type: ignore[attr-defined]
+TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
+_INSERT = Prepared(TABLE.insert())
 
 
 async def record(
@@ -32,20 +33,32 @@ async def record(
 ) -> None:
     """Write one event now, in the caller's transaction (or savepoint): it is undone with the change
     it describes. A plain insert, not an ORM object: it is on every write's path."""
-    await _INSERT.execute(
-        await session.connection(),
-        {
-            "account_id": caller.account_id,
-            "occurred_at": utcnow(),
-            "caller": caller.principal,
-            "channel": caller.channel.value,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": _storable_id(resource_id),
-            "outcome": outcome.value,
-            "detail": detail or {},
-        },
-    )
+    event = row(caller, action=action, resource_type=resource_type, resource_id=resource_id, outcome=outcome, detail=detail)
+    await _INSERT.execute(await session.connection(), event)
+
+
+def row(
+    caller: Caller,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    outcome: Outcome = Outcome.APPLIED,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of one event, for a caller that stores it together with the change it describes
+    (`common.insert_new(…, with_rows=…)`); `record` stores it on its own."""
+    return {
+        "account_id": caller.account_id,
+        "occurred_at": utcnow(),
+        "caller": caller.principal,
+        "channel": caller.channel.value,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": _storable_id(resource_id),
+        "outcome": outcome.value,
+        "detail": detail or {},
+    }
 
 
 def _storable_id(resource_id: str | None) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, bindparam, func, select, update
+from sqlalchemy import JSON, ColumnElement, bindparam, column, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -171,15 +171,6 @@ def row_updater(table: Any) -> Prepared:
     return Prepared(update(table).where(table.c.id == bindparam("b_id")))
 
 
-async def write_changes(session: AsyncSession, updater: Prepared, record: Any, before: dict[str, Any]) -> None:
-    """Store the columns of `record` that differ from `before` (its attributes when it was read), with
-    one UPDATE by `updater` (see `row_updater`); nothing when none changed."""
-    columns = updater.statement.table.c  # type: ignore[attr-defined]
-    changes = {column: value for column, value in vars(record).items() if column in columns and before.get(column) != value}
-    if changes:
-        await updater.execute(await session.connection(), {**changes, "b_id": record.id})
-
-
 async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:
     """Lock the rows matching `where` in the order of `column` (their id) and return those ids.
 
@@ -206,13 +197,94 @@ def _insert_skipping(dialect: str, table: Any, key: tuple[str, ...], returning: 
     return prepared
 
 
-async def insert_new(session: AsyncSession, table: Any, values: dict[str, Any], *, key: tuple[str, ...]) -> bool:
+Rows = tuple[Any, Sequence[dict[str, Any]]]  # a table, and rows to insert into it
+
+
+async def insert_new(
+    session: AsyncSession, table: Any, values: dict[str, Any], *, key: tuple[str, ...], with_rows: Sequence[Rows] = ()
+) -> bool:
     """Insert one row unless a row with the same `key` columns (a unique constraint) exists: True when
-    stored. One statement and no savepoint — a conflict (another request got there first) is not an
-    error, so the transaction goes on."""
+    stored. A conflict (another request got there first) is not an error: nothing is stored and the
+    transaction goes on, with no savepoint. `with_rows` are rows of other tables stored only together
+    with it (its index rows, its audit event); see `_rows_of`.
+
+    On PostgreSQL all of it is one statement, not one per table: on the request path each statement
+    is a round trip, and those are most of what a write costs."""
     connection = await session.connection()
-    prepared = _insert_skipping(connection.dialect.name, table, key, key[0])
-    return await prepared.first(connection, values) is not None
+    dialect = connection.dialect.name
+    if dialect != "postgresql":
+        if await _insert_skipping(dialect, table, key, key[0]).first(connection, values) is None:
+            return False
+        await _insert_rows(connection, with_rows)
+        return True
+    others = tuple(other for other, _ in with_rows)
+
+    def build() -> Executable:
+        stored = (
+            postgresql.insert(table)
+            .values({name: bindparam(name, type_=table.c[name].type) for name in values})
+            .on_conflict_do_nothing(index_elements=list(key))
+            .returning(table.c[key[0]])
+            .cte("stored")
+        )
+        return select(stored.c[key[0]]).add_cte(*_rows_of(others, after=stored))
+
+    statement = kept(("insert together", table.name, tuple(values), key, tuple(t.name for t in others)), build)
+    return bool(await fetch(connection, statement, {**values, **_rows_params(with_rows)}))
+
+
+async def write_changes(session: AsyncSession, updater: Prepared, record: Any, before: dict[str, Any], *, with_rows: Sequence[Rows] = ()) -> None:
+    """Store the columns of `record` that differ from `before` (its attributes when it was read), with
+    one UPDATE by `updater` (see `row_updater`; none when nothing changed), and `with_rows`, rows of
+    other tables that go with the change (its audit events) — on PostgreSQL all in one statement."""
+    table = updater.statement.table  # type: ignore[attr-defined]
+    changes = {column: value for column, value in vars(record).items() if column in table.c and before.get(column) != value}
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql" or not with_rows:
+        if changes:
+            await updater.execute(connection, {**changes, "b_id": record.id})
+        await _insert_rows(connection, with_rows)
+        return
+    others = tuple(other for other, _ in with_rows)
+
+    def build() -> Executable:
+        parts = []
+        if changes:
+            assignments = {name: bindparam(name, type_=table.c[name].type) for name in changes}
+            parts.append(update(table).where(table.c.id == bindparam("b_id")).values(assignments).cte("changed"))
+        return select(true().label("written")).add_cte(*parts, *_rows_of(others))
+
+    statement = kept(("write together", table.name, tuple(changes), tuple(t.name for t in others)), build)
+    await fetch(connection, statement, {**changes, "b_id": record.id, **_rows_params(with_rows)})
+
+
+def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:
+    """PostgreSQL's WITH clauses that store rows of other `tables` beside a write: for each, an
+    INSERT … SELECT of its rows, passed as one JSON array (parameter `rows_<i>`) whose objects
+    name every column but the table's primary key (which the database gives). With `after` (a WITH
+    clause that returns a row when it stored one) they are stored only together with that row."""
+    inserts = []
+    for i, other in enumerate(tables):
+        filled = [c for c in other.c if not c.primary_key]
+        rows = (
+            func.jsonb_to_recordset(bindparam(f"rows_{i}", type_=postgresql.JSONB))
+            .table_valued(*(column(c.key, c.type) for c in filled))
+            .render_derived(name=f"rows_{i}", with_types=True)
+        )
+        chosen = select(*(rows.c[c.key] for c in filled))
+        chosen = chosen.select_from(rows) if after is None else chosen.select_from(after).join(rows, true())
+        inserts.append(insert(other).from_select([c.key for c in filled], chosen).cte(f"stored_{i}"))
+    return inserts
+
+
+def _rows_params(with_rows: Sequence[Rows]) -> dict[str, list[dict[str, Any]]]:
+    return {f"rows_{i}": list(rows) for i, (_, rows) in enumerate(with_rows)}
+
+
+async def _insert_rows(connection: AsyncConnection, with_rows: Sequence[Rows]) -> None:
+    for table, rows in with_rows:
+        if rows:
+            await connection.execute(table.insert(), list(rows))
 
 
 async def insert_new_rows(

@@ -505,9 +505,11 @@ def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Sele
     return users_query.add_columns(their_groups.label("their_groups"))
 
 
-def _user_with_groups_query(visible: ColumnElement[bool]) -> Select[Any]:
+def _user_with_groups_query(visible: ColumnElement[bool], *, for_update: bool = False) -> Select[Any]:
     users_table = User.__table__  # type: ignore[attr-defined]
     by_id = select(users_table).where(users_table.c.id == bindparam("id"), users_table.c.account_id == bindparam("account_id"))
+    if for_update:  # the user's row only (as `users.get_user` locks it), not the groups read beside it
+        by_id = by_id.with_for_update(key_share=True, of=users_table)
     return _with_groups(by_id, visible)
 
 
@@ -526,9 +528,11 @@ _GROUPS_OF_USER = {
     True: Prepared(_groups_of_users_query(_IDENTITY_PROVIDER_GROUPS, one=True)),
     False: Prepared(_groups_of_users_query(_EVERY_GROUP, one=True)),
 }
+# Keyed by (over SCIM, for update).
 _USER_WITH_GROUPS = {
-    True: Prepared(_user_with_groups_query(_IDENTITY_PROVIDER_GROUPS)),
-    False: Prepared(_user_with_groups_query(_EVERY_GROUP)),
+    (over_scim, for_update): Prepared(_user_with_groups_query(_IDENTITY_PROVIDER_GROUPS if over_scim else _EVERY_GROUP, for_update=for_update))
+    for over_scim in (True, False)
+    for for_update in (True, False)
 }
 
 
@@ -553,9 +557,23 @@ async def groups_of_users(reader: Reader, caller: Caller, user_ids: Sequence[str
 async def read_user_with_groups(reader: Reader, caller: Caller, user_id: str) -> UserWithGroups:
     """`users.read_user` and that user's `groups_of_users`, in one statement."""
     caller.require(Permission.USERS_READ)
+    return await _user_with_groups(reader, caller, user_id, for_update=False)
+
+
+async def get_user_with_groups(session: AsyncSession, caller: Caller, user_id: str) -> tuple[users.UserRecord, list[tuple[str, str]]]:
+    """`users.get_user(…, for_update=True)` and that user's `groups_of_users`, in one statement: for
+    a change of the user that answers with the user as changed (their groups stay as they are)."""
+    caller.require(Permission.USERS_WRITE)
+    row, groups_of_user = await _user_with_groups(session, caller, user_id, for_update=True)
+    record = users.UserRecord(**row._mapping)
+    del record.their_groups
+    return record, groups_of_user
+
+
+async def _user_with_groups(reader: Reader, caller: Caller, user_id: str, *, for_update: bool) -> UserWithGroups:
     params = owned_params("User", user_id, caller.account_id)
     connection = await connection_of(reader)
-    found = _users_and_groups(await _USER_WITH_GROUPS[caller.channel == Channel.SCIM].all(connection, params))
+    found = _users_and_groups(await _USER_WITH_GROUPS[caller.channel == Channel.SCIM, for_update].all(connection, params))
     if not found:
         raise NotFound("User", user_id)
     return found[0]

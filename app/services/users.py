@@ -43,7 +43,8 @@ from app.validation import has_nul, is_blank
 
 MAX_USER_NAME = 256
 USERS = User.__table__  # type: ignore[attr-defined]
-_INSERT_INDEX_ROWS = Prepared(UserAttributeValue.__table__.insert())  # type: ignore[attr-defined]
+INDEX_ROWS = UserAttributeValue.__table__  # type: ignore[attr-defined]
+_INSERT_INDEX_ROWS = Prepared(INDEX_ROWS.insert())
 _DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(UserAttributeValue.user_id == bindparam("user_id")))
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
@@ -121,10 +122,9 @@ def _index_rows(user: UserRecord) -> list[dict[str, Any]]:
     return rows
 
 
-async def _reindex(session: AsyncSession, user: UserRecord, *, fresh: bool) -> None:
+async def _reindex(session: AsyncSession, user: UserRecord) -> None:
     connection = await session.connection()
-    if not fresh:
-        await _DELETE_INDEX_ROWS.execute(connection, {"user_id": user.id})
+    await _DELETE_INDEX_ROWS.execute(connection, {"user_id": user.id})
     await _INSERT_INDEX_ROWS.execute(connection, _index_rows(user))
 
 
@@ -185,12 +185,14 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
         }
     )
     _assign(user, values)
+    event = audit.row(caller, action="user.create", resource_type="User", resource_id=user.id,
+                      detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
     # An existing userName (any case) is found by the unique constraint, in the same statement.
-    if not await insert_new(session, USERS, vars(user), key=("account_id", "user_name_ci")):
+    stored = await insert_new(
+        session, USERS, vars(user), key=("account_id", "user_name_ci"), with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])]
+    )
+    if not stored:
         raise _name_taken(user.user_name)
-    await _reindex(session, user, fresh=True)
-    await audit.record(session, caller, action="user.create", resource_type="User", resource_id=user.id,
-                       detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
     return user
 
 
@@ -313,16 +315,15 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
         if changed:
             user.version += 1
             user.updated_at = utcnow()
-            await write_changes(session, _UPDATE, user, before)
+        events = [audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, detail={"changed": changed})]
+        if ignored:
+            events.append(
+                audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, outcome=Outcome.IGNORED,
+                          detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"})
+            )  # fmt: skip
+        await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
     if changed and user.multi_valued != old_multi:
-        await _reindex(session, user, fresh=False)
-    await audit.record(session, caller, action="user.update", resource_type="User", resource_id=user.id,
-                       detail={"changed": changed})  # fmt: skip
-    if ignored:
-        await audit.record(
-            session, caller, action="user.update", resource_type="User", resource_id=user.id, outcome=Outcome.IGNORED,
-            detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"},
-        )  # fmt: skip
+        await _reindex(session, user)
     return UpdateResult(user, changed, ignored)
 
 

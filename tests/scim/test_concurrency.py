@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.models import GroupMembership, User
+from app.db.models import AuditEvent, GroupMembership, User, UserAttributeValue
 from tests.conftest import ScimClient
 
 
@@ -31,13 +31,17 @@ async def test_parallel_member_adds_all_land_exactly_once(scim: ScimClient, sess
 
 async def test_parallel_duplicate_creates_make_exactly_one_user(scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async def create(i: int) -> int:
-        response = await scim.post("/Users", {"userName": "Race@Example.com" if i % 2 else "race@example.com"})
+        name = "Race@Example.com" if i % 2 else "race@example.com"
+        response = await scim.post("/Users", {"userName": name, "emails": [{"value": f"{i}@example.com", "type": "work"}]})
         return response.status_code
 
     statuses = await asyncio.gather(*(create(i) for i in range(10)))
     assert sorted(statuses) == [201] + [409] * 9
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 1
+        # The refused creates left neither an email index row nor an audit event behind.
+        assert await session.scalar(select(func.count()).select_from(UserAttributeValue)) == 1
+        assert await session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "user.create")) == 1
 
 
 async def test_parallel_group_creates_with_same_name(scim: ScimClient) -> None:

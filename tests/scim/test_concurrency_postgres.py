@@ -222,3 +222,20 @@ async def test_parallel_deletes_of_groups_and_users_beside_member_changes_never_
     assert [r.status_code for r in responses if r.request.method == "DELETE"] == [204] * (len(ids) + len(group_ids))
     assert DEADLOCK not in sqlstates
     assert (await _count(sessionmaker, UserGroup), await _count(sessionmaker, User), await _count(sessionmaker, GroupMembership)) == (0, 0, 0)
+
+
+async def test_parallel_patches_of_one_user_each_change_what_they_name_and_none_is_lost(scim: ScimClient) -> None:
+    """Each PATCH reads the user it changes under a row lock, also when it reads the user's groups
+    with it: a PATCH that read the user before another committed would write back the old values."""
+    user = await scim.create_user("a@x")
+    await scim.create_group("G", members=[{"value": user["id"]}])
+    attributes = ["displayName", "nickName", "title", "userType", "locale", "timezone", "preferredLanguage", "profileUrl"]
+
+    async def change(attribute: str) -> int:
+        response = await scim.patch(f"/Users/{user['id']}", [{"op": "replace", "path": attribute, "value": f"https://x.test/{attribute}"}])
+        return response.status_code
+
+    assert set(await asyncio.gather(*(change(a) for a in attributes))) == {200}
+    stored = (await scim.get(f"/Users/{user['id']}")).json()
+    assert {a: stored.get(a) for a in attributes} == {a: f"https://x.test/{a}" for a in attributes}
+    assert stored["meta"]["version"] == f'W/"{1 + len(attributes)}"'

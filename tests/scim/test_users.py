@@ -155,3 +155,17 @@ async def test_manager_is_returned_in_complex_form_with_display_name(scim: ScimC
     boss = await scim.create_user("boss@x", displayName="The Boss")
     user = await scim.create_user("a@x", **{ENTERPRISE: {"manager": boss["id"]}})
     assert user[ENTERPRISE]["manager"] == {"value": boss["id"], "$ref": boss["meta"]["location"], "displayName": "The Boss"}  # type: ignore[index]
+
+
+async def test_put_and_patch_answer_with_the_users_groups_unless_excluded(scim: ScimClient) -> None:
+    user = await scim.create_user("a@x", displayName="A")
+    group = await scim.create_group("Engineering", members=[{"value": user["id"]}])
+    patched = await scim.patch(f"/Users/{user['id']}", [{"op": "replace", "path": "displayName", "value": "B"}])
+    assert patched.status_code == 200
+    assert [(g["value"], g["display"]) for g in patched.json()["groups"]] == [(group["id"], "Engineering")]
+    replaced = await scim.put(f"/Users/{user['id']}", {"schemas": [CORE_USER], "userName": "a@x", "displayName": "C"})
+    assert replaced.status_code == 200 and replaced.json()["displayName"] == "C"
+    assert [g["value"] for g in replaced.json()["groups"]] == [group["id"]]
+    excluded = await scim.patch(f"/Users/{user['id']}?excludedAttributes=groups", [{"op": "replace", "path": "title", "value": "T"}])
+    assert excluded.status_code == 200 and "groups" not in excluded.json() and excluded.json()["title"] == "T"
+    assert (await scim.get(f"/Users/{user['id']}")).json()["meta"]["version"] == 'W/"4"'
