@@ -584,8 +584,11 @@ def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any],
     # The page is chosen first, so that the groups are read for its users only, whatever the order
     # (SQLite would otherwise read them for every match before sorting). Not correlated: the
     # subquery reads the users table on its own, whatever the outer query reads.
-    page_ids = select(users_table.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).offset(OFFSET).limit(LIMIT).correlate(None)
-    return _with_groups(select(users_table).where(users_table.c.id.in_(page_ids)).order_by(*order_by), visible)
+    # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
+    # of the table hashed against the page.
+    page_ids = select(users_table.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).offset(OFFSET).limit(LIMIT).correlate(None).subquery("page")
+    on_page = page_ids.join(users_table, users_table.c.id == page_ids.c.id)
+    return _with_groups(select(users_table).select_from(on_page).order_by(*order_by), visible)
 
 
 async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[UserWithGroups]]:
