@@ -21,7 +21,7 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.models import metadata
 from app.main import create_app
 from app.settings import DatabaseTimeouts, Settings
-from tests.conftest import SCIM_BASE, Tenant, make_tenant
+from tests.support.clients import SCIM_BASE, Tenant, make_tenant
 from tests.support.tcp_proxy import TcpProxy
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")

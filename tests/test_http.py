@@ -20,7 +20,7 @@ from app.main import create_app
 from app.observability import SingleLineFormatter, log_access
 from app.security_headers import inline_script_hashes
 from app.settings import Settings
-from tests.conftest import Tenant
+from tests.support.clients import Tenant
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:

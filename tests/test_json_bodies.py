@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.jsonbody import MAX_DEPTH
-from tests.conftest import CORE_USER, Tenant
+from tests.support.clients import CORE_USER, Tenant
 
 SCIM_JSON = {"Content-Type": "application/scim+json"}
 DEEP = "[" * 500 + "]" * 500

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.db.engine import Failure, classify, create_engine, create_sessionmaker
 from app.db.models import ApiToken, User
 from app.settings import DatabaseTimeouts
-from tests.conftest import CORE_USER, ScimClient, Tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import CORE_USER, GraphQLClient, ScimClient, Tenant
 
 # How long a request may take while something else holds a lock before we call it "waiting". Far
 # below the 15 s lock/statement timeout, far above any honest request on a loaded machine.

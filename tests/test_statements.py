@@ -19,7 +19,7 @@ from app.db.models import User
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.settings import DatabaseTimeouts
-from tests.conftest import Tenant
+from tests.support.clients import Tenant
 from tests.support.tcp_proxy import TcpProxy
 
 USERS = User.__table__  # type: ignore[attr-defined]

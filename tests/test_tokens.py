@@ -14,7 +14,7 @@ from app.db.types import utcnow
 from app.errors import InvalidInput, PermissionDenied, Unauthenticated
 from app.services import accounts, tokens
 from app.services.caller import Permission
-from tests.conftest import Tenant, make_tenant
+from tests.support.clients import Tenant, make_tenant
 
 
 async def _auth(sm: async_sessionmaker[AsyncSession], raw: str, account: str | None = None) -> object:

@@ -18,8 +18,7 @@ import pytest
 
 from app.db import migrate
 from app.db.casefold import unicode_lower
-from tests.conftest import ENTERPRISE, ScimClient, Tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import ENTERPRISE, GraphQLClient, ScimClient, Tenant
 
 # (stored name, the same name in other letter cases as people type them, substrings in other cases
 # for co / sw / ew). The Greek substring "ΝΑΣ" ends in a final sigma once lower-cased, while the

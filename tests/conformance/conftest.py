@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import migrate
-from tests.conftest import Tenant
+from tests.served import free_port
+from tests.support.clients import Tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounded for `make test`; `make fuzz` raises it.
@@ -43,15 +43,9 @@ class LiveServer:
         return f"{self.url}{self.tenant.base}"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def live_server(database_url: str, engine: AsyncEngine, tenant: Tenant, tmp_path: Path) -> AsyncIterator[LiveServer]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "PUBLIC_URL": url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
     log = (tmp_path / "server.log").open("w")

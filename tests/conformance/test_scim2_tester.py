@@ -11,11 +11,12 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.scim.schema import ENTERPRISE_USER
 from app.services import flags
-from app.services.caller import system_caller
 from tests.conformance.conftest import LiveServer
+from tests.support.clients import set_flag
 
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ENTERPRISE = ENTERPRISE_USER
 # Where the tool and RFC 7643 disagree (docs/conformance.md): the tool expects server-populated,
 # read-only sub-attributes to come back empty because the client did not send them.
 #   manager.displayName — RFC 7643 §4.3: "the displayName of the user's manager ... readOnly"
@@ -37,9 +38,7 @@ def _run_checks(tenant_url: str, token: str) -> list[Any]:
 
 async def test_scim2_tester_checks_all_succeed(live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     # The tool changes email addresses; Harness's SCIM documentation keeps them unless the account's flag is on.
-    async with sessionmaker() as session, session.begin():
-        tenant = live_server.tenant
-        await flags.set_flag(session, system_caller(tenant.account_id, tenant.identifier), flags.UPDATE_EMAILS_VIA_SCIM, True)
+    await set_flag(sessionmaker, live_server.tenant, flags.UPDATE_EMAILS_VIA_SCIM, True)
     results = await asyncio.to_thread(_run_checks, live_server.tenant_url, live_server.tenant.token)
     assert len(results) > 100
     unexpected = []

@@ -16,9 +16,8 @@ from app.graphql.cost import Measure, measure_operation
 from app.graphql.schema import schema
 from app.main import create_app
 from app.settings import DEFAULT_GRAPHQL_COST_BUDGET, Settings
-from tests.conftest import ScimClient, Tenant, make_tenant
-from tests.graphql.conftest import GraphQLClient
-from tests.scim.test_cost import StatementCounter
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, make_tenant
+from tests.support.statements import StatementCounter
 
 BUDGET = DEFAULT_GRAPHQL_COST_BUDGET
 

@@ -8,8 +8,7 @@ import base64
 import pytest
 
 from app.graphql.pagination import decode_cursor, encode_cursor
-from tests.conftest import ScimClient
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient, ScimClient
 
 
 def _b64(text: str) -> str:

@@ -7,8 +7,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import make_tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient, make_tenant
 
 DENIED = 'query { auditEvents(filter: {outcome: DENIED}) { totalCount nodes { action resourceType resourceId detail } } }'
 REFUSALS = {

@@ -13,8 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
 from app.settings import DEFAULT_GRAPHQL_COST_BUDGET, ConfigError, Settings, load_settings
-from tests.conftest import Tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient, Tenant
 
 # query -> the introspection field it asks for
 INTROSPECTION = {

@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.services import groups as group_service
-from tests.conftest import ScimClient, Tenant, make_tenant
-from tests.graphql.conftest import GraphQLClient
-from tests.scim.test_cost import StatementCounter
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, make_tenant
+from tests.support.statements import StatementCounter
 
 
 async def test_scim_resources_show_up_with_their_owners(gql: GraphQLClient, scim: ScimClient) -> None:

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent
-from tests.conftest import ScimClient, Tenant
+from tests.support.clients import ScimClient, Tenant
 
 
 async def test_every_scim_write_is_audited_without_secrets(scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:

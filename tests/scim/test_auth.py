@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.services import tokens
-from tests.conftest import ScimClient, Tenant, make_tenant
+from tests.support.clients import ScimClient, Tenant, make_tenant
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent, GroupMembership, User, UserAttributeValue
-from tests.conftest import ScimClient
+from tests.support.clients import ScimClient
 
 
 async def test_parallel_member_adds_all_land_exactly_once(scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -17,8 +17,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, Organization, Project, User, UserGroup
-from tests.conftest import CORE_GROUP, ENTERPRISE, ScimClient, Tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import CORE_GROUP, ENTERPRISE, GraphQLClient, ScimClient, Tenant
 
 DEADLOCK = "40P01"
 # Different names, one derived identifier (`.`, `-` and spaces become `_`; other punctuation goes).

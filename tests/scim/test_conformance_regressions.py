@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTERPRISE, ScimClient
+from tests.support.clients import ENTERPRISE, ScimClient
 
 
 async def test_nul_in_an_ignored_attribute_is_not_an_error(scim: ScimClient) -> None:

@@ -6,14 +6,15 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, User
 from app.db.types import utcnow
 from app.scim.query import compile_filter
 from app.scim.schema import GROUP, USER
-from tests.conftest import ScimClient, Tenant
+from tests.support.clients import ScimClient, Tenant
+from tests.support.statements import StatementCounter
 
 
 async def _bulk_users(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, n: int, prefix: str) -> list[str]:
@@ -26,22 +27,6 @@ async def _bulk_users(sessionmaker: async_sessionmaker[AsyncSession], tenant: Te
     async with sessionmaker() as session, session.begin():
         await session.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]
     return [r["id"] for r in rows]
-
-
-class StatementCounter:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.statements: list[str] = []
-
-    def __enter__(self) -> StatementCounter:
-        event.listen(self.engine.sync_engine, "before_cursor_execute", self._count)
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        event.remove(self.engine.sync_engine, "before_cursor_execute", self._count)
-
-    def _count(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        self.statements.append(statement)
 
 
 async def test_adding_50_members_costs_the_same_for_small_and_large_groups(

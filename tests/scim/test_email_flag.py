@@ -8,13 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent, Outcome
 from app.services import flags
-from app.services.caller import system_caller
-from tests.conftest import ScimClient, Tenant
-
-
-async def _set_flag(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, on: bool) -> None:
-    async with sessionmaker() as session, session.begin():
-        await flags.set_flag(session, system_caller(tenant.account_id, tenant.identifier), flags.UPDATE_EMAILS_VIA_SCIM, on)
+from tests.support.clients import ScimClient, Tenant, set_flag
 
 
 async def test_flag_off_skips_email_change_applies_the_rest_and_audits(
@@ -48,7 +42,7 @@ async def test_flag_off_still_allows_a_user_name_that_is_not_the_email(scim: Sci
 
 
 async def test_flag_on_applies_email_changes(scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    await _set_flag(sessionmaker, tenant, True)
+    await set_flag(sessionmaker, tenant, flags.UPDATE_EMAILS_VIA_SCIM, True)
     user = await scim.create_user("alice@contoso.com", emails=[{"value": "alice@contoso.com", "type": "work", "primary": True}])
     response = await scim.patch(
         f"/Users/{user['id']}",

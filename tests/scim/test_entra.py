@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CORE_GROUP, CORE_USER, ENTERPRISE, ScimClient
+from tests.support.clients import CORE_GROUP, CORE_USER, ENTERPRISE, ScimClient
 
 ADSCIM_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 

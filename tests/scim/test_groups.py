@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import Channel, ManagedBy, UserGroup
 from app.services import groups
 from app.services.caller import system_caller
-from tests.conftest import ScimClient, Tenant
+from tests.support.clients import ScimClient, Tenant
 
 
 async def _group_row(sessionmaker: async_sessionmaker[AsyncSession], group_id: str) -> UserGroup:

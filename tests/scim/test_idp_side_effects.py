@@ -15,8 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, User, UserGroup
-from tests.conftest import CORE_GROUP, ScimClient, Tenant
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import CORE_GROUP, GraphQLClient, ScimClient, Tenant
 
 
 @dataclass

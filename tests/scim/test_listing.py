@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import ENTERPRISE, ScimClient
+from tests.support.clients import ENTERPRISE, ScimClient
 
 
 @pytest.fixture

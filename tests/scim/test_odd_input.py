@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENTERPRISE, ScimClient
+from tests.support.clients import ENTERPRISE, ScimClient
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ userName filters."""
 
 from __future__ import annotations
 
-from tests.conftest import CORE_GROUP, CORE_USER, ScimClient
+from tests.support.clients import CORE_GROUP, CORE_USER, ScimClient
 
 
 async def test_okta_user_lifecycle(scim: ScimClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import ENTERPRISE, ScimClient, Tenant
+from tests.support.clients import ENTERPRISE, ScimClient, Tenant
 
 
 async def test_if_none_match_gives_304(scim: ScimClient) -> None:

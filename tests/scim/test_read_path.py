@@ -15,8 +15,8 @@ from app.scim.query import bind_filter
 from app.scim.schema import GROUP, USER
 from app.services import common, groups
 from app.services.caller import system_caller
-from tests.conftest import ScimClient, Tenant
-from tests.scim.test_cost import StatementCounter
+from tests.support.clients import ScimClient, Tenant
+from tests.support.statements import StatementCounter
 
 
 def _queries(engine: AsyncEngine, counter: StatementCounter) -> list[str] | None:

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, User
-from tests.conftest import CORE_USER, ENTERPRISE, ScimClient
+from tests.support.clients import CORE_USER, ENTERPRISE, ScimClient
 
 
 async def test_create_returns_201_with_id_location_and_etag(scim: ScimClient) -> None:

@@ -1,0 +1,114 @@
+"""Clients the tests drive the service with: a tenant (account and token), SCIM bound to it, GraphQL.
+The SCIM URNs are the application's own (`app.scim.schema`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.scim.schema import CORE_GROUP, CORE_USER, PATCH_OP
+from app.scim.schema import ENTERPRISE_USER as ENTERPRISE
+from app.services import accounts, flags, tokens
+from app.services.caller import system_caller
+
+__all__ = ["CORE_GROUP", "CORE_USER", "ENTERPRISE", "PATCH_OP", "SCIM_BASE", "GraphQLClient", "ScimClient", "Tenant", "make_tenant", "set_flag"]
+
+SCIM_BASE = "/gateway/ng/api/scim/account"
+
+
+@dataclass
+class Tenant:
+    account_id: int
+    identifier: str
+    token: str
+    token_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{SCIM_BASE}/{self.identifier}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def make_tenant(
+    sessionmaker: async_sessionmaker[AsyncSession], identifier: str, permissions: list[str] | None = None
+) -> Tenant:
+    async with sessionmaker() as session, session.begin():
+        try:
+            account = await accounts.get_account(session, identifier)
+        except Exception:
+            account = await accounts.create_account(session, identifier, identifier.title())
+        issued = await tokens.create_token(session, account, name="test", permissions=permissions)
+        assert account.id is not None
+        return Tenant(account.id, account.identifier, issued.plaintext, issued.token.token_id)
+
+
+async def set_flag(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, name: str, on: bool) -> None:
+    """Turn one of the tenant's feature flags on or off, as an operator would with the CLI."""
+    async with sessionmaker() as session, session.begin():
+        await flags.set_flag(session, system_caller(tenant.account_id, tenant.identifier), name, on)
+
+
+class ScimClient:
+    """A SCIM client bound to one tenant: paths are relative to its Tenant URL."""
+
+    def __init__(self, client: httpx.AsyncClient, tenant: Tenant) -> None:
+        self.client = client
+        self.tenant = tenant
+
+    async def request(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {**self.tenant.headers, **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+        return await self.client.request(method, f"{self.tenant.base}{path}", headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    async def get(self, path: str, **kwargs: object) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, json: object = None, **kwargs: object) -> httpx.Response:
+        return await self.request("POST", path, json=json, **kwargs)
+
+    async def put(self, path: str, json: object = None, **kwargs: object) -> httpx.Response:
+        return await self.request("PUT", path, json=json, **kwargs)
+
+    async def patch(self, path: str, operations: list[dict[str, object]], **kwargs: object) -> httpx.Response:
+        return await self.request("PATCH", path, json={"schemas": [PATCH_OP], "Operations": operations}, **kwargs)
+
+    async def delete(self, path: str, **kwargs: object) -> httpx.Response:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def create_user(self, user_name: str, **attributes: object) -> dict[str, object]:
+        body = {"schemas": [CORE_USER], "userName": user_name, "active": True, **attributes}
+        response = await self.post("/Users", body)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def create_group(self, display_name: str, **attributes: object) -> dict[str, object]:
+        response = await self.post("/Groups", {"schemas": [CORE_GROUP], "displayName": display_name, **attributes})
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def find(self, resource: str, filter_text: str, **params: str) -> list[dict[str, object]]:
+        response = await self.get(f"/{resource}", params={"filter": filter_text, **params})
+        assert response.status_code == 200, response.text
+        return response.json()["Resources"]  # type: ignore[no-any-return]
+
+
+class GraphQLClient:
+    def __init__(self, client: httpx.AsyncClient, tenant: Tenant | None) -> None:
+        self.client = client
+        self.tenant = tenant
+
+    async def raw(self, query: str, **variables: Any) -> httpx.Response:
+        headers = self.tenant.headers if self.tenant else {}
+        return await self.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+
+    async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = await self.raw(query, **variables)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]  # type: ignore[no-any-return]
