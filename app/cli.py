@@ -191,6 +191,17 @@ def cmd_export_schema(_: Settings | None, __: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_entra_replay(_: Settings | None, args: argparse.Namespace) -> int:
+    """Drive a running server the way Entra ID does; the token comes from SCIM_TOKEN, never from
+    the command line, where other users of the machine could read it."""
+    from app.tools.entra_replay import replay_against
+
+    token = os.environ.get("SCIM_TOKEN", "").strip()
+    if not token:
+        return _fail("set SCIM_TOKEN to the Secret Token (the tenant's SCIM token)", EXIT_CONFIG)
+    return asyncio.run(replay_against(args.tenant_url, token))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Scimgraph: SCIM provisioning and GraphQL admin API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,13 +240,19 @@ def _parser() -> argparse.ArgumentParser:
     fset.set_defaults(handler=cmd_flags_set)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(handler=cmd_export_schema)
+
+    replay = sub.add_parser(
+        "entra-replay", help="check a running server the way Entra ID provisions it (token from SCIM_TOKEN); exits 1 on any unexpected answer"
+    )
+    replay.add_argument("tenant_url", help="the Tenant URL, e.g. https://host/gateway/ng/api/scim/account/ACCOUNT")
+    replay.set_defaults(handler=cmd_entra_replay)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.handler is cmd_export_schema:
-        return cmd_export_schema(None, args)
+    if args.handler in (cmd_export_schema, cmd_entra_replay):  # neither touches the database
+        return int(args.handler(None, args))
     try:
         settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None))
         return int(args.handler(settings, args))

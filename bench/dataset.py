@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from app.tools.entra_replay import entra_user as entra_user_body
+
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -47,20 +49,7 @@ def group_name(n: int) -> str:
 
 def entra_user(n: int, prefix: str = "u") -> dict[str, Any]:
     """A user as Entra's default attribute mappings POST it."""
-    upn = user_name(n, prefix)
-    return {
-        "schemas": [CORE_USER, ENTERPRISE],
-        "externalId": external_id(n, prefix),
-        "userName": upn,
-        "active": True,
-        "displayName": f"User {n:06}",
-        "emails": [{"primary": True, "type": "work", "value": upn}],
-        "meta": {"resourceType": "User"},
-        "name": {"formatted": f"User {n:06}", "familyName": f"{n:06}", "givenName": "User"},
-        "title": "Engineer" if n % 3 == 0 else None,
-        "roles": [],
-        ENTERPRISE: {"employeeNumber": str(100000 + n), "department": f"Dept {n % 20}"},
-    }
+    return entra_user_body(user_name(n, prefix), external_id(n, prefix), n)
 
 
 def entra_group(name: str, external: str) -> dict[str, Any]:

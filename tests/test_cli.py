@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.served import ROOT, free_port, wait_until_healthy
+from tests.served import ROOT, free_port, serve, wait_until_healthy
 
 
 @pytest.fixture
@@ -93,3 +93,16 @@ def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path)
     second = serve_until_healthy()
     assert not any(line.startswith("Secret Token:") for line in second)
     assert any(line.startswith("Tenant URL:") for line in second)
+
+
+def test_entra_replay_checks_a_running_server_with_the_token_from_the_environment(tmp_path: Path) -> None:
+    with serve(tmp_path) as server:
+        assert server.token is not None
+        tenant_url = f"{server.url}/gateway/ng/api/scim/account/default"
+        env = {k: v for k, v in os.environ.items() if k != "SCIM_TOKEN"} | {"PYTHONPATH": str(ROOT)}
+        command = [sys.executable, "-m", "app", "entra-replay", tenant_url]
+        without = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert (without.returncode, without.stderr.strip()) == (2, "error: set SCIM_TOKEN to the Secret Token (the tenant's SCIM token)")
+        done = subprocess.run(command, cwd=tmp_path, env=env | {"SCIM_TOKEN": server.token}, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines()[-1].endswith("requests, 0 unexpected status codes")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import ENTERPRISE, ScimClient, Tenant
-from tests.scim import entra_replay
+from app.tools import entra_replay
+from tests.support.clients import ENTERPRISE, ScimClient, Tenant
 
 
 async def test_entra_initial_and_incremental_sync_has_no_unexpected_status(client: httpx.AsyncClient, tenant: Tenant, scim: ScimClient) -> None:

@@ -2,24 +2,38 @@
 with members, then an incremental cycle that updates, disables and deletes. Every request states the
 status Entra expects; the replay reports every deviation.
 
-Run against a live server too:  python -m tests.scim.entra_replay TENANT_URL TOKEN
+Against a running server:  SCIM_TOKEN=<Secret Token> python -m app entra-replay <Tenant URL>
 """
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from bench.dataset import entra_user
+from app.scim.schema import CORE_GROUP, CORE_USER, PATCH_OP
+from app.scim.schema import ENTERPRISE_USER as ENTERPRISE
 
-CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+ENTRA_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+
+
+def entra_user(user_name: str, external_id: str, number: int) -> dict[str, Any]:
+    """A user as Entra's default attribute mappings POST it (`number` varies the other attributes)."""
+    return {
+        "schemas": [CORE_USER, ENTERPRISE],
+        "externalId": external_id,
+        "userName": user_name,
+        "active": True,
+        "displayName": f"User {number:06}",
+        "emails": [{"primary": True, "type": "work", "value": user_name}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": f"User {number:06}", "familyName": f"{number:06}", "givenName": "User"},
+        "title": "Engineer" if number % 3 == 0 else None,
+        "roles": [],
+        ENTERPRISE: {"employeeNumber": str(100000 + number), "department": f"Dept {number % 20}"},
+    }
 
 
 @dataclass
@@ -51,7 +65,7 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
     # Initial cycle: users (query, then create), with the manager link in a later PATCH.
     user_ids: list[str] = []
     for i in range(users):
-        body = entra_user(i, prefix="user")
+        body = entra_user(f"user{i:06}@contoso.example", f"user{i:06}", i)
         found = (await replay.call("GET", "/Users", 200, filter=f'userName eq "{body["userName"]}"')).json()
         if found.get("totalResults"):
             user_ids.append(found["Resources"][0]["id"])
@@ -68,7 +82,7 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
         await replay.call("GET", "/Groups", 200, filter=f'displayName eq "{name}"', excludedAttributes="members")
         created = await replay.call(
             "POST", "/Groups", 201,
-            {"schemas": [CORE_GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+            {"schemas": [CORE_GROUP, ENTRA_GROUP],
              "externalId": str(uuid.uuid4()), "displayName": name, "meta": {"resourceType": "Group"}},
         )  # fmt: skip
         gid = created.json().get("id", "")
@@ -108,16 +122,12 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
     return replay
 
 
-async def _main(tenant_url: str, token: str) -> int:
+async def replay_against(tenant_url: str, token: str) -> int:
+    """Replay against a running server; print what was sent and every unexpected status. Exit status
+    0 when every answer was what Entra expects."""
     async with httpx.AsyncClient(timeout=30) as client:
         replay = await run(client, tenant_url.rstrip("/"), token)
     print(f"{replay.requests} requests, {len(replay.unexpected)} unexpected status codes")
     for line in replay.unexpected:
         print(line)
     return 1 if replay.unexpected else 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m tests.scim.entra_replay TENANT_URL TOKEN")
-    sys.exit(asyncio.run(_main(sys.argv[1], sys.argv[2])))

@@ -1,0 +1,1 @@
+"""Commands for operators that drive a running server from outside, as a client would."""
