@@ -20,6 +20,8 @@ No HTTP status codes live here.
 
 from __future__ import annotations
 
+import enum
+
 
 class DomainError(Exception):
     """Base class; `message` is safe to show to the caller."""
@@ -61,6 +63,8 @@ class NotFound(DomainError):
     """The resource does not exist in the caller's account."""
 
     def __init__(self, resource_type: str, resource_id: str) -> None:
+        # An id with NUL (which PostgreSQL text cannot hold) names nothing; it is shown without it.
+        resource_id = resource_id.replace("\x00", "")
         super().__init__(f"{resource_type} {resource_id} not found")
         self.resource_type = resource_type
         self.resource_id = resource_id
@@ -86,10 +90,20 @@ class PermissionDenied(DomainError):
         self.permission = permission
 
 
+class GuardedOperation(enum.Enum):
+    """A change that the identity provider may own (Harness's Limitations), as a refusal names it."""
+
+    UPDATE_PROFILE = "update_profile"  # a user's email or name
+    DELETE = "delete"  # a user or a group
+    CHANGE_GROUPS = "change_groups"  # a user's group assignments
+    RENAME = "rename"  # a group's name
+    CHANGE_MEMBERS = "change_members"  # a group's members
+
+
 class ManagedByIdentityProvider(DomainError):
     """The identity provider owns the resource (or the attribute) the caller tried to change."""
 
-    def __init__(self, message: str, *, resource_type: str, resource_id: str, operation: str) -> None:
+    def __init__(self, message: str, *, resource_type: str, resource_id: str, operation: GuardedOperation) -> None:
         super().__init__(message)
         self.resource_type = resource_type
         self.resource_id = resource_id

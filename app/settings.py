@@ -67,10 +67,6 @@ class Settings:
     graphql_cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def database_timeouts(self) -> DatabaseTimeouts:
         return DatabaseTimeouts(connect=self.db_connect_timeout, pool_checkout=self.db_pool_timeout, statement=self.db_statement_timeout)
 

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+# The longest userName, externalId, group name and manager id: they are indexed, stored as VARCHAR(256).
+MAX_INDEXED = 256
+# The longest email address (RFC 5321: 64 for the local part, @, 255 for the domain).
+MAX_EMAIL = 320
+# The escape character of every LIKE pattern built from a client's text (see `like_escaped`).
+LIKE_ESCAPE = "\\"
+
+
+def like_escaped(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (with `escape=LIKE_ESCAPE`): its %, _ and the
+    escape character itself lose their meaning."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
 
 def contains_nul(value: Any) -> bool:
     """True when any string in `value` (keys included) holds U+0000, which PostgreSQL text cannot store."""

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from app.db.types import BigIntegerPK, UTCDateTime, utcnow
+from app.validation import MAX_EMAIL, MAX_INDEXED
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -125,9 +126,9 @@ class User(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(36), primary_key=True))
     account_id: int = _account_fk()
-    user_name: str = Field(sa_column=Column(String(256), nullable=False))
-    user_name_ci: str = Field(sa_column=Column(String(256 * LOWERED_GROWTH), nullable=False))
-    external_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    user_name: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    user_name_ci: str = Field(sa_column=Column(String(MAX_INDEXED * LOWERED_GROWTH), nullable=False))
+    external_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     display_name: str | None = Field(default=None, sa_column=Column(Text))
     nick_name: str | None = Field(default=None, sa_column=Column(Text))
     profile_url: str | None = Field(default=None, sa_column=Column(Text))
@@ -142,8 +143,8 @@ class User(SQLModel, table=True):
     name_middle: str | None = Field(default=None, sa_column=Column(Text))
     name_honorific_prefix: str | None = Field(default=None, sa_column=Column(Text))
     name_honorific_suffix: str | None = Field(default=None, sa_column=Column(Text))
-    email: str | None = Field(default=None, sa_column=Column(String(320)))
-    email_ci: str | None = Field(default=None, sa_column=Column(String(320 * LOWERED_GROWTH)))
+    email: str | None = Field(default=None, sa_column=Column(String(MAX_EMAIL)))
+    email_ci: str | None = Field(default=None, sa_column=Column(String(MAX_EMAIL * LOWERED_GROWTH)))
     # NULL is "unassigned" (RFC 7644 §3.5.2.2 after a remove); only False deactivates.
     active: bool | None = Field(default=True, sa_column=Column(Boolean, nullable=True))
     multi_valued: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -152,7 +153,7 @@ class User(SQLModel, table=True):
     organization: str | None = Field(default=None, sa_column=Column(Text))
     division: str | None = Field(default=None, sa_column=Column(Text))
     department: str | None = Field(default=None, sa_column=Column(Text))
-    manager_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    manager_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     provisioned_by: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -212,10 +213,10 @@ class UserGroup(SQLModel, table=True):
     project_identifier: str | None = Field(default=None, sa_column=Column(String(64)))
     scope: str = Field(default="", sa_column=Column(String(130), nullable=False))
     identifier: str = Field(sa_column=Column(String(128), nullable=False))
-    display_name: str = Field(sa_column=Column(String(256), nullable=False))
-    display_name_ci: str = Field(sa_column=Column(String(256 * LOWERED_GROWTH), nullable=False))
+    display_name: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    display_name_ci: str = Field(sa_column=Column(String(MAX_INDEXED * LOWERED_GROWTH), nullable=False))
     description: str | None = Field(default=None, sa_column=Column(Text))
-    external_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    external_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     managed_by: str = Field(sa_column=Column(String(24), nullable=False))
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -271,6 +272,6 @@ class AuditEvent(SQLModel, table=True):
     channel: str = Field(sa_column=Column(String(16), nullable=False))
     action: str = Field(sa_column=Column(String(64), nullable=False))
     resource_type: str = Field(sa_column=Column(String(32), nullable=False))
-    resource_id: str | None = Field(default=None, sa_column=Column(String(256)))
+    resource_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     outcome: str = Field(sa_column=Column(String(16), nullable=False))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -26,7 +26,6 @@ from app.db.models import Channel
 from app.db.transactions import settle_failure
 from app.errors import InvalidSyntax, Unauthenticated, Unavailable
 from app.graphql.context import Context
-from app.graphql.loaders import attach as attach_loaders
 from app.graphql.schema import DOCUMENT_CACHE_SIZE, MAX_TOKENS, build_schema
 from app.services.caller import Caller
 from app.settings import Settings
@@ -169,7 +168,6 @@ class GraphQLEndpoint:
             try:
                 async with sessionmaker() as session, session.begin():
                     context = Context(request=request, session=session, caller=caller)
-                    attach_loaders(context)
                     request.scope.setdefault("state", {})["graphql_context"] = context
                     await self.inner(request.scope, replay, buffer)
                     if context.database_error is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from strawberry.types import Info as _Info
 
+from app.graphql.loaders import Loaders
 from app.services.caller import Caller
 
 T = TypeVar("T")
@@ -23,9 +24,12 @@ class Context:
     caller: Caller
     # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    loaders: Any = None
+    loaders: Loaders = field(init=False)  # this request's, made with the context
     # The first database failure a resolver met; the endpoint retries or answers 503 instead of committing.
     database_error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self)
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a service call with the session, one at a time."""

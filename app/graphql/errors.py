@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import strawberry
 
+from app import errors
 from app.db.models import Outcome
 from app.errors import Conflict, DomainError, InvalidInput, ManagedByIdentityProvider, NotFound, PermissionDenied
 from app.graphql.context import Context
@@ -42,11 +43,14 @@ class PermissionDeniedError(Error):
     permission: str
 
 
+GuardedOperation = strawberry.enum(errors.GuardedOperation, description="A change that the identity provider owns for some users and groups.")
+
+
 @strawberry.type(description="The identity provider owns what the mutation tried to change; make the change there.")
 class IdentityProviderManagedError(Error):
     resource_type: str
     resource_id: str
-    operation: str
+    operation: GuardedOperation  # type: ignore[valid-type]
 
 
 def to_error_type(exc: DomainError) -> Error:
@@ -94,6 +98,6 @@ async def run_mutation(
                     resource_type=resource_type,
                     resource_id=getattr(exc, "resource_id", None) or resource_id,
                     outcome=Outcome.DENIED,
-                    detail={"reason": exc.message, **({"operation": exc.operation} if isinstance(exc, ManagedByIdentityProvider) else {})},
+                    detail={"reason": exc.message, **({"operation": exc.operation.value} if isinstance(exc, ManagedByIdentityProvider) else {})},
                 )
             return result

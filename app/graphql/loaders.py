@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
 from app.db.models import User, UserGroup
-from app.graphql.context import Context
 from app.services import groups, users
+
+if TYPE_CHECKING:
+    from app.graphql.context import Context
 
 Window = tuple[str, int, int]  # (id, offset, limit)
 
@@ -21,7 +23,7 @@ class Loaders:
         self.member_count = DataLoader[str, int](load_fn=self._member_counts)
         self.members = DataLoader[Window, list[User]](load_fn=self._members)
         self.groups_of_user = DataLoader[Window, tuple[int, list[UserGroup]]](load_fn=self._groups_of_users)
-        self.in_idp_group = DataLoader[str, bool](load_fn=self._in_idp_group)
+        self.ownership = DataLoader[str, frozenset[users.Ownership]](load_fn=self._ownership)
 
     async def _member_counts(self, ids: Sequence[str]) -> list[int]:
         counts = await self.context.call(groups.member_counts, list(ids))
@@ -41,9 +43,9 @@ class Loaders:
             found.update({(uid, offset, limit): (counts[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 
-    async def _in_idp_group(self, ids: Sequence[str]) -> list[bool]:
-        members = await self.context.call(users.identity_provider_members, list(ids))
-        return [i in members for i in ids]
+    async def _ownership(self, ids: Sequence[str]) -> list[frozenset[users.Ownership]]:
+        owned = await self.context.call(users.ownership, self.context.caller.account_id, list(ids))
+        return [owned.get(i, frozenset()) for i in ids]
 
 
 def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int], list[str]]:
@@ -51,8 +53,3 @@ def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int], list[str]]:
     for key_id, offset, limit in keys:  # DataLoader has already removed duplicate keys
         grouped[(offset, limit)].append(key_id)
     return grouped
-
-
-def attach(context: Context) -> Any:
-    context.loaders = Loaders(context)
-    return context.loaders

@@ -58,9 +58,7 @@ class User:
 
     @strawberry.field(description="True when the identity provider owns this user's email, name, group assignments or existence, so some changes here are refused.")
     async def managed_by_identity_provider(self, info: Info) -> bool:
-        if self.row.provisioned_by == models.ProvisionedBy.SCIM.value:
-            return True
-        return await info.context.loaders.in_idp_group.load(self.row.id)  # type: ignore[no-any-return]
+        return bool(await info.context.loaders.ownership.load(self.row.id))
 
     @strawberry.field(description="The groups the user belongs to, by name.")
     async def groups(

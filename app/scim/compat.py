@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.errors import InvalidInput, InvalidSyntax
+from app.validation import has_nul
 
 PATCH_OPS = ("add", "remove", "replace")
 
@@ -57,7 +58,7 @@ def manager_reference(value: Any) -> dict[str, Any] | None:
         value = value.get("value")
     if is_empty(value):
         return None
-    if not isinstance(value, str) or "\x00" in value:
+    if not isinstance(value, str) or has_nul(value):
         raise InvalidInput("manager must be a user id, {\"value\": id} or [{\"value\": id}]", field="manager")
     return {"value": value}
 
@@ -74,7 +75,7 @@ def member_values(value: Any) -> list[str]:
         if item is None:
             continue  # null means absent
         member = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(member, str) or not member or "\x00" in member:
+        if not isinstance(member, str) or not member or has_nul(member):
             raise InvalidInput(f'each member must be an object with the user id as "value", got {item!r}', field="members")
         ids.append(member)
     return ids

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from app.errors import InvalidFilter
+from app.validation import has_nul
 
 COMPARE_OPS = ("eq", "ne", "co", "sw", "ew", "gt", "lt", "ge", "le")
 MAX_FILTER_LENGTH = 4096
@@ -221,7 +222,7 @@ def _check_characters(text: str, where: str) -> None:
     """No database can store U+0000 or a lone UTF-16 surrogate (\\ud800 without its pair), so a
     filter value holding one could only fail in the database: it is refused here instead. A string
     literal's escapes are checked once decoded."""
-    if "\x00" in text:
+    if has_nul(text):
         raise InvalidFilter(f"{where} contains a NUL character")
     surrogate = _SURROGATE.search(text)
     if surrogate is not None:

@@ -24,6 +24,7 @@ from app.scim.schema import (
     Attribute,
     ResourceType,
 )
+from app.validation import MAX_INDEXED
 
 SCIM_JSON = "application/scim+json"
 BOOLEAN_LIKE = {"$ref": "#/components/schemas/BooleanLike"}
@@ -31,8 +32,8 @@ _TRUE = {"anyOf": [{"const": True}, {"type": "string", "pattern": "^[Tt][Rr][Uu]
 # No NUL characters: PostgreSQL text cannot store them, so the server refuses them with 400.
 TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 # userName and displayName: required, indexed (at most 256), and not blank.
-NAME = {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}  # \\s as in compat.BLANK
-INDEXED = {"type": "string", "maxLength": 256, "pattern": "^[^\\u0000]*$"}
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_INDEXED, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}  # \\s as in compat.BLANK
+INDEXED = {"type": "string", "maxLength": MAX_INDEXED, "pattern": "^[^\\u0000]*$"}
 OPS = {"add": "^[Aa][Dd][Dd]$", "remove": "^[Rr][Ee][Mm][Oo][Vv][Ee]$", "replace": "^[Rr][Ee][Pp][Ll][Aa][Cc][Ee]$"}
 
 

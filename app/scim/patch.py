@@ -19,6 +19,7 @@ from app.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath, par
 from app.scim.resources import canonical_elements
 from app.scim.schema import Attribute, ResolvedPath, ResourceType, resolve
 from app.services.groups import MemberChange
+from app.validation import has_nul
 
 IGNORED_PATHLESS_KEYS = frozenset({"schemas", "meta", "id"})
 
@@ -44,7 +45,6 @@ class PatchPath:
 class PatchResult:
     document: dict[str, Any]
     member_changes: list[MemberChange] = field(default_factory=list)
-    touched: set[str] = field(default_factory=set)
 
 
 def parse_path(raw: str, resource: ResourceType) -> PatchPath:
@@ -175,7 +175,6 @@ class _Engine:
 
     def apply_path(self, op: str, path: PatchPath, value: Any) -> None:
         if path.target.attribute is None:  # the whole extension, e.g. "urn:…:enterprise:2.0:User"
-            self.result.touched.add(path.target.schema)
             if op == "remove" or compat.is_empty(value):
                 self.doc.pop(path.target.schema, None)
                 return
@@ -188,7 +187,6 @@ class _Engine:
         attribute = path.attribute
         if attribute.read_only or (path.sub is not None and path.sub.read_only):
             raise Mutability(f"'{path.raw}' is read-only and cannot be modified")
-        self.result.touched.add(path.target.top_key)
         if self.collect is not None and attribute.name == self.collect:
             self.member_change(op, path, value)
             return
@@ -323,7 +321,7 @@ def _checked_leaf(value: Any, attribute: Attribute, where: str) -> Any:
     """A value is checked when it is applied, before a later operation can overwrite it."""
     if attribute.type == "boolean":
         return compat.coerce_boolean(value, where)
-    if not isinstance(value, str) or "\x00" in value:
+    if not isinstance(value, str) or has_nul(value):
         raise InvalidInput(f"{where} must be a string without NUL characters, got {type(value).__name__}", field=where)
     return value
 

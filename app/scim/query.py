@@ -20,13 +20,13 @@ from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePa
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
 from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
 from app.services.groups import visible_to
+from app.validation import LIKE_ESCAPE, like_escaped
 
-_LIKE_ESCAPE = "\\"
 _SUBSTRING_OPS = ("co", "sw", "ew")
 
 
 def _like_pattern(value: str, op: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = like_escaped(value)
     return {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
 
 
@@ -105,10 +105,10 @@ def _condition(target: _Target, op: str, operand: Any) -> ColumnElement[bool]:
         return _ordered(column, op, operand)
     if target.attribute.case_exact:
         if op in _SUBSTRING_OPS:
-            return column.like(operand, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+            return column.like(operand, escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
         return _ordered(column, op, operand)
     if op in _SUBSTRING_OPS:
-        return fold(column).like(_folded(operand), escape=_LIKE_ESCAPE)
+        return fold(column).like(_folded(operand), escape=LIKE_ESCAPE)
     if target.prelowered:
         return _ordered(column, op, operand)
     return _ordered(fold(column), op, _folded(operand))

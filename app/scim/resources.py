@@ -19,9 +19,7 @@ from app.scim.schema import (
     ResourceType,
     resolve,
 )
-from app.validation import is_blank
-
-MAX_INDEXED_LENGTH = 256  # userName, group displayName, externalId and the manager's id are stored in VARCHAR(256)
+from app.validation import MAX_INDEXED, has_nul, is_blank
 
 
 def _timestamp(value: datetime) -> str:
@@ -122,7 +120,7 @@ def _set(doc: dict[str, Any], urn: str | None, attribute: Attribute, sub: Attrib
 def _string(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be a string, got {type(value).__name__}", field=name)
-    if "\x00" in value:  # PostgreSQL text cannot hold it
+    if has_nul(value):  # PostgreSQL text cannot hold it
         raise InvalidInput(f"{name} must not contain the NUL character", field=name)
     return value
 
@@ -143,8 +141,8 @@ def user_values(doc: dict[str, Any]) -> dict[str, Any]:
         else:
             values[column] = _string(value, key.rsplit(":", 1)[-1])
     for column, name in (("user_name", "userName"), ("external_id", "externalId"), ("manager_id", "manager")):
-        if values[column] is not None and len(values[column]) > MAX_INDEXED_LENGTH:
-            raise InvalidInput(f"{name} is longer than {MAX_INDEXED_LENGTH} characters", field=name)
+        if values[column] is not None and len(values[column]) > MAX_INDEXED:
+            raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
     manager = _lookup(doc, f"{ENTERPRISE_USER}:manager")
     if isinstance(manager, dict) and manager.get("$ref") is not None:
         _string(manager["$ref"], "manager.$ref")
@@ -195,8 +193,8 @@ def group_values(doc: dict[str, Any]) -> dict[str, Any]:
         "external_id": None if external_id in (None, "") else _string(external_id, "externalId"),
     }
     for column, name in (("display_name", "displayName"), ("external_id", "externalId")):
-        if values[column] is not None and len(values[column]) > MAX_INDEXED_LENGTH:
-            raise InvalidInput(f"{name} is longer than {MAX_INDEXED_LENGTH} characters", field=name)
+        if values[column] is not None and len(values[column]) > MAX_INDEXED:
+            raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
     return values
 
 

@@ -12,6 +12,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.services import audit
 from app.services.caller import Caller, Permission
 from app.services.common import insert_unique
+from app.validation import has_nul
 
 # No dots: the account identifier is a segment of the dotted token format.
 IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -27,7 +28,7 @@ def validate_identifier(value: str, *, field: str = "identifier") -> str:
 
 
 def _validate_name(name: str) -> None:
-    if not name.strip() or "\x00" in name:
+    if not name.strip() or has_nul(name):
         raise InvalidInput("name must not be empty", field="name")
 
 
@@ -75,7 +76,7 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
 
 async def get_organization(session: AsyncSession, account_id: int, identifier: str) -> Organization:
     if not IDENTIFIER_RE.match(identifier):
-        raise NotFound("Organization", identifier.replace("\x00", ""))
+        raise NotFound("Organization", identifier)
     org = await session.scalar(
         select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier)
     )
@@ -86,7 +87,7 @@ async def get_organization(session: AsyncSession, account_id: int, identifier: s
 
 async def get_project(session: AsyncSession, account_id: int, org_identifier: str, identifier: str) -> Project:
     if not (IDENTIFIER_RE.match(org_identifier) and IDENTIFIER_RE.match(identifier)):
-        raise NotFound("Project", f"{org_identifier}/{identifier}".replace("\x00", ""))
+        raise NotFound("Project", f"{org_identifier}/{identifier}")
     project = await session.scalar(
         select(Project).where(
             Project.account_id == account_id,
@@ -108,7 +109,7 @@ async def list_organizations(session: AsyncSession, account_id: int) -> list[Org
 
 async def list_projects(session: AsyncSession, account_id: int, org_identifier: str | None) -> list[Project]:
     query = select(Project).where(Project.account_id == account_id)
-    if org_identifier is not None and "\x00" in org_identifier:
+    if has_nul(org_identifier):
         return []
     if org_identifier is not None:
         query = query.where(Project.org_identifier == org_identifier)

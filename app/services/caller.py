@@ -35,6 +35,12 @@ class Caller:
     def has(self, permission: Permission) -> bool:
         return permission.value in self.permissions
 
+    @property
+    def is_identity_provider(self) -> bool:
+        """The call came over SCIM: the identity provider making its own changes, which the rules
+        of what it owns (Harness's Limitations) do not hold back."""
+        return self.channel == Channel.SCIM
+
 
 def system_caller(account_id: int, account_identifier: str, channel: Channel = Channel.CLI) -> Caller:
     return Caller(account_id, account_identifier, "system", frozenset(ALL_PERMISSIONS), channel)

@@ -154,7 +154,7 @@ def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     """The parameters of a lookup by id in the caller's account; no id holds a NUL character (a
     PostgreSQL text cannot), so such an id is simply not found."""
     if has_nul(id):
-        raise NotFound(label, id.replace("\x00", ""))
+        raise NotFound(label, id)
     return {"id": id, "account_id": account_id}
 
 

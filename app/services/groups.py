@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
 from app.db.statements import Prepared
 from app.db.types import utcnow
-from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
+from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, users
 from app.services.caller import Caller, Permission
 from app.services.common import (
@@ -48,9 +48,8 @@ from app.services.common import (
     write_changes,
 )
 from app.services.identifiers import IDENTIFIER_RE, derive_identifier, with_suffix
-from app.validation import has_nul, is_blank
+from app.validation import LIKE_ESCAPE, MAX_INDEXED, has_nul, is_blank, like_escaped
 
-MAX_DISPLAY_NAME = 256
 IDENTIFIER_ATTEMPTS = 20
 MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
 GROUPS = UserGroup.__table__  # type: ignore[attr-defined]
@@ -82,9 +81,9 @@ class _Unset:
 UNSET: Any = _Unset()
 
 IDP_GROUP_MESSAGES = {
-    "rename": "The name cannot be changed for group {id}: it is managed by your identity provider. Rename it there.",
-    "delete": "Group {id} is managed by your identity provider and cannot be deleted here. Remove it from the identity provider's app assignment.",
-    "change_members": "Members of group {id} are managed by your identity provider. Assign or unassign users in the identity provider.",
+    GuardedOperation.RENAME: "The name cannot be changed for group {id}: it is managed by your identity provider. Rename it there.",
+    GuardedOperation.DELETE: "Group {id} is managed by your identity provider and cannot be deleted here. Remove it from the identity provider's app assignment.",
+    GuardedOperation.CHANGE_MEMBERS: "Members of group {id} are managed by your identity provider. Assign or unassign users in the identity provider.",
 }
 
 
@@ -105,8 +104,8 @@ def _validate_name(display_name: Any) -> str:
         raise InvalidInput("the group name is required", field="displayName")
     if has_nul(display_name):
         raise InvalidInput("the group name must not contain the NUL character", field="displayName")
-    if len(display_name) > MAX_DISPLAY_NAME:
-        raise InvalidInput(f"the group name is longer than {MAX_DISPLAY_NAME} characters", field="displayName")
+    if len(display_name) > MAX_INDEXED:
+        raise InvalidInput(f"the group name is longer than {MAX_INDEXED} characters", field="displayName")
     return display_name
 
 
@@ -124,10 +123,10 @@ def visible_to(channel: Channel) -> ColumnElement[bool]:
     return _IDENTITY_PROVIDER_GROUPS if channel == Channel.SCIM else _EVERY_GROUP
 
 
-def guard(caller: Caller, group: Any, operation: str) -> None:
-    """Refuse, outside SCIM, the changes the identity provider owns (operation: rename, delete,
-    change_members)."""
-    if caller.channel == Channel.SCIM or group.managed_by != ManagedBy.IDENTITY_PROVIDER.value:
+def guard(caller: Caller, group: Any, operation: GuardedOperation) -> None:
+    """Refuse, outside SCIM, the changes of an identity-provider group that the identity provider
+    owns: RENAME, DELETE, CHANGE_MEMBERS."""
+    if caller.is_identity_provider or group.managed_by != ManagedBy.IDENTITY_PROVIDER.value:
         return
     raise ManagedByIdentityProvider(
         IDP_GROUP_MESSAGES[operation].format(id=group.identifier), resource_type="UserGroup", resource_id=group.id, operation=operation
@@ -147,13 +146,13 @@ async def _idp_name_taken(session: AsyncSession, account_id: int, display_name: 
 
 async def _free_identifier(session: AsyncSession, account_id: int, scope: str, base: str) -> str:
     """`base`, or `base_2`, `base_3`, … — the first one not taken in the scope."""
-    like = base.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "\\_%"
+    like = like_escaped(base) + LIKE_ESCAPE + "_%"
     taken = set(
         await session.scalars(
             select(UserGroup.identifier).where(
                 UserGroup.account_id == account_id,
                 UserGroup.scope == scope,
-                (UserGroup.identifier == base) | UserGroup.identifier.like(like, escape="\\"),
+                (UserGroup.identifier == base) | UserGroup.identifier.like(like, escape=LIKE_ESCAPE),
             )
         )
     )
@@ -184,7 +183,7 @@ async def create_group(
     _validate_name(display_name)
     if has_nul(description, external_id, org_identifier, project_identifier):
         raise InvalidInput("values must not contain the NUL character", field="description")
-    from_idp = caller.channel == Channel.SCIM
+    from_idp = caller.is_identity_provider
     scope = _scope(org_identifier, project_identifier)
     if org_identifier:
         await accounts.get_organization(session, caller.account_id, org_identifier)
@@ -227,7 +226,7 @@ async def create_group(
         raise Conflict("could not allocate a group identifier; retry", field="identifier")
     result = MembershipResult()
     if member_ids:
-        await users.guard_group_changes(session, caller, member_ids)
+        await users.guard(session, caller, member_ids, GuardedOperation.CHANGE_GROUPS)
         result = await _add(session, caller, group, member_ids)
         _refuse_unknown(caller, result)
     await audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
@@ -256,14 +255,14 @@ async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for
     """A group the caller sees, locked against other changes until the transaction ends when
     `for_update`, or NotFound."""
     caller.require(Permission.GROUPS_WRITE if for_update else Permission.GROUPS_READ)
-    lookup = _GROUP[(caller.channel == Channel.SCIM, for_update)]
+    lookup = _GROUP[(caller.is_identity_provider, for_update)]
     return GroupRecord(**(await owned_row(session, lookup, "UserGroup", group_id, caller.account_id))._mapping)
 
 
 async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
     """`get_group` for a request that only reads: the plain row, on a session or a bare connection."""
     caller.require(Permission.GROUPS_READ)
-    return await owned_row(reader, _GROUP[(caller.channel == Channel.SCIM, False)], "UserGroup", group_id, caller.account_id)
+    return await owned_row(reader, _GROUP[(caller.is_identity_provider, False)], "UserGroup", group_id, caller.account_id)
 
 
 async def get_group_by_identifier(
@@ -271,7 +270,7 @@ async def get_group_by_identifier(
 ) -> UserGroup:
     caller.require(Permission.GROUPS_READ)
     if has_nul(identifier, org, project):
-        raise NotFound("UserGroup", identifier.replace("\x00", ""))
+        raise NotFound("UserGroup", identifier)
     group = await session.scalar(
         select(UserGroup).where(
             UserGroup.account_id == caller.account_id,
@@ -321,7 +320,7 @@ async def update_group(
     renamed = display_name is not UNSET and display_name != group.display_name
     if renamed:
         _validate_name(display_name)
-        guard(caller, group, "rename")
+        guard(caller, group, GuardedOperation.RENAME)
         if group.managed_by == ManagedBy.IDENTITY_PROVIDER.value and await _idp_name_taken(
             session, caller.account_id, display_name, group.id
         ):
@@ -391,24 +390,24 @@ async def change_members(
     caller.require(Permission.GROUPS_WRITE)
     if not changes:
         return MembershipResult()
-    guard(caller, group, "change_members")
+    guard(caller, group, GuardedOperation.CHANGE_MEMBERS)
     total = MembershipResult()
     for change in changes:
         if change.kind == "add":
-            await users.guard_group_changes(session, caller, change.ids)
+            await users.guard(session, caller, change.ids, GuardedOperation.CHANGE_GROUPS)
             step = await _add(session, caller, group, change.ids)
             total.added |= step.added
             total.removed -= step.added
             total.skipped |= step.skipped
         elif change.kind == "remove":
-            await users.guard_group_changes(session, caller, change.ids)
+            await users.guard(session, caller, change.ids, GuardedOperation.CHANGE_GROUPS)
             removed = await _remove(session, group, change.ids)
             total.removed |= removed - total.added
             total.added -= removed
         else:  # replace / clear: the set difference, in SQL-sized chunks
             wanted = set(change.ids) if change.kind == "replace" else set()
             current = await _all_members(session, group.id)
-            await users.guard_group_changes(session, caller, sorted(current ^ wanted))
+            await users.guard(session, caller, sorted(current ^ wanted), GuardedOperation.CHANGE_GROUPS)
             removed = await _remove(session, group, sorted(current - wanted))
             step = await _add(session, caller, group, sorted(wanted - current))
             total.removed |= removed
@@ -427,7 +426,7 @@ async def change_members(
 def _refuse_unknown(caller: Caller, result: MembershipResult) -> None:
     """Over SCIM unknown member ids are skipped (the identity provider may be ahead of us); an
     admin naming a user that does not exist made a mistake worth reporting."""
-    if caller.channel != Channel.SCIM and result.skipped:
+    if not caller.is_identity_provider and result.skipped:
         raise NotFound("User", sorted(result.skipped)[0])
 
 
@@ -444,18 +443,15 @@ def _member_detail(result: MembershipResult) -> dict[str, Any]:
 
 async def delete_group(session: AsyncSession, caller: Caller, group: GroupRecord) -> None:
     """Delete a group and its memberships. Removing the members is a change of each member's group
-    assignments, so outside SCIM a group holding a locked user (see `users.guard`) is not deleted:
+    assignments, so outside SCIM a group holding a locked user (see `users.OWNED`) is not deleted:
     otherwise deleting a native group, and creating it again without that user, would do what
     removing the user from it is refused to do. The audit event lists the members removed."""
     caller.require(Permission.GROUPS_WRITE)
-    guard(caller, group, "delete")
+    guard(caller, group, GuardedOperation.DELETE)
     members = await _all_members(session, group.id)
-    locked = await users.locked_for_group_changes(session, caller, sorted(members))
+    locked = await users.locked_for(session, caller, sorted(members), GuardedOperation.CHANGE_GROUPS)
     if locked:
-        raise ManagedByIdentityProvider(
-            IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]),
-            resource_type="User", resource_id=locked[0], operation="change_groups",
-        )  # fmt: skip
+        raise users.refusal(locked[0], GuardedOperation.CHANGE_GROUPS, IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]))
     await _DELETE.execute(await session.connection(), {"b_id": group.id})  # its memberships go with it
     await audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
                        detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
@@ -472,7 +468,7 @@ _VISIBLE_IN_ACCOUNT = {True: _visible_in_account(_IDENTITY_PROVIDER_GROUPS), Fal
 async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the groups the caller sees that match the query, as plain rows, and how many match."""
     caller.require(Permission.GROUPS_READ)
-    over_scim = caller.channel == Channel.SCIM
+    over_scim = caller.is_identity_provider
     scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id)
     return await page(reader, UserGroup, _VISIBLE_IN_ACCOUNT[over_scim], scoped)
 
@@ -541,7 +537,7 @@ async def groups_of_users(reader: Reader, caller: Caller, user_ids: Sequence[str
     one query per chunk."""
     connection = await connection_of(reader)
     out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
-    over_scim = caller.channel == Channel.SCIM
+    over_scim = caller.is_identity_provider
     if len(out) == 1:
         [user_id] = out
         out[user_id] = [(group_id, name) for _, group_id, name in await _GROUPS_OF_USER[over_scim].all(connection, {"id": user_id})]
@@ -573,7 +569,7 @@ async def get_user_with_groups(session: AsyncSession, caller: Caller, user_id: s
 async def _user_with_groups(reader: Reader, caller: Caller, user_id: str, *, for_update: bool) -> UserWithGroups:
     params = owned_params("User", user_id, caller.account_id)
     connection = await connection_of(reader)
-    found = _users_and_groups(await _USER_WITH_GROUPS[caller.channel == Channel.SCIM, for_update].all(connection, params))
+    found = _users_and_groups(await _USER_WITH_GROUPS[caller.is_identity_provider, for_update].all(connection, params))
     if not found:
         raise NotFound("User", user_id)
     return found[0]
@@ -595,7 +591,7 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
     """`users.list_users` with each user's `groups_of_users`, in one statement (plus a count when
     the page does not show the total; see `_with_groups`)."""
     caller.require(Permission.USERS_READ)
-    over_scim = caller.channel == Channel.SCIM
+    over_scim = caller.is_identity_provider
     scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id)
     connection = await connection_of(reader)
     found: list[UserWithGroups] = []
@@ -650,8 +646,8 @@ def admin_filter(
     if has_nul(search, org_identifier, project_identifier):
         return false()
     if search:
-        pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(UserGroup.display_name_ci.like(pattern, escape="\\") | func.lower(UserGroup.identifier).like(pattern, escape="\\"))
+        pattern = f"%{like_escaped(search.lower())}%"
+        conditions.append(UserGroup.display_name_ci.like(pattern, escape=LIKE_ESCAPE) | func.lower(UserGroup.identifier).like(pattern, escape=LIKE_ESCAPE))
     if managed_by is not None:
         conditions.append(UserGroup.managed_by == managed_by)
     if org_identifier is not None:

@@ -20,6 +20,7 @@ from app.db.types import utcnow
 from app.errors import InvalidInput, NotFound, Unauthenticated
 from app.services import audit
 from app.services.caller import ALL_PERMISSIONS, Caller, Permission
+from app.validation import has_nul
 
 PREFIX = "sat"
 SECRET_BYTES = 32
@@ -58,7 +59,7 @@ async def create_token(
     expires_in_days: int | None = None,
 ) -> IssuedToken:
     perms = validate_permissions(list(ALL_PERMISSIONS) if permissions is None else permissions)
-    if not name.strip() or "\x00" in name:
+    if not name.strip() or has_nul(name):
         raise InvalidInput("token name must not be empty or contain NUL", field="name")
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise InvalidInput(f"expiresInDays must be from 1 to {MAX_EXPIRY_DAYS}", field="expiresInDays")
@@ -104,8 +105,8 @@ async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiTok
 
 
 async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:
-    if "\x00" in token_id:
-        raise NotFound("ApiToken", token_id.replace("\x00", ""))
+    if has_nul(token_id):
+        raise NotFound("ApiToken", token_id)
     token = await session.scalar(
         select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id)
     )
@@ -155,7 +156,7 @@ class Presented:
 
 def parse(raw: str | None) -> Presented:
     parts = (raw or "").split(".")
-    if len(parts) != 4 or parts[0] != PREFIX or "\x00" in (raw or ""):
+    if len(parts) != 4 or parts[0] != PREFIX or has_nul(raw):
         raise Unauthenticated()
     return Presented(parts[1], parts[2], parts[3])
 

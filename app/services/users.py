@@ -8,6 +8,7 @@ place that knows the Limitations of Harness's page "Provision Users and Groups u
 from __future__ import annotations
 
 import contextlib
+import enum
 import re
 import uuid
 from collections.abc import Sequence
@@ -19,10 +20,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, fu
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.casefold import fold
-from app.db.models import Channel, GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
+from app.db.models import GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
 from app.db.statements import Prepared
 from app.db.types import utcnow
-from app.errors import Conflict, InvalidInput, ManagedByIdentityProvider, NotFound
+from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
 from app.services.common import (
@@ -39,9 +40,8 @@ from app.services.common import (
     unique_changes,
     write_changes,
 )
-from app.validation import has_nul, is_blank
+from app.validation import LIKE_ESCAPE, MAX_EMAIL, MAX_INDEXED, has_nul, is_blank, like_escaped
 
-MAX_USER_NAME = 256
 USERS = User.__table__  # type: ignore[attr-defined]
 INDEX_ROWS = UserAttributeValue.__table__  # type: ignore[attr-defined]
 _INSERT_INDEX_ROWS = Prepared(INDEX_ROWS.insert())
@@ -78,14 +78,14 @@ def _validate(values: dict[str, Any]) -> None:
     name = values.get("user_name")
     if not isinstance(name, str) or is_blank(name):
         raise InvalidInput("userName is required", field="userName")
-    if len(name) > MAX_USER_NAME:
-        raise InvalidInput(f"userName is longer than {MAX_USER_NAME} characters", field="userName")
+    if len(name) > MAX_INDEXED:
+        raise InvalidInput(f"userName is longer than {MAX_INDEXED} characters", field="userName")
     external_id = values.get("external_id")
-    if external_id is not None and len(external_id) > MAX_USER_NAME:
-        raise InvalidInput(f"externalId is longer than {MAX_USER_NAME} characters", field="externalId")
+    if external_id is not None and len(external_id) > MAX_INDEXED:
+        raise InvalidInput(f"externalId is longer than {MAX_INDEXED} characters", field="externalId")
     email = primary_email(values.get("multi_valued") or {})
-    if email is not None and len(email) > 320:
-        raise InvalidInput("the email address is longer than 320 characters", field="emails")
+    if email is not None and len(email) > MAX_EMAIL:
+        raise InvalidInput(f"the email address is longer than {MAX_EMAIL} characters", field="emails")
 
 
 def _assign(user: UserRecord, values: dict[str, Any]) -> list[str]:
@@ -178,7 +178,7 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
             "user_name_ci": values["user_name"].lower(),
             "active": True,
             "multi_valued": {},
-            "provisioned_by": (ProvisionedBy.SCIM if caller.channel == Channel.SCIM else ProvisionedBy.MANAGER).value,
+            "provisioned_by": (ProvisionedBy.SCIM if caller.is_identity_provider else ProvisionedBy.MANAGER).value,
             "created_at": now,
             "updated_at": now,
             "version": 1,
@@ -196,71 +196,70 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
     return user
 
 
-async def in_identity_provider_group(session: AsyncSession, user_id: str) -> bool:
-    return bool(
-        await session.scalar(
-            select(
-                exists()
-                .where(GroupMembership.user_id == user_id)
-                .where(GroupMembership.group_id == UserGroup.id)
-                .where(UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
-            )
-        )
-    )
-
-
 IDP_USER_MESSAGE = (
     "User {id} is managed by your identity provider and cannot be {what} here. "
     "Make this change in the identity provider (Azure AD / Okta); it reaches this account with the next sync."
 )
+_WHAT = {GuardedOperation.UPDATE_PROFILE: "edited", GuardedOperation.DELETE: "deleted", GuardedOperation.CHANGE_GROUPS: "moved between groups"}
 
 
-def _refusal(user_id: str, operation: str) -> ManagedByIdentityProvider:
-    what = {"update_profile": "edited", "delete": "deleted", "change_groups": "moved between groups"}[operation]
-    return ManagedByIdentityProvider(
-        IDP_USER_MESSAGE.format(id=user_id, what=what), resource_type="User", resource_id=user_id, operation=operation
-    )
+class Ownership(enum.Enum):
+    """Why the identity provider owns some of a user: Harness's Limitations for users."""
+
+    PROVISIONED = "provisioned"  # created over SCIM: email, name and existence are the identity provider's
+    IN_IDP_GROUP = "in_idp_group"  # a member of an identity-provider group: locked, group assignments too
 
 
-async def guard(session: AsyncSession, caller: Caller, user: UserRecord, operation: str) -> None:
-    """Harness's Limitations for users, for every channel but SCIM:
-
-    - a member of an identity-provider group is locked: no email or name change, no change of group
-      assignments, no deletion;
-    - a SCIM-provisioned user in no such group keeps email, name and existence owned by the identity
-      provider, but may be added to and removed from native groups;
-    - users created in the admin UI allow everything.
-
-    `operation` is one of `update_profile`, `delete`, `change_groups`.
-    """
-    if caller.channel == Channel.SCIM:
-        return
-    locked = await in_identity_provider_group(session, user.id)
-    scim_owned = user.provisioned_by == ProvisionedBy.SCIM.value
-    refused = locked or (scim_owned and operation in ("update_profile", "delete"))
-    if refused:
-        raise _refusal(user.id, operation)
+# What each reason takes away from every channel but SCIM. A user created in the admin UI and in no
+# identity-provider group has no reason: everything may change.
+OWNED = {
+    Ownership.PROVISIONED: frozenset({GuardedOperation.UPDATE_PROFILE, GuardedOperation.DELETE}),
+    Ownership.IN_IDP_GROUP: frozenset({GuardedOperation.UPDATE_PROFILE, GuardedOperation.DELETE, GuardedOperation.CHANGE_GROUPS}),
+}
+_IN_IDP_GROUP = (
+    exists()
+    .where(GroupMembership.user_id == User.id, GroupMembership.group_id == UserGroup.id)
+    .where(UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
+)
 
 
-async def locked_for_group_changes(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> list[str]:
-    """The users among `user_ids` whose group assignments `caller` may not change, in id order:
-    `guard(…, "change_groups")` for many users in one query per chunk. Any change of a membership
-    counts — adding, removing, and removing as a side effect of deleting a group."""
-    if caller.channel == Channel.SCIM:
+async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, frozenset[Ownership]]:
+    """For each of these users of the account, why the identity provider owns some of them (no reason:
+    it owns nothing), in one query per chunk. The one place that answers it: `guard`, `locked_for`
+    and GraphQL's `User.managedByIdentityProvider` all ask here."""
+    found: dict[str, frozenset[Ownership]] = {}
+    for part in chunks(sorted(set(user_ids))):
+        rows = await session.execute(
+            select(User.id, User.provisioned_by, _IN_IDP_GROUP.label("in_idp_group")).where(User.account_id == account_id, User.id.in_(part))
+        )
+        for user_id, provisioned_by, in_idp_group in rows:
+            reasons = {Ownership.PROVISIONED} if provisioned_by == ProvisionedBy.SCIM.value else set()
+            found[user_id] = frozenset(reasons | ({Ownership.IN_IDP_GROUP} if in_idp_group else set()))
+    return found
+
+
+async def locked_for(session: AsyncSession, caller: Caller, user_ids: Sequence[str], operation: GuardedOperation) -> list[str]:
+    """The users among `user_ids` on whom `caller` may not make `operation`, in id order: none over
+    SCIM, which is how the identity provider itself makes its changes."""
+    if caller.is_identity_provider:
         return []
-    return sorted(await identity_provider_members(session, user_ids, account_id=caller.account_id))
+    owned = await ownership(session, caller.account_id, user_ids)
+    return sorted(user_id for user_id, reasons in owned.items() if any(operation in OWNED[reason] for reason in reasons))
 
 
-async def guard_group_changes(session: AsyncSession, caller: Caller, user_ids: Sequence[str]) -> None:
-    """Refuse, outside SCIM, to add or remove a locked user (see `guard`) to or from any group."""
-    locked = await locked_for_group_changes(session, caller, user_ids)
+async def guard(session: AsyncSession, caller: Caller, user_ids: Sequence[str], operation: GuardedOperation) -> None:
+    """Refuse `operation` on these users when the identity provider owns it for any of them (see
+    `OWNED`). Any change of a membership counts as CHANGE_GROUPS — adding, removing, and removing as
+    a side effect of deleting a group."""
+    locked = await locked_for(session, caller, user_ids, operation)
     if locked:
-        raise _refusal(locked[0], "change_groups")
+        raise refusal(locked[0], operation)
 
 
-async def is_locked(session: AsyncSession, user: UserRecord) -> bool:
-    """True when any rule of `guard` refuses a change of this user from the admin UI."""
-    return user.provisioned_by == ProvisionedBy.SCIM.value or await in_identity_provider_group(session, user.id)
+def refusal(user_id: str, operation: GuardedOperation, message: str | None = None) -> ManagedByIdentityProvider:
+    return ManagedByIdentityProvider(
+        message or IDP_USER_MESSAGE.format(id=user_id, what=_WHAT[operation]), resource_type="User", resource_id=user_id, operation=operation
+    )
 
 
 def _same_emails(a: Any, b: Any) -> bool:
@@ -282,7 +281,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
     merged = {c: values.get(c, getattr(user, c)) for c in WRITABLE}
     _validate(merged)
     ignored: list[str] = []
-    if caller.channel == Channel.SCIM:
+    if caller.is_identity_provider:
         new_multi = dict(values.get("multi_valued", user.multi_valued) or {})
         old_emails = (user.multi_valued or {}).get("emails")
         # A user without an address may be given one; an existing address is what the flag protects.
@@ -298,10 +297,10 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
             if email_name_change:
                 values["user_name"] = user.user_name
                 ignored.append("userName")
-    if caller.channel != Channel.SCIM:
+    if not caller.is_identity_provider:
         profile = {"user_name", "display_name", "name_formatted", "name_given", "name_family", "multi_valued"}
         if any(k in profile and values[k] != getattr(user, k) for k in values):
-            await guard(session, caller, user, "update_profile")
+            await guard(session, caller, [user.id], GuardedOperation.UPDATE_PROFILE)
     old_multi, new_name = user.multi_valued, values.get("user_name", user.user_name)
     renamed = new_name.lower() != user.user_name_ci
     if renamed and await _user_name_taken(session, caller.account_id, new_name, user.id):
@@ -338,7 +337,7 @@ async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: st
     waiting for the other."""
     caller.require(Permission.USERS_WRITE)
     if has_nul(user_id):
-        raise NotFound("User", user_id.replace("\x00", ""))
+        raise NotFound("User", user_id)
     await lock_ids(session, User.id, (User.account_id == caller.account_id) & ((User.id == user_id) | (User.manager_id == user_id)))
     return await get_user(session, caller, user_id)
 
@@ -350,7 +349,7 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     Locks follow the services' order (see app.services.common): the users first, in id order, then
     the groups, in id order, and the row itself is deleted last."""
     caller.require(Permission.USERS_WRITE)
-    await guard(session, caller, user, "delete")
+    await guard(session, caller, [user.id], GuardedOperation.DELETE)
     now = utcnow()
     if await lock_ids(session, User.id, _reports(caller.account_id, user.id)):
         await session.execute(
@@ -397,12 +396,12 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
     if search:
         # Both sides of each match go through one fold (app.db.casefold): the lower-cased copies
         # against the lower-cased search, the display name against the search as typed.
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        escaped = like_escaped(search)
         lowered, as_typed = fold(f"%{escaped.lower()}%"), fold(f"%{escaped}%")
         conditions.append(
-            fold(User.user_name_ci).like(lowered, escape="\\")
-            | fold(User.email_ci).like(lowered, escape="\\")
-            | fold(User.display_name).like(as_typed, escape="\\")
+            fold(User.user_name_ci).like(lowered, escape=LIKE_ESCAPE)
+            | fold(User.email_ci).like(lowered, escape=LIKE_ESCAPE)
+            | fold(User.display_name).like(as_typed, escape=LIKE_ESCAPE)
         )
     if active is not None:
         # An unassigned `active` (NULL) is not a deactivation.
@@ -424,23 +423,6 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
         if user is not None:
             return user
     return None
-
-
-async def identity_provider_members(session: AsyncSession, user_ids: Sequence[str], *, account_id: int | None = None) -> set[str]:
-    """Which of these users belong to at least one identity-provider group (one query per chunk),
-    counting only the groups of `account_id` when it is given."""
-    found: set[str] = set()
-    same_account = true() if account_id is None else UserGroup.account_id == account_id
-    for part in chunks(sorted(set(user_ids))):
-        found.update(
-            await session.scalars(
-                select(GroupMembership.user_id)
-                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id.in_(part), UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value, same_account)
-                .distinct()
-            )
-        )
-    return found
 
 
 async def groups_page_of_users(
@@ -465,7 +447,7 @@ def _valid_email(email: str) -> str:
     email = email.strip()
     if has_nul(email):
         raise InvalidInput("the email must not contain the NUL character", field="email")
-    if not EMAIL_RE.match(email) or len(email) > MAX_USER_NAME:
+    if not EMAIL_RE.match(email) or len(email) > MAX_INDEXED:  # it is also the userName
         raise InvalidInput(f"{email!r} is not an email address", field="email")
     return email
 

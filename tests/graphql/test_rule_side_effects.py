@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent, GroupMembership, User, UserGroup
 from app.graphql.mutations import Mutation
-from tests.conftest import ScimClient
-from tests.graphql.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient, ScimClient
 
 RESULT = "__typename ... on Error { message } ... on IdentityProviderManagedError { resourceType resourceId operation }"
 
@@ -61,7 +60,7 @@ async def test_deleting_a_native_group_that_holds_a_locked_user_is_refused_and_c
     before = await _snapshot(sessionmaker)
     result = (await gql("mutation($g: ID!) { deleteUserGroup(input: {id: $g}) { %s } }" % RESULT, g=setup.native))["deleteUserGroup"]
     assert result["__typename"] == "IdentityProviderManagedError"
-    assert (result["resourceType"], result["resourceId"], result["operation"]) == ("User", setup.locked, "change_groups")
+    assert (result["resourceType"], result["resourceId"], result["operation"]) == ("User", setup.locked, "CHANGE_GROUPS")
     assert "Platform" in result["message"] and "identity provider" in result["message"]
     assert await _snapshot(sessionmaker) == before
     [denied] = await _events(sessionmaker, outcome="DENIED")
@@ -76,7 +75,7 @@ async def test_deleting_the_locked_user_is_refused_and_keeps_their_native_member
 ) -> None:
     before = await _snapshot(sessionmaker)
     result = (await gql("mutation($u: ID!) { deleteUser(input: {id: $u}) { %s } }" % RESULT, u=setup.locked))["deleteUser"]
-    assert (result["__typename"], result["resourceId"], result["operation"]) == ("IdentityProviderManagedError", setup.locked, "delete")
+    assert (result["__typename"], result["resourceId"], result["operation"]) == ("IdentityProviderManagedError", setup.locked, "DELETE")
     assert await _snapshot(sessionmaker) == before
     assert len(await _events(sessionmaker, outcome="DENIED")) == 1
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent, GroupMembership, User, UserGroup
-from tests.conftest import ScimClient
-from tests.graphql.conftest import GraphQLClient
+from app.services import users
+from tests.support.clients import GraphQLClient, ScimClient, Tenant
 
 RESULT = "__typename ... on Error { message } ... on IdentityProviderManagedError { resourceType resourceId operation }"
 
@@ -56,10 +56,10 @@ async def _denied_events(sessionmaker: async_sessionmaker[AsyncSession]) -> list
 
 
 GROUP_MUTATIONS = {
-    "rename": ('mutation($g: ID!) { r: updateUserGroup(input: {id: $g, name: "Renamed"}) { %s } }', "rename"),
-    "delete": ("mutation($g: ID!) { r: deleteUserGroup(input: {id: $g}) { %s } }", "delete"),
-    "add": ("mutation($g: ID!, $u: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "change_members"),
-    "remove": ("mutation($g: ID!, $m: ID!) { r: removeUsersFromUserGroup(input: {userGroupId: $g, userIds: [$m]}) { %s } }", "change_members"),
+    "rename": ('mutation($g: ID!) { r: updateUserGroup(input: {id: $g, name: "Renamed"}) { %s } }', "RENAME"),
+    "delete": ("mutation($g: ID!) { r: deleteUserGroup(input: {id: $g}) { %s } }", "DELETE"),
+    "add": ("mutation($g: ID!, $u: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "CHANGE_MEMBERS"),
+    "remove": ("mutation($g: ID!, $m: ID!) { r: removeUsersFromUserGroup(input: {userGroupId: $g, userIds: [$m]}) { %s } }", "CHANGE_MEMBERS"),
 }
 
 
@@ -103,10 +103,10 @@ async def test_native_and_idp_groups_with_the_same_name_are_both_listed(gql: Gra
 
 
 USER_MUTATIONS = {
-    "rename": ('mutation($u: ID!) { r: updateUser(input: {id: $u, name: "New Name"}) { %s } }', "update_profile"),
-    "email": ('mutation($u: ID!) { r: updateUser(input: {id: $u, email: "new@x.com"}) { %s } }', "update_profile"),
-    "delete": ("mutation($u: ID!) { r: deleteUser(input: {id: $u}) { %s } }", "delete"),
-    "add-to-group": ("mutation($u: ID!, $g: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "change_groups"),
+    "rename": ('mutation($u: ID!) { r: updateUser(input: {id: $u, name: "New Name"}) { %s } }', "UPDATE_PROFILE"),
+    "email": ('mutation($u: ID!) { r: updateUser(input: {id: $u, email: "new@x.com"}) { %s } }', "UPDATE_PROFILE"),
+    "delete": ("mutation($u: ID!) { r: deleteUser(input: {id: $u}) { %s } }", "DELETE"),
+    "add-to-group": ("mutation($u: ID!, $g: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "CHANGE_GROUPS"),
 }
 
 # kind of user -> mutations that must be refused
@@ -165,6 +165,27 @@ async def test_managed_by_identity_provider_flag(gql: GraphQLClient, world: Worl
     assert (await gql(query, id=world.manager))["user"] == {"provisionedBy": "MANAGER", "managedByIdentityProvider": False}
     assert (await gql(query, id=world.scim_direct))["user"] == {"provisionedBy": "SCIM", "managedByIdentityProvider": True}
     assert (await gql(query, id=world.idp_member))["user"] == {"provisionedBy": "SCIM", "managedByIdentityProvider": True}
+
+
+async def test_ownership_says_why_for_each_kind_of_user_and_the_flag_and_rules_follow_it(
+    gql: GraphQLClient, scim: ScimClient, world: World, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    # A user made in the admin UI whom the identity provider then puts in one of its groups.
+    added = await scim.patch(f"/Groups/{world.idp}", [{"op": "add", "path": "members", "value": [{"value": world.spare}]}])
+    assert added.status_code == 204
+    async with sessionmaker() as session:
+        owned = await users.ownership(session, tenant.account_id, [world.manager, world.scim_direct, world.idp_member, world.spare, "no-such-user"])
+    assert owned == {
+        world.manager: frozenset(),
+        world.scim_direct: {users.Ownership.PROVISIONED},
+        world.idp_member: {users.Ownership.PROVISIONED, users.Ownership.IN_IDP_GROUP},
+        world.spare: {users.Ownership.IN_IDP_GROUP},
+    }
+    page = await gql("{ users(first: 10) { nodes { id managedByIdentityProvider } } }")
+    flags = {node["id"]: node["managedByIdentityProvider"] for node in page["users"]["nodes"]}
+    assert flags == {user_id: bool(reasons) for user_id, reasons in owned.items()}
+    renamed = await gql('mutation($u: ID!) { updateUser(input: {id: $u, name: "N"}) { %s } }' % RESULT, u=world.spare)
+    assert (renamed["updateUser"]["__typename"], renamed["updateUser"]["operation"]) == ("IdentityProviderManagedError", "UPDATE_PROFILE")
 
 
 async def test_successful_mutations_are_audited_as_applied(gql: GraphQLClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
