@@ -242,7 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(handler=cmd_export_schema)
 
     replay = sub.add_parser(
-        "entra-replay", help="check a running server the way Entra ID provisions it (token from SCIM_TOKEN); exits 1 on any unexpected answer"
+        "entra-replay",
+        help="check a running server the way Entra ID provisions it (token from SCIM_TOKEN); exits 1 on any unexpected answer",
     )
     replay.add_argument("tenant_url", help="the Tenant URL, e.g. https://host/gateway/ng/api/scim/account/ACCOUNT")
     replay.set_defaults(handler=cmd_entra_replay)

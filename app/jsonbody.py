@@ -86,7 +86,9 @@ def _unique_keys(fold_key_case: bool, what: str) -> Callable[[list[tuple[str, An
         for key, _ in pairs:
             folded = key.lower() if fold_key_case else key
             if folded in seen:
-                raise InvalidSyntax(f"{what} has the key {key!r} more than once" + (" (keys are case-insensitive)" if fold_key_case else ""))
+                raise InvalidSyntax(
+                    f"{what} has the key {key!r} more than once" + (" (keys are case-insensitive)" if fold_key_case else "")
+                )
             seen.add(folded)
         return result
 

@@ -104,7 +104,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
         middleware=[
             Middleware(
                 EdgeMiddleware, readiness=readiness, max_body_bytes=settings.max_body_bytes, read_timeout=settings.body_read_timeout_seconds
-            ),
+            )
         ],
         lifespan=lifespan,
     )

@@ -25,10 +25,7 @@ from strawberry.http.ides import get_graphql_ide_html
 
 GRAPHIQL_CDN = "https://unpkg.com"
 
-ALWAYS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-)
+ALWAYS: tuple[tuple[bytes, bytes], ...] = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 NO_STORE = (b"cache-control", b"no-store")
 
 # A <script> element without a src attribute: its text is what the browser hashes.

@@ -341,7 +341,9 @@ class DrainingServer(uvicorn.Server):
         if self._signalled_at is not None and not self._announced:
             self._announced = True
             grace = self.readiness_grace if self._pending_signal is not None else 0
-            logger.info("shutting down: /readyz answers 503, new requests served for %gs more, all cut off %gs after the signal", grace, self.drain)
+            logger.info(
+                "shutting down: /readyz answers 503, new requests served for %gs more, all cut off %gs after the signal", grace, self.drain
+            )
         if self._pending_signal is not None and self._elapsed() >= self.readiness_grace:
             sig, self._pending_signal = self._pending_signal, None
             super().handle_exit(sig, None)

@@ -80,10 +80,7 @@ def validate_database_url(url: str) -> str:
     except ArgumentError:
         raise ConfigError(f"DATABASE_URL is not a database URL: {_redact(url)!r}") from None
     if parsed.drivername not in SUPPORTED_DRIVERS:
-        raise ConfigError(
-            f"DATABASE_URL driver {parsed.drivername!r} is not supported; "
-            f"use one of {', '.join(SUPPORTED_DRIVERS)}"
-        )
+        raise ConfigError(f"DATABASE_URL driver {parsed.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DRIVERS)}")
     if parsed.drivername.startswith("sqlite"):
         if not parsed.database or parsed.database == ":memory:":
             raise ConfigError("DATABASE_URL must name a SQLite file, e.g. sqlite+aiosqlite:///./data/scimgraph.db")

@@ -31,7 +31,9 @@ def contains_nul(value: Any) -> bool:
 
 # The whitespace of JSON Schema / ECMAScript regular expressions (\s): "blank" means the same to the
 # server as to the OpenAPI description. (Python's str.strip() also strips \x1c-\x1f.)
-BLANK = frozenset("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+BLANK = frozenset(
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 
 def is_blank(text: str) -> bool:

@@ -47,36 +47,74 @@ GROUPS = """(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.d
   WHERE m.user_id = u.id AND g.managed_by = 'IDENTITY_PROVIDER') AS groups"""
 BY_ID_SQL = f"SELECT u.*, {GROUPS} FROM users u WHERE u.id = $1 AND u.account_id = $2"
 BY_USER_NAME_SQL = f"SELECT u.*, {GROUPS} FROM users u WHERE u.account_id = $1 AND u.user_name_ci = $2"
-BY_EXTERNAL_ID_SQL = f"SELECT u.*, {GROUPS} FROM users u WHERE u.account_id = $1 AND u.external_id = $2 ORDER BY u.created_at, u.id LIMIT 100"
+BY_EXTERNAL_ID_SQL = (
+    f"SELECT u.*, {GROUPS} FROM users u WHERE u.account_id = $1 AND u.external_id = $2 ORDER BY u.created_at, u.id LIMIT 100"
+)
 INSERT_COLUMNS = (
-    "id", "account_id", "user_name", "user_name_ci", "external_id", "display_name", "active", "name_formatted", "name_family",
-    "name_given", "email", "email_ci", "multi_valued", "employee_number", "department", "title", "provisioned_by", "created_at",
-    "updated_at", "version",
-)  # fmt: skip
+    "id",
+    "account_id",
+    "user_name",
+    "user_name_ci",
+    "external_id",
+    "display_name",
+    "active",
+    "name_formatted",
+    "name_family",
+    "name_given",
+    "email",
+    "email_ci",
+    "multi_valued",
+    "employee_number",
+    "department",
+    "title",
+    "provisioned_by",
+    "created_at",
+    "updated_at",
+    "version",
+)
 INSERT_SQL = (
     f"INSERT INTO users AS u ({', '.join(INSERT_COLUMNS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(INSERT_COLUMNS)))}) "
     "RETURNING u.*, NULL::json AS groups"
 )
 # PATCH paths the ceiling understands: Entra's default mappings for the attributes the benchmark changes.
 PATCH_COLUMNS = {
-    "displayname": "display_name", "title": "title", "name.givenname": "name_given", "name.familyname": "name_family",
-    f"{ENTERPRISE.lower()}:department": "department", "active": "active",
-}  # fmt: skip
+    "displayname": "display_name",
+    "title": "title",
+    "name.givenname": "name_given",
+    "name.familyname": "name_family",
+    f"{ENTERPRISE.lower()}:department": "department",
+    "active": "active",
+}
 
 # The service's SCIM rendering order (app.scim.mapping.USER_COLUMNS), so the JSON is byte for byte the same.
 CORE_ORDER = (
-    ("externalId", "external_id"), ("userName", "user_name"), ("displayName", "display_name"), ("nickName", "nick_name"),
-    ("profileUrl", "profile_url"), ("title", "title"), ("userType", "user_type"), ("preferredLanguage", "preferred_language"),
-    ("locale", "locale"), ("timezone", "timezone"), ("active", "active"),
-)  # fmt: skip
+    ("externalId", "external_id"),
+    ("userName", "user_name"),
+    ("displayName", "display_name"),
+    ("nickName", "nick_name"),
+    ("profileUrl", "profile_url"),
+    ("title", "title"),
+    ("userType", "user_type"),
+    ("preferredLanguage", "preferred_language"),
+    ("locale", "locale"),
+    ("timezone", "timezone"),
+    ("active", "active"),
+)
 NAME_ORDER = (
-    ("formatted", "name_formatted"), ("familyName", "name_family"), ("givenName", "name_given"), ("middleName", "name_middle"),
-    ("honorificPrefix", "name_honorific_prefix"), ("honorificSuffix", "name_honorific_suffix"),
-)  # fmt: skip
+    ("formatted", "name_formatted"),
+    ("familyName", "name_family"),
+    ("givenName", "name_given"),
+    ("middleName", "name_middle"),
+    ("honorificPrefix", "name_honorific_prefix"),
+    ("honorificSuffix", "name_honorific_suffix"),
+)
 ENTERPRISE_ORDER = (
-    ("employeeNumber", "employee_number"), ("costCenter", "cost_center"), ("organization", "organization"),
-    ("division", "division"), ("department", "department"),
-)  # fmt: skip
+    ("employeeNumber", "employee_number"),
+    ("costCenter", "cost_center"),
+    ("organization", "organization"),
+    ("division", "division"),
+    ("department", "department"),
+)
 MULTI_VALUED = ("emails", "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates")
 
 
@@ -103,9 +141,12 @@ def render(row: asyncpg.Record, base: str) -> dict[str, Any]:
     if enterprise:
         out[ENTERPRISE] = enterprise
     out["meta"] = {
-        "resourceType": "User", "created": _timestamp(row["created_at"]), "lastModified": _timestamp(row["updated_at"]),
-        "location": f"{base}/Users/{row['id']}", "version": f'W/"{row["version"]}"',
-    }  # fmt: skip
+        "resourceType": "User",
+        "created": _timestamp(row["created_at"]),
+        "lastModified": _timestamp(row["updated_at"]),
+        "location": f"{base}/Users/{row['id']}",
+        "version": f'W/"{row["version"]}"',
+    }
     return out
 
 
@@ -175,7 +216,15 @@ class Ceiling:
                 rows = await connection.fetch(BY_EXTERNAL_ID_SQL, account_id, value)
         base = self.base(request)
         resources = [render(row, base) for row in rows]
-        return scim({"schemas": [LIST_RESPONSE], "totalResults": len(resources), "itemsPerPage": len(resources), "startIndex": 1, "Resources": resources})
+        return scim(
+            {
+                "schemas": [LIST_RESPONSE],
+                "totalResults": len(resources),
+                "itemsPerPage": len(resources),
+                "startIndex": 1,
+                "Resources": resources,
+            }
+        )
 
     async def create_user(self, request: Request) -> Response:
         assert self.pool is not None
@@ -188,11 +237,27 @@ class Ceiling:
         name, enterprise = body.get("name") or {}, body.get(ENTERPRISE) or {}
         now = datetime.now(UTC)
         values = (
-            str(uuid.uuid4()), None, user_name, user_name.lower(), body.get("externalId"), body.get("displayName"), body.get("active", True),
-            name.get("formatted"), name.get("familyName"), name.get("givenName"), email, email.lower() if email else None,
-            json.dumps({"emails": emails} if emails else {}), enterprise.get("employeeNumber"), enterprise.get("department"),
-            body.get("title"), "SCIM", now, now, 1,
-        )  # fmt: skip
+            str(uuid.uuid4()),
+            None,
+            user_name,
+            user_name.lower(),
+            body.get("externalId"),
+            body.get("displayName"),
+            body.get("active", True),
+            name.get("formatted"),
+            name.get("familyName"),
+            name.get("givenName"),
+            email,
+            email.lower() if email else None,
+            json.dumps({"emails": emails} if emails else {}),
+            enterprise.get("employeeNumber"),
+            enterprise.get("department"),
+            body.get("title"),
+            "SCIM",
+            now,
+            now,
+            1,
+        )
         async with self.pool.acquire() as connection:
             if (account_id := await self.caller(request, connection)) is None:
                 return error(401, "authentication required")

@@ -41,17 +41,30 @@ class BenchConfig:
 
 
 QUICK = {
-    "warmup": 0.5, "duration": 2.0, "members": 5_000, "groups": 100, "add_batches": 64,
-    "replay_users": 500, "replay_groups": 10, "replay_members": 20, "reference_members": 2_000, "reference_groups": 40,
-    "reference_add_batches": 40, "profile_seconds": 3.0,
-}  # fmt: skip
+    "warmup": 0.5,
+    "duration": 2.0,
+    "members": 5_000,
+    "groups": 100,
+    "add_batches": 64,
+    "replay_users": 500,
+    "replay_groups": 10,
+    "replay_members": 20,
+    "reference_members": 2_000,
+    "reference_groups": 40,
+    "reference_add_batches": 40,
+    "profile_seconds": 3.0,
+}
 
 
 def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> BenchConfig:
     env = dict(os.environ if env is None else env)
     parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmark the service against its ceiling and scim2-server")
-    parser.add_argument("--quick", action="store_true", default=env.get("BENCH_QUICK", "") not in ("", "0"), help="small data, short phases (BENCH_QUICK=1)")
-    parser.add_argument("--database-url", default=env.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL, help="emptied first; its name must contain 'bench'")
+    parser.add_argument(
+        "--quick", action="store_true", default=env.get("BENCH_QUICK", "") not in ("", "0"), help="small data, short phases (BENCH_QUICK=1)"
+    )
+    parser.add_argument(
+        "--database-url", default=env.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL, help="emptied first; its name must contain 'bench'"
+    )
     parser.add_argument("--output", type=Path, help="the JSON results (default bench/results/latest.json, quick.json when quick)")
     parser.add_argument("--no-reference", dest="reference", action="store_false", default=None, help="skip scim2-server")
     parser.add_argument("--workers", help="worker counts to run the service with, e.g. 1,2")

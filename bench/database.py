@@ -37,7 +37,9 @@ def database_name(database_url: str) -> str:
 
 def check_disposable(database_url: str) -> None:
     if "bench" not in database_name(database_url):
-        raise BenchError(f"the benchmark empties its database; refusing {database_name(database_url)!r}, whose name does not contain 'bench'")
+        raise BenchError(
+            f"the benchmark empties its database; refusing {database_name(database_url)!r}, whose name does not contain 'bench'"
+        )
 
 
 def asyncpg_dsn(database_url: str) -> str:
@@ -114,7 +116,10 @@ async def reset_run(database_url: str, spare_prefix_from: int, created_prefixes:
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                text("DELETE FROM group_memberships WHERE user_id IN (SELECT id FROM users WHERE user_name_ci LIKE 'u%' AND user_name_ci >= :first)"),
+                text(
+                    "DELETE FROM group_memberships WHERE user_id IN (SELECT id FROM users WHERE user_name_ci LIKE 'u%' "
+                    "AND user_name_ci >= :first)"
+                ),
                 {"first": user_name(spare_prefix_from)},
             )
             for prefix in created_prefixes:

@@ -118,10 +118,16 @@ class PhaseResult:
 
     def summary(self) -> dict[str, object]:
         return {
-            "requests": self.requests, "errors": self.errors, "seconds": round(self.seconds, 3), "rps": round(self.rps, 1),
-            "p50_ms": round(self.percentile(50), 2), "p99_ms": round(self.percentile(99), 2), "mean_ms": round(self.mean_ms, 2),
-            "cpu_percent": {k: round(v, 1) for k, v in self.cpu.items()}, "error_samples": self.error_samples,
-        }  # fmt: skip
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "rps": round(self.rps, 1),
+            "p50_ms": round(self.percentile(50), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "mean_ms": round(self.mean_ms, 2),
+            "cpu_percent": {k: round(v, 1) for k, v in self.cpu.items()},
+            "error_samples": self.error_samples,
+        }
 
 
 Probe = Callable[[], Awaitable[dict[str, float]]]  # process role -> CPU seconds so far

@@ -124,7 +124,9 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def start(name: str, args: list[str], env: dict[str, str], port: int, logs: Path, *, workers: int = 1, ready_path: str = "/healthz") -> Server:
+def start(
+    name: str, args: list[str], env: dict[str, str], port: int, logs: Path, *, workers: int = 1, ready_path: str = "/healthz"
+) -> Server:
     """Start `python args…` and wait until it answers `ready_path` (and all its workers started)."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"

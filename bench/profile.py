@@ -1,10 +1,11 @@
 """Where one request's CPU time goes: py-spy samples the service's process while the load generator
 sends it GET /Users/{id}. Each sample is charged to the innermost frame that belongs to a named layer
-(the database driver, SQLAlchemy, Starlette, uvicorn and its HTTP parser, json, logging, each app module): time
-in the standard library and in the event loop's socket calls goes to the layer that called them, so
-a socket write asyncpg makes is asyncpg's. The app's own functions are also listed with the share of
-samples whose stack holds them, and so are a few operations a request performs. Idle time (waiting on the network or the database) is not sampled, so the
-shares are shares of the process's CPU time."""
+(the database driver, SQLAlchemy, Starlette, uvicorn and its HTTP parser, json, logging, each app
+module): time in the standard library and in the event loop's socket calls goes to the layer that
+called them, so a socket write asyncpg makes is asyncpg's. The app's own functions are also listed
+with the share of samples whose stack holds them, and so are a few operations a request performs.
+Idle time (waiting on the network or the database) is not sampled, so the shares are shares of the
+process's CPU time."""
 
 from __future__ import annotations
 
@@ -48,7 +49,10 @@ OPERATIONS = (
     ("prepared statements (app.db.statements)", ("(app/db/statements.py",)),
     ("rendering the SCIM JSON", ("render_user", "scim_json")),
     # The protocol's own work (every request runs inside its run_asgi frame, which says nothing).
-    ("HTTP parsing and writing (uvicorn's protocol, h11 or httptools)", ("(h11/", "Protocol.data_received (", "RequestResponseCycle.send (", "_WriteOnce.")),
+    (
+        "HTTP parsing and writing (uvicorn's protocol, h11 or httptools)",
+        ("(h11/", "Protocol.data_received (", "RequestResponseCycle.send (", "_WriteOnce."),
+    ),
     ("the access log (logging)", ("(logging/",)),
 )
 # Frames under every request, which say nothing about it.
@@ -115,9 +119,11 @@ def summarize(raw: str, top: int = 15) -> dict[str, Any]:
 
     app_functions = Counter({name: n for name, n in by_function.items() if "(app/" in name and not any(t in name for t in TRUNK)})
     return {
-        "samples": total, "by_layer": shares(by_layer), "by_operation": shares(by_operation),
+        "samples": total,
+        "by_layer": shares(by_layer),
+        "by_operation": shares(by_operation),
         "app_functions_inclusive": shares(app_functions),
-    }  # fmt: skip
+    }
 
 
 def _layer(frames: list[str]) -> str:
@@ -137,10 +143,21 @@ async def record(pid: int, seconds: float, output: Path, load: Any) -> dict[str,
     process = await asyncio.create_subprocess_exec(
         # Blocking sampling (the default): each sample pauses the process, which costs it a little
         # throughput, but a stack read while the process runs on (--nonblocking) may be torn.
-        executable, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200", "--format", "raw",
-        "--output", str(output),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        executable,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     load_task = asyncio.ensure_future(load)
     out, _ = await process.communicate()
     result = await load_task

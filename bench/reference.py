@@ -32,11 +32,16 @@ def _resources(dataset: Dataset) -> list[Any]:
         members.setdefault(group, []).append({"value": user_id(n), "type": "User"})
     groups = [
         Group.model_validate(
-            {"id": group_id(g), "displayName": group_name(g), "externalId": group_id(g), "members": members.get(g, []),
-             "meta": {"resourceType": "Group", **meta}}
+            {
+                "id": group_id(g),
+                "displayName": group_name(g),
+                "externalId": group_id(g),
+                "members": members.get(g, []),
+                "meta": {"resourceType": "Group", **meta},
+            }
         )
         for g in range(dataset.groups)
-    ]  # fmt: skip
+    ]
     return users + groups
 
 

@@ -30,10 +30,14 @@ class ReplayResult:
 
     def summary(self) -> dict[str, object]:
         return {
-            "users": self.users, "groups": self.groups, "requests": self.requests, "errors": self.errors,
-            "seconds": round(self.seconds, 2), "rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
+            "users": self.users,
+            "groups": self.groups,
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 2),
+            "rps": round(self.requests / self.seconds, 1) if self.seconds else 0.0,
             "error_samples": self.error_samples,
-        }  # fmt: skip
+        }
 
 
 class _Replayer:

@@ -40,12 +40,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
 
     def p99(key: str, most: float) -> None:
         value = service[key]["p99_ms"] if key in service else None
-        out.append(_target(f"{LABELS[key]}: p99 <= {most:g} ms", "not measured" if value is None else f"{value:.1f} ms", None if value is None else value <= most))
+        out.append(
+            _target(
+                f"{LABELS[key]}: p99 <= {most:g} ms",
+                "not measured" if value is None else f"{value:.1f} ms",
+                None if value is None else value <= most,
+            )
+        )
 
     parity = results.get("parity")
     if parity:
         differing = ", ".join(parity["differing_attributes"]) or "none"
-        out.append(_target("the ceiling answers GET /Users/{id} with the service's JSON", f"differing attributes: {differing}", parity["same_json"]))
+        out.append(
+            _target(
+                "the ceiling answers GET /Users/{id} with the service's JSON", f"differing attributes: {differing}", parity["same_json"]
+            )
+        )
     for key in ("get_user", "filter_username", "filter_externalid"):
         versus(key, ceiling, 0.6, "the ceiling")
         p99(key, 25)
@@ -55,12 +65,24 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
         versus(key, reference, 2.0, "scim2-server")
     small, big = service.get("add_small"), service.get("add_big")
     cost = small["rps"] / big["rps"] if small and big and big["rps"] else None
-    out.append(_target("+50 members: 100k-member group costs <= 1.5x the 10-member group", "not measured" if cost is None else f"{cost:.2f}x", None if cost is None else cost <= 1.5))
+    out.append(
+        _target(
+            "+50 members: 100k-member group costs <= 1.5x the 10-member group",
+            "not measured" if cost is None else f"{cost:.2f}x",
+            None if cost is None else cost <= 1.5,
+        )
+    )
     p99("get_group", 25)
     p99("list_users", 60)
     for key in ("gql_users", "gql_groups"):
-        ratio = service[key]["rps"] / ceiling["get_user"]["rps"] if key in service and "get_user" in ceiling and ceiling["get_user"]["rps"] else None
-        value = "no ceiling figure" if ratio is None else f"{ratio:.2f}x ({service[key]['rps']:.0f} vs {ceiling['get_user']['rps']:.0f} req/s)"
+        ratio = (
+            service[key]["rps"] / ceiling["get_user"]["rps"]
+            if key in service and "get_user" in ceiling and ceiling["get_user"]["rps"]
+            else None
+        )
+        value = (
+            "no ceiling figure" if ratio is None else f"{ratio:.2f}x ({service[key]['rps']:.0f} vs {ceiling['get_user']['rps']:.0f} req/s)"
+        )
         out.append(_target(f"{LABELS[key]}: >= 0.4x the ceiling's GET by id", value, None if ratio is None else ratio >= 0.4))
     statements = results["runs"].get("service_1w", {}).get("statements", {})
     for name, counts in statements.items():
@@ -75,24 +97,49 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
     one, two = results["runs"].get("service_1w", {}), results["runs"].get("service_2w", {})
     if "replay" in one:
         r = one["replay"]
-        out.append(_target(f"Entra initial sync ({r['users']} users, {r['groups']} groups): < 30 s, 0 errors",
-                           f"{r['seconds']:.1f} s, {r['errors']} errors, {r['rps']:.0f} req/s", r["seconds"] < 30 and r["errors"] == 0))  # fmt: skip
+        out.append(
+            _target(
+                f"Entra initial sync ({r['users']} users, {r['groups']} groups): < 30 s, 0 errors",
+                f"{r['seconds']:.1f} s, {r['errors']} errors, {r['rps']:.0f} req/s",
+                r["seconds"] < 30 and r["errors"] == 0,
+            )
+        )
     if one and two:
         rates = [two["phases"][k]["rps"] / one["phases"][k]["rps"] for k in one["phases"] if one["phases"][k]["rps"] and k in two["phases"]]
         mean = math.exp(sum(math.log(r) for r in rates) / len(rates)) if rates and all(r > 0 for r in rates) else 0.0
         get = two["phases"]["get_user"]["rps"] / one["phases"]["get_user"]["rps"] if one["phases"]["get_user"]["rps"] else 0.0
-        out.append(_target(f"2 workers not slower than 1 (>= {NOT_SLOWER:g}x)", f"GET by id {get:.2f}x, all request types (geometric mean) {mean:.2f}x",
-                           get >= NOT_SLOWER and mean >= NOT_SLOWER))  # fmt: skip
+        out.append(
+            _target(
+                f"2 workers not slower than 1 (>= {NOT_SLOWER:g}x)",
+                f"GET by id {get:.2f}x, all request types (geometric mean) {mean:.2f}x",
+                get >= NOT_SLOWER and mean >= NOT_SLOWER,
+            )
+        )
     if one:
         cpu = one["phases"]["get_user"]["cpu_percent"].get("main", 0.0)
-        out.append(_target(f"1 worker is CPU-bound (>= {CPU_BOUND_PERCENT:g}% of a core during GET by id)", f"{cpu:.0f}%", cpu >= CPU_BOUND_PERCENT))
-    rss = {f"{run}:{role}": mb for run in ("service_1w", "service_2w") for role, mb in results["runs"].get(run, {}).get("peak_rss_mb", {}).items() if role != "parent"}
+        out.append(
+            _target(
+                f"1 worker is CPU-bound (>= {CPU_BOUND_PERCENT:g}% of a core during GET by id)", f"{cpu:.0f}%", cpu >= CPU_BOUND_PERCENT
+            )
+        )
+    rss = {
+        f"{run}:{role}": mb
+        for run in ("service_1w", "service_2w")
+        for role, mb in results["runs"].get(run, {}).get("peak_rss_mb", {}).items()
+        if role != "parent"
+    }
     if rss:
         worst = max(rss, key=lambda k: rss[k])
         out.append(_target("peak RSS <= 150 MB per worker", f"max {rss[worst]:.0f} MB ({worst})", rss[worst] <= 150))
     errors = {f"{run}:{k}": p["errors"] for run in ("service_1w", "service_2w") for k, p in _phases(results, run).items() if p["errors"]}
     if one:
-        out.append(_target("no errors in any measured request of the service", ", ".join(f"{k} {n}" for k, n in errors.items()) or "0 errors", not errors))
+        out.append(
+            _target(
+                "no errors in any measured request of the service",
+                ", ".join(f"{k} {n}" for k, n in errors.items()) or "0 errors",
+                not errors,
+            )
+        )
     return out
 
 
@@ -130,8 +177,16 @@ def table(results: dict[str, Any]) -> str:
     for key, label in LABELS.items():
         one = phases["service_1w"].get(key)
         cpu = f"{one['cpu_percent'].get('main', 0):.0f}" if one else "-"
-        rows.append([label, _fmt(phases["ceiling"].get(key)) if key in CEILING_PHASES else "", _fmt(one, latency=True), cpu,
-                     _fmt(phases["service_2w"].get(key), latency=True), _fmt(phases["reference"].get(key))])  # fmt: skip
+        rows.append(
+            [
+                label,
+                _fmt(phases["ceiling"].get(key)) if key in CEILING_PHASES else "",
+                _fmt(one, latency=True),
+                cpu,
+                _fmt(phases["service_2w"].get(key), latency=True),
+                _fmt(phases["reference"].get(key)),
+            ]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -142,7 +197,10 @@ def table(results: dict[str, Any]) -> str:
     for run in ("service_1w", "service_2w"):
         r = results["runs"].get(run, {}).get("replay")
         if r:
-            lines.append(f"Entra initial sync, {run[-2:]}: {r['users']} users + {r['groups']} groups, {r['requests']} requests in {r['seconds']:.1f} s ({r['rps']:.0f} req/s), {r['errors']} errors")
+            lines.append(
+                f"Entra initial sync, {run[-2:]}: {r['users']} users + {r['groups']} groups, {r['requests']} requests "
+                f"in {r['seconds']:.1f} s ({r['rps']:.0f} req/s), {r['errors']} errors"
+            )
     for run in runs:
         rss = results["runs"].get(run, {}).get("peak_rss_mb")
         if rss:

@@ -5,6 +5,7 @@ reference; then the targets, the table and the JSON."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import platform
@@ -36,9 +37,13 @@ def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), platform.processor())
     memory_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:"))
     return {
-        "cpus": os.cpu_count(), "cpu_model": model, "memory_gib": round(memory_kb / 1024 / 1024, 1),
-        "python": platform.python_version(), "kernel": platform.release(), "load_average_at_start": os.getloadavg(),
-    }  # fmt: skip
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def code_version() -> dict[str, Any]:
@@ -89,7 +94,10 @@ class Bench:
         for name in names:
             result = await self.measure(server, target, phase(name, target, dataset, self.timing, tag))
             out[name] = result.summary()
-            log(f"  {name:18} {result.rps:9.1f} req/s  p50 {result.percentile(50):7.2f} ms  p99 {result.percentile(99):7.2f} ms  errors {result.errors}")
+            log(
+                f"{name:18} {result.rps:9.1f} req/s  p50 {result.percentile(50):7.2f} ms  p99 "
+                f"{result.percentile(99):7.2f} ms  errors {result.errors}"
+            )
         return out
 
     async def sample_user(self, target: Target) -> Any:
@@ -154,7 +162,9 @@ class Bench:
             run["phases"] = await self.phases(server, target, SERVICE_PHASES, self.dataset, tag)
             probe = self.probe(server)
             before = await probe()
-            result = await replay(target, tag, self.config.replay_users, self.config.replay_groups, self.config.replay_members, self.config.replay_parallel)
+            result = await replay(
+                target, tag, self.config.replay_users, self.config.replay_groups, self.config.replay_members, self.config.replay_parallel
+            )
             run["replay"] = result.summary() | {"cpu_percent": _cpu_shares(before, await probe(), result.seconds)}
             log(f"  Entra initial sync: {result.requests} requests in {result.seconds:.1f} s, {result.errors} errors")
             if workers == 1:
@@ -178,21 +188,36 @@ class Bench:
             log(f"  profile of GET /Users/{{id}}: {summary.get('samples', summary.get('error'))} samples")
 
     async def reference(self) -> None:
-        try:
-            import scim2_server  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("scim2_server") is None:
             self.results["runs"]["reference"] = {"skipped": "scim2-server is not installed (pip install '.[bench]')"}
             return
-        dataset = Dataset(members=self.config.reference_members, groups=self.config.reference_groups, spare=self.config.reference_add_batches * 50)
+        dataset = Dataset(
+            members=self.config.reference_members, groups=self.config.reference_groups, spare=self.config.reference_add_batches * 50
+        )
         port = procs.free_port()
         token = "bench-reference-token"
-        args = ["-m", "bench.reference", "--port", str(port), "--members", str(dataset.members), "--groups", str(dataset.groups),
-                "--spare", str(dataset.spare), "--token", token]  # fmt: skip
+        args = [
+            "-m",
+            "bench.reference",
+            "--port",
+            str(port),
+            "--members",
+            str(dataset.members),
+            "--groups",
+            str(dataset.groups),
+            "--spare",
+            str(dataset.spare),
+            "--token",
+            token,
+        ]
         started = time.perf_counter()
         server = procs.start("reference", args, {}, port, self.logs, ready_path="/v2/ServiceProviderConfig")
         log(f"reference: scim2-server in memory, {dataset.users} users loaded in {time.perf_counter() - started:.1f} s")
         try:
-            run = {"data": asdict(dataset) | {"users": dataset.users}, "phases": await self.phases(server, Target("reference", port, "/v2", token), REFERENCE_PHASES, dataset, "r")}
+            run = {
+                "data": asdict(dataset) | {"users": dataset.users},
+                "phases": await self.phases(server, Target("reference", port, "/v2", token), REFERENCE_PHASES, dataset, "r"),
+            }
             run["peak_rss_mb"] = server.peak_rss()
         finally:
             server.stop()
@@ -243,4 +268,3 @@ def _cpu_shares(before: dict[str, float], after: dict[str, float], seconds: floa
 
 def execute(config: BenchConfig) -> dict[str, Any]:
     return asyncio.run(Bench(config).run())
-

@@ -91,7 +91,8 @@ def phase(name: str, target: Target, dataset: Dataset, timing: Timing, tag: str)
         "post_user": lambda n: Request(target.request("POST", "/Users", entra_user(n, f"post{tag}-")), expect=(201,)),
         "patch_user": lambda n: Request(
             target.request(
-                "PATCH", f"/Users/{user_id(patched(n))}",
+                "PATCH",
+                f"/Users/{user_id(patched(n))}",
                 patch(
                     {"op": "Replace", "path": "displayName", "value": f"User {patched(n):06} v{n}"},
                     {"op": "Replace", "path": "title", "value": f"Title {n % 97}"},
@@ -99,14 +100,18 @@ def phase(name: str, target: Target, dataset: Dataset, timing: Timing, tag: str)
                 ),
             ),
             expect=(200, 204),
-        ),  # fmt: skip
+        ),
         # A spare user may join many small groups: batch and group both cycle, and a pair comes back
         # only after lcm(groups - 1, batches) requests, far more than any phase sends.
         "add_small": lambda n: Request(
-            target.request("PATCH", f"/Groups/{group_id(1 + n % (dataset.groups - 1))}", add_members(dataset.spare_batch(n % dataset.spare_batches))),
+            target.request(
+                "PATCH", f"/Groups/{group_id(1 + n % (dataset.groups - 1))}", add_members(dataset.spare_batch(n % dataset.spare_batches))
+            ),
             expect=(200, 204),
         ),
-        "add_big": lambda n: Request(target.request("PATCH", f"/Groups/{group_id(0)}", add_members(dataset.spare_batch(n))), expect=(200, 204)),
+        "add_big": lambda n: Request(
+            target.request("PATCH", f"/Groups/{group_id(0)}", add_members(dataset.spare_batch(n))), expect=(200, 204)
+        ),
     }
     if name == "add_big":
         # Every request into the big group needs 50 users not in it yet: a finite pool, which may end

@@ -40,9 +40,16 @@ def _user_rows(dataset: Dataset, account_id: int, created: datetime) -> Iterator
         # What create_user builds, on a plain object: a mapped User costs ten times as much to construct.
         user = SimpleNamespace(**dict.fromkeys(USER_COLUMNS))
         user.__dict__.update(
-            id=user_id(n), account_id=account_id, user_name=values["user_name"], user_name_ci=values["user_name"].lower(),
-            provisioned_by=ProvisionedBy.SCIM.value, created_at=at, updated_at=at, version=1, multi_valued={},
-        )  # fmt: skip
+            id=user_id(n),
+            account_id=account_id,
+            user_name=values["user_name"],
+            user_name_ci=values["user_name"].lower(),
+            provisioned_by=ProvisionedBy.SCIM.value,
+            created_at=at,
+            updated_at=at,
+            version=1,
+            multi_valued={},
+        )
         user_service._assign(user, values)  # type: ignore[arg-type]
         yield dict(user.__dict__), user_service._index_rows(user)  # type: ignore[arg-type]
 
@@ -53,12 +60,22 @@ def _group_rows(dataset: Dataset, account_id: int, created: datetime) -> list[di
         name = group_name(n)
         rows.append(
             {
-                "id": group_id(n), "account_id": account_id, "org_identifier": None, "project_identifier": None, "scope": "",
-                "identifier": derive_identifier(name), "display_name": name, "display_name_ci": name.lower(), "description": None,
-                "external_id": group_id(n), "managed_by": ManagedBy.IDENTITY_PROVIDER.value, "created_at": created,
-                "updated_at": created, "version": 1,
+                "id": group_id(n),
+                "account_id": account_id,
+                "org_identifier": None,
+                "project_identifier": None,
+                "scope": "",
+                "identifier": derive_identifier(name),
+                "display_name": name,
+                "display_name_ci": name.lower(),
+                "description": None,
+                "external_id": group_id(n),
+                "managed_by": ManagedBy.IDENTITY_PROVIDER.value,
+                "created_at": created,
+                "updated_at": created,
+                "version": 1,
             }
-        )  # fmt: skip
+        )
     return rows
 
 

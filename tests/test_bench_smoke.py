@@ -3,6 +3,7 @@ targets and the JSON. On PostgreSQL (TEST_DATABASE_URL) in a database of its own
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -15,10 +16,31 @@ from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
-    "--members", "300", "--groups", "12", "--add-batches", "100", "--warmup", "0.1", "--duration", "0.4",
-    "--replay-users", "40", "--replay-groups", "2", "--replay-members", "20", "--reference-members", "200",
-    "--reference-groups", "6", "--reference-add-batches", "10", "--profile-seconds", "1",
-]  # fmt: skip
+    "--members",
+    "300",
+    "--groups",
+    "12",
+    "--add-batches",
+    "100",
+    "--warmup",
+    "0.1",
+    "--duration",
+    "0.4",
+    "--replay-users",
+    "40",
+    "--replay-groups",
+    "2",
+    "--replay-members",
+    "20",
+    "--reference-members",
+    "200",
+    "--reference-groups",
+    "6",
+    "--reference-add-batches",
+    "10",
+    "--profile-seconds",
+    "1",
+]
 
 
 def _database_url(tmp_path: Path) -> str:
@@ -31,11 +53,7 @@ def _database_url(tmp_path: Path) -> str:
 
 
 def _has_scim2_server() -> bool:
-    try:
-        import scim2_server  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("scim2_server") is not None
 
 
 def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
@@ -44,9 +62,25 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("BENCH_QUICK", None)
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--database-url", database_url, "--output", str(output), "--logs", str(tmp_path / "logs"), *TINY],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--database-url",
+            database_url,
+            "--output",
+            str(output),
+            "--logs",
+            str(tmp_path / "logs"),
+            *TINY,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(output.read_text())
     postgres = database_url.startswith("postgresql")
@@ -84,11 +118,23 @@ def test_the_benchmark_refuses_a_database_it_would_wrongly_empty(tmp_path: Path)
     production = tmp_path / "scimgraph.db"
     production.write_bytes(b"precious")
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--database-url", f"sqlite+aiosqlite:///{production}", "--output", str(tmp_path / "r.json")],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--database-url",
+            f"sqlite+aiosqlite:///{production}",
+            "--output",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "refusing 'scimgraph', whose name does not contain 'bench'" in done.stderr
     assert production.read_bytes() == b"precious"
     assert not (tmp_path / "r.json").exists()
-

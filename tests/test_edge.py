@@ -23,9 +23,7 @@ TRICKLE = b"GET /healthz HTTP/1.1\r\nHost: scim.example.test\r\nX-Slow: " + b"a"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with serve(
-        tmp_path_factory.mktemp("edge"),
-        HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
-        BODY_READ_TIMEOUT_SECONDS=str(BODY_READ_TIMEOUT),
+        tmp_path_factory.mktemp("edge"), HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT), BODY_READ_TIMEOUT_SECONDS=str(BODY_READ_TIMEOUT)
     ) as served:
         yield served
 
@@ -174,7 +172,9 @@ def _still_serving(server: Served) -> None:
         pytest.param(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: a\r\n folded\r\n\r\n", id="obsolete line folding"),
         pytest.param(b"GET /healthz HTTP/1.1\r\n\r\n", id="HTTP/1.1 without Host"),
         pytest.param(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", id="two Host headers"),
-        pytest.param(b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="both framings"),
+        pytest.param(
+            b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", id="both framings"
+        ),
         pytest.param(b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", id="two lengths"),
         pytest.param(b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", id="negative length"),
         pytest.param(b"POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", id="bad chunk size"),

@@ -43,9 +43,7 @@ def test_json_string_escapes_in_quoted_values() -> None:
 
 def test_unquoted_values_as_entra_documents_them() -> None:
     parsed = parse_filter("id eq 5171a35d82074e068ce2 and manager eq 49b1a4e4")
-    assert parsed == And(
-        Compare(AttrPath("id"), "eq", "5171a35d82074e068ce2"), Compare(AttrPath("manager"), "eq", "49b1a4e4")
-    )
+    assert parsed == And(Compare(AttrPath("id"), "eq", "5171a35d82074e068ce2"), Compare(AttrPath("manager"), "eq", "49b1a4e4"))
     assert parse_filter("userName eq alice@contoso.com").value == "alice@contoso.com"  # type: ignore[union-attr]
 
 

@@ -56,11 +56,9 @@ async def test_chunked_oversize_body_is_413(client: httpx.AsyncClient, tenant: T
     assert response.status_code == 413
 
 
-async def test_access_log_has_no_token_or_query(
-    client: httpx.AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_access_log_has_no_token_or_query(client: httpx.AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="scimgraph.access"):
-        await client.get(f"{tenant.base}/Users?filter=userName eq \"alice@contoso.com\"", headers=tenant.headers)
+        await client.get(f'{tenant.base}/Users?filter=userName eq "alice@contoso.com"', headers=tenant.headers)
     text = caplog.text
     assert "/Users" in text
     assert tenant.token not in text

@@ -19,14 +19,24 @@ from app.db.engine import create_engine
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ROWS = [
     "INSERT INTO accounts (id, identifier, name, created_at) VALUES (901, 'migrating', 'M', :now)",
-    "INSERT INTO users (id, account_id, user_name, user_name_ci, email, email_ci, active, multi_valued, provisioned_by, created_at, updated_at, version)"
+    "INSERT INTO users (id, account_id, user_name, user_name_ci, email, email_ci, active, multi_valued, "
+    "provisioned_by, created_at, updated_at, version)"
     " VALUES ('u-901', 901, :name, :name_ci, :email, :email_ci, TRUE, '{}', 'SCIM', :now, :now, 1)",
     "INSERT INTO user_attribute_values (user_id, attribute, value_ci, is_primary, data) VALUES ('u-901', 'emails', 'a@x.io', TRUE, '{}')",
-    "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at, updated_at, version)"
+    "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, "
+    "managed_by, created_at, updated_at, version)"
     " VALUES ('g-901', 901, '', 'g', :group, :group_ci, 'IDENTITY_PROVIDER', :now, :now, 1)",
     "INSERT INTO group_memberships (group_id, user_id, added_via, created_at) VALUES ('g-901', 'u-901', 'SCIM', :now)",
 ]
-VALUES: dict[str, Any] = {"now": NOW, "name": "İ" * 200, "name_ci": "İ" * 200, "email": "a@x.io", "email_ci": "a@x.io", "group": "G", "group_ci": "g"}
+VALUES: dict[str, Any] = {
+    "now": NOW,
+    "name": "İ" * 200,
+    "name_ci": "İ" * 200,
+    "email": "a@x.io",
+    "email_ci": "a@x.io",
+    "group": "G",
+    "group_ci": "g",
+}
 
 
 def _with_connection(url: str, work: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
@@ -48,8 +58,12 @@ async def _insert(connection: AsyncConnection, values: dict[str, Any]) -> None:
 
 async def _counts(connection: AsyncConnection) -> tuple[int, ...]:
     tables = ("users", "user_attribute_values", "user_groups", "group_memberships")
-    return tuple([(await connection.execute(text(f"SELECT count(*) FROM {t} WHERE {t}.{c} = :id"), {"id": i})).scalar_one()
-                  for t, c, i in zip(tables, ("account_id", "user_id", "account_id", "user_id"), (901, "u-901", 901, "u-901"), strict=True)])  # fmt: skip
+    return tuple(
+        [
+            (await connection.execute(text(f"SELECT count(*) FROM {t} WHERE {t}.{c} = :id"), {"id": i})).scalar_one()
+            for t, c, i in zip(tables, ("account_id", "user_id", "account_id", "user_id"), (901, "u-901", 901, "u-901"), strict=True)
+        ]
+    )
 
 
 def test_upgrading_sqlite_keeps_memberships_and_attribute_rows(tmp_path: Path) -> None:
@@ -62,8 +76,14 @@ def test_upgrading_sqlite_keeps_memberships_and_attribute_rows(tmp_path: Path) -
 
 def test_widened_lowered_copies_round_trip_with_rows_in_place(database_url: str) -> None:
     """Up to the wide copies, store one that needs them, down (the copy is cut to fit), up again."""
-    wide = {**VALUES, "name_ci": ("İ" * 200).lower(), "email": "İ" * 300 + "@x.io", "email_ci": ("İ" * 300 + "@x.io").lower(),
-            "group": "İ" * 256, "group_ci": ("İ" * 256).lower()}  # fmt: skip
+    wide = {
+        **VALUES,
+        "name_ci": ("İ" * 200).lower(),
+        "email": "İ" * 300 + "@x.io",
+        "email_ci": ("İ" * 300 + "@x.io").lower(),
+        "group": "İ" * 256,
+        "group_ci": ("İ" * 256).lower(),
+    }
     try:
         _with_connection(database_url, lambda c: _insert(c, wide))
         migrate.downgrade(database_url, "0002")

@@ -24,7 +24,9 @@ BASE = {
 
 
 def test_replace_simple_and_sub_attribute() -> None:
-    doc = patch(BASE, {"op": "replace", "path": "name.familyName", "value": "Smith"}, {"op": "add", "path": "nickName", "value": "Babs"}).document
+    doc = patch(
+        BASE, {"op": "replace", "path": "name.familyName", "value": "Smith"}, {"op": "add", "path": "nickName", "value": "Babs"}
+    ).document
     assert doc["name"] == {"givenName": "Barbara", "familyName": "Smith"}
     assert doc["nickName"] == "Babs"
     assert BASE["name"]["familyName"] == "Jensen"  # the input is not mutated

@@ -20,22 +20,40 @@ PROFILE = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[
 
 # Text that looks like filters: the grammar's own words and punctuation, mixed with anything.
 TOKENS = st.sampled_from(
-    ["userName", "emails", "name.familyName", "urn:ietf:params:scim:schemas:core:2.0:User:userName", "value", "type",
-     *COMPARE_OPS, "pr", "and", "or", "not", "(", ")", "[", "]", '"x"', '"a\\"b"', "true", "false", "null", "42", " ", "."]
-)  # fmt: skip
+    [
+        "userName",
+        "emails",
+        "name.familyName",
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+        "value",
+        "type",
+        *COMPARE_OPS,
+        "pr",
+        "and",
+        "or",
+        "not",
+        "(",
+        ")",
+        "[",
+        "]",
+        '"x"',
+        '"a\\"b"',
+        "true",
+        "false",
+        "null",
+        "42",
+        " ",
+        ".",
+    ]
+)
 FILTERISH = st.one_of(st.text(max_size=80), st.lists(st.one_of(TOKENS, st.text(max_size=5)), max_size=20).map(" ".join))
 
 NAMES = st.sampled_from(["userName", "title", "emails", "name.givenName", "meta.lastModified", "members.value"])
-VALUES = st.one_of(
-    st.text(max_size=10).filter(lambda s: "\x00" not in s), st.integers(-1000, 1000), st.booleans(), st.none()
-)
+VALUES = st.one_of(st.text(max_size=10).filter(lambda s: "\x00" not in s), st.integers(-1000, 1000), st.booleans(), st.none())
 
 
 def expressions(depth: int = 3) -> st.SearchStrategy[Expr]:
-    leaf = st.one_of(
-        st.builds(Compare, NAMES.map(AttrPath), st.sampled_from(COMPARE_OPS), VALUES),
-        st.builds(Present, NAMES.map(AttrPath)),
-    )
+    leaf = st.one_of(st.builds(Compare, NAMES.map(AttrPath), st.sampled_from(COMPARE_OPS), VALUES), st.builds(Present, NAMES.map(AttrPath)))
     if depth == 0:
         return leaf
     inner = expressions(depth - 1)
@@ -66,7 +84,7 @@ def test_render_then_parse_round_trips(expr: Expr) -> None:
 
 PATHISH = st.one_of(
     st.text(max_size=60),
-    st.lists(st.one_of(TOKENS, st.sampled_from(["emails[", "]", ".value", "members[value eq \"1\"]", "urn:x:y"])), max_size=8).map("".join),
+    st.lists(st.one_of(TOKENS, st.sampled_from(["emails[", "]", ".value", 'members[value eq "1"]', "urn:x:y"])), max_size=8).map("".join),
 )
 
 

@@ -180,7 +180,9 @@ async def test_a_deadlock_victim_is_run_again(
     assert await _user_count(sessionmaker) == 1
 
 
-async def test_endless_contention_is_503_not_500(scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_endless_contention_is_503_not_500(
+    scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     with _FailCommits(engine, _Deadlock("deadlock detected"), times=100):
         response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "unlucky@example.com"})
     assert response.status_code == 503

@@ -71,9 +71,7 @@ def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> No
 
 
 def _run_cli(args: list[str], env: dict[str, str], cwd: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "app", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def _env(tmp_path: object, **extra: str) -> dict[str, str]:
@@ -87,11 +85,7 @@ def _env(tmp_path: object, **extra: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "extra",
-    [
-        {"DATABASE_URL": "sqlite+aiosqlite://"},
-        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"},
-        {"PORT": "-1"},
-    ],
+    [{"DATABASE_URL": "sqlite+aiosqlite://"}, {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}, {"PORT": "-1"}],
     ids=["malformed-database-url", "unreachable-database", "bad-port"],
 )
 def test_config_errors_exit_2_with_one_line_and_no_traceback(tmp_path: object, extra: dict[str, str]) -> None:

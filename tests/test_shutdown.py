@@ -68,7 +68,6 @@ def test_sigterm_flips_readiness_serves_in_flight_requests_and_exits_within_the_
         "HEADER_TIMEOUT_SECONDS": "60",
     }
     with serve(tmp_path, **settings) as server, _start_upload(server) as finishing, _start_upload(server) as stuck:
-
         server.proc.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
 

@@ -32,10 +32,18 @@ PG_URL = os.environ.get("TEST_DATABASE_URL")
 def _user(tenant: Tenant, name: str, **extra: object) -> dict[str, object]:
     now = utcnow()
     return {
-        "id": str(uuid.uuid4()), "account_id": tenant.account_id, "user_name": name, "user_name_ci": name.lower(),
-        "provisioned_by": "SCIM", "created_at": now, "updated_at": now, "version": 1, "active": True,
-        "multi_valued": {"emails": [{"value": f"{name}@x.example", "primary": True}]}, **extra,
-    }  # fmt: skip
+        "id": str(uuid.uuid4()),
+        "account_id": tenant.account_id,
+        "user_name": name,
+        "user_name_ci": name.lower(),
+        "provisioned_by": "SCIM",
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        "active": True,
+        "multi_valued": {"emails": [{"value": f"{name}@x.example", "primary": True}]},
+        **extra,
+    }
 
 
 async def test_rows_are_those_sqlalchemy_reads(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
@@ -134,7 +142,9 @@ async def test_values_fixed_in_the_statement_are_bound_and_a_missing_one_is_an_e
     sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:
     # "SCIM" is a value of the statement itself (a bound literal), "name" one its caller gives.
-    active_named = Prepared(select(USERS.c.user_name).where(USERS.c.provisioned_by == "SCIM", USERS.c.active.is_(True), USERS.c.user_name == bindparam("name")))
+    active_named = Prepared(
+        select(USERS.c.user_name).where(USERS.c.provisioned_by == "SCIM", USERS.c.active.is_(True), USERS.c.user_name == bindparam("name"))
+    )
     async with sessionmaker() as session, session.begin():
         connection = await session.connection()
         await INSERT.execute(connection, [_user(tenant, "on"), _user(tenant, "off", active=False)])

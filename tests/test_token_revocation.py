@@ -13,7 +13,12 @@ from app.auth import TokenCache
 from tests.served import serve
 
 VIEWER = {"query": "{ viewer { permissions } }"}
-CREATE_TOKEN = {"query": 'mutation { createApiToken(input: {name: "sync", permissions: ["users:read"]}) { ... on CreatedApiToken { secret token { tokenId } } } }'}
+CREATE_TOKEN = {
+    "query": (
+        'mutation { createApiToken(input: {name: "sync", permissions: ["users:read"]}) '
+        "{ ... on CreatedApiToken { secret token { tokenId } } } }"
+    )
+}
 
 
 def test_a_token_revoked_on_one_instance_is_refused_by_another_within_a_second(tmp_path: Path) -> None:
@@ -26,7 +31,7 @@ def test_a_token_revoked_on_one_instance_is_refused_by_another_within_a_second(t
         for instance in (first, second):
             answer = httpx.post(f"{instance.url}/graphql", json=VIEWER, headers=sync)
             assert answer.json()["data"]["viewer"]["permissions"] == ["users:read"], answer.text
-        revoke = {"query": 'mutation($t: String!) { revokeApiToken(input: {tokenId: $t}) { __typename } }', "variables": {"t": token_id}}
+        revoke = {"query": "mutation($t: String!) { revokeApiToken(input: {tokenId: $t}) { __typename } }", "variables": {"t": token_id}}
         assert httpx.post(f"{first.url}/graphql", json=revoke, headers=admin).json()["data"]["revokeApiToken"]["__typename"] == "ApiToken"
         revoked_at = time.monotonic()
         assert httpx.post(f"{first.url}/graphql", json=VIEWER, headers=sync).status_code == 401  # at once where it was revoked

@@ -54,9 +54,13 @@ async def test_users_are_found_by_non_ascii_names_in_any_case(scim: ScimClient, 
     ids = {}
     for name, _, _ in NAMES:
         user = await scim.create_user(
-            f"{name}@example.com", displayName=name, title=name, name={"givenName": name},
-            emails=[{"value": f"{name}@example.com", "type": "work"}], **{ENTERPRISE: {"department": name}},
-        )  # fmt: skip
+            f"{name}@example.com",
+            displayName=name,
+            title=name,
+            name={"givenName": name},
+            emails=[{"value": f"{name}@example.com", "type": "work"}],
+            **{ENTERPRISE: {"department": name}},
+        )
         ids[name] = user["id"]
     suffix = "@example.com" if attribute in ("emails.value", "userName") else ""
     for name, variants, parts in NAMES:
@@ -100,7 +104,15 @@ async def test_user_names_differing_only_in_non_ascii_case_are_one_user_name(sci
 
 @pytest.mark.parametrize(
     ("text", "lowered"),
-    [("ÉMILE ZOË", "émile zoë"), ("İLKAY", "ilkay"), ("ΣΩΚΡΆΤΗΣ", "σωκράτησ"), ("ẞ", "ß"), ("ДМИТРИЙ", "дмитрий"), (None, None), (42, "42")],
+    [
+        ("ÉMILE ZOË", "émile zoë"),
+        ("İLKAY", "ilkay"),
+        ("ΣΩΚΡΆΤΗΣ", "σωκράτησ"),
+        ("ẞ", "ß"),
+        ("ДМИТРИЙ", "дмитрий"),
+        (None, None),
+        (42, "42"),
+    ],
 )
 def test_sqlite_lower_maps_each_character_as_postgresql_does(text: Any, lowered: Any) -> None:
     """One character in, one character out: never "i" + U+0307 for "İ", never a final sigma by

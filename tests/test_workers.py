@@ -86,9 +86,13 @@ def serve_workers(directory: Path, *args: str, **env: str) -> Iterator[Workers]:
     database = directory / "workers.db"
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PUBLIC_URL", "HOST", "PORT", "WORKERS")}
     full_env.update(
-        PORT=str(port), PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite+aiosqlite:///{database}",
-        SHUTDOWN_READINESS_GRACE_SECONDS="0", SHUTDOWN_DRAIN_SECONDS=str(DRAIN), **env,
-    )  # fmt: skip
+        PORT=str(port),
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        SHUTDOWN_READINESS_GRACE_SECONDS="0",
+        SHUTDOWN_DRAIN_SECONDS=str(DRAIN),
+        **env,
+    )
     log = directory / "server.log"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
@@ -270,9 +274,7 @@ class _FakeWorker:
 
 
 @pytest.mark.parametrize("status_lag", range(6))
-def test_a_worker_death_is_noticed_however_late_its_exit_status_shows(
-    monkeypatch: pytest.MonkeyPatch, status_lag: int
-) -> None:
+def test_a_worker_death_is_noticed_however_late_its_exit_status_shows(monkeypatch: pytest.MonkeyPatch, status_lag: int) -> None:
     dead, survivor = _FakeWorker(1, status_lag), _FakeWorker(2, None)
     workers = {w.pid: w for w in (dead, survivor)}
     monkeypatch.setattr(serving.os, "kill", lambda pid, sig: workers[pid].signalled(sig))

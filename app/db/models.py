@@ -96,9 +96,7 @@ class Project(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("account_id", "org_identifier", "identifier"),
         ForeignKeyConstraint(
-            ["account_id", "org_identifier"],
-            ["organizations.account_id", "organizations.identifier"],
-            ondelete="CASCADE",
+            ["account_id", "org_identifier"], ["organizations.account_id", "organizations.identifier"], ondelete="CASCADE"
         ),
     )
 
@@ -164,10 +162,7 @@ class UserAttributeValue(SQLModel, table=True):
     """One element of a multi-valued user attribute (emails, phoneNumbers, addresses…), for filtering."""
 
     __tablename__ = "user_attribute_values"
-    __table_args__ = (
-        Index(None, "attribute", "value_ci"),
-        Index(None, "user_id"),
-    )
+    __table_args__ = (Index(None, "attribute", "value_ci"), Index(None, "user_id"))
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     user_id: str = Field(sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
@@ -196,9 +191,7 @@ class UserGroup(SQLModel, table=True):
             postgresql_where=text("managed_by = 'IDENTITY_PROVIDER'"),
         ),
         ForeignKeyConstraint(
-            ["account_id", "org_identifier"],
-            ["organizations.account_id", "organizations.identifier"],
-            ondelete="CASCADE",
+            ["account_id", "org_identifier"], ["organizations.account_id", "organizations.identifier"], ondelete="CASCADE"
         ),
         ForeignKeyConstraint(
             ["account_id", "org_identifier", "project_identifier"],
@@ -260,10 +253,7 @@ class FeatureFlag(SQLModel, table=True):
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
-    __table_args__ = (
-        Index(None, "account_id", "occurred_at"),
-        Index(None, "account_id", "resource_type", "resource_id"),
-    )
+    __table_args__ = (Index(None, "account_id", "occurred_at"), Index(None, "account_id", "resource_type", "resource_id"))
 
     id: int | None = Field(default=None, sa_column=Column(BigIntegerPK, primary_key=True, autoincrement=True))
     account_id: int = _account_fk()

@@ -33,7 +33,7 @@ MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, fo
 
 
 def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
-    base = namedtuple("Row", keys)  # type: ignore[misc]  # noqa: PYI024 - the field names are data
+    base = namedtuple("Row", keys)  # type: ignore[misc]
     return type("Row", (base,), {"__slots__": (), "_mapping": property(lambda self: dict(zip(self._fields, self, strict=True)))})
 
 

@@ -124,9 +124,9 @@ class GraphQLEndpoint:
             await self.inner(scope, receive, send)
             return
         if request.method != "POST":
-            await _error(405, "send GraphQL operations with POST (GET serves GraphiQL to a browser)", "METHOD_NOT_ALLOWED", {"Allow": "GET, POST"})(
-                scope, receive, send
-            )
+            await _error(
+                405, "send GraphQL operations with POST (GET serves GraphiQL to a browser)", "METHOD_NOT_ALLOWED", {"Allow": "GET, POST"}
+            )(scope, receive, send)
             return
         # The whole body first (bounded in size and time by the middleware), before any database work.
         body = await request.body()

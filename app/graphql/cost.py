@@ -145,21 +145,27 @@ class Limits:
         """One error per limit the operation goes over, each naming the measure and the limit."""
         errors = []
         if measure.depth > self.max_depth:
-            errors.append(GraphQLError(
-                f"'{operation_name or 'anonymous'}' exceeds maximum operation depth of {self.max_depth}",
-                extensions={"code": TOO_DEEP, "depth": measure.depth, "maxDepth": self.max_depth},
-            ))  # fmt: skip
+            errors.append(
+                GraphQLError(
+                    f"'{operation_name or 'anonymous'}' exceeds maximum operation depth of {self.max_depth}",
+                    extensions={"code": TOO_DEEP, "depth": measure.depth, "maxDepth": self.max_depth},
+                )
+            )
         if measure.aliases > self.max_aliases:
-            errors.append(GraphQLError(
-                f"{measure.aliases} aliases found. Allowed: {self.max_aliases}",
-                extensions={"code": TOO_MANY_ALIASES, "aliases": measure.aliases, "maxAliases": self.max_aliases},
-            ))  # fmt: skip
+            errors.append(
+                GraphQLError(
+                    f"{measure.aliases} aliases found. Allowed: {self.max_aliases}",
+                    extensions={"code": TOO_MANY_ALIASES, "aliases": measure.aliases, "maxAliases": self.max_aliases},
+                )
+            )
         if measure.nodes > self.budget:
-            errors.append(GraphQLError(
-                f"This operation may return up to {measure.nodes} nodes, over the budget of {self.budget}: "
-                "ask for smaller pages (first) or fewer nested connections.",
-                extensions={"code": TOO_COSTLY, "cost": measure.nodes, "budget": self.budget},
-            ))  # fmt: skip
+            errors.append(
+                GraphQLError(
+                    f"This operation may return up to {measure.nodes} nodes, over the budget of {self.budget}: "
+                    "ask for smaller pages (first) or fewer nested connections.",
+                    extensions={"code": TOO_COSTLY, "cost": measure.nodes, "budget": self.budget},
+                )
+            )
         return errors
 
 

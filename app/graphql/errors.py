@@ -43,7 +43,9 @@ class PermissionDeniedError(Error):
     permission: str
 
 
-GuardedOperation = strawberry.enum(errors.GuardedOperation, description="A change that the identity provider owns for some users and groups.")
+GuardedOperation = strawberry.enum(
+    errors.GuardedOperation, description="A change that the identity provider owns for some users and groups."
+)
 
 
 @strawberry.type(description="The identity provider owns what the mutation tried to change; make the change there.")
@@ -55,7 +57,9 @@ class IdentityProviderManagedError(Error):
 
 def to_error_type(exc: DomainError) -> Error:
     if isinstance(exc, ManagedByIdentityProvider):
-        return IdentityProviderManagedError(message=exc.message, resource_type=exc.resource_type, resource_id=exc.resource_id, operation=exc.operation)
+        return IdentityProviderManagedError(
+            message=exc.message, resource_type=exc.resource_type, resource_id=exc.resource_id, operation=exc.operation
+        )
     if isinstance(exc, PermissionDenied):
         return PermissionDeniedError(message=exc.message, permission=exc.permission)
     if isinstance(exc, NotFound):
@@ -75,12 +79,7 @@ def _camel(name: str | None) -> str | None:
 
 
 async def run_mutation(
-    context: Context,
-    *,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    work: Callable[[], Awaitable[T]],
+    context: Context, *, action: str, resource_type: str, resource_id: str | None, work: Callable[[], Awaitable[T]]
 ) -> T | Any:
     """Run `work` in a savepoint. A domain error undoes everything it did and becomes the matching
     error result; refusals (permission, identity-provider ownership) are audited as DENIED."""
@@ -98,6 +97,9 @@ async def run_mutation(
                     resource_type=resource_type,
                     resource_id=getattr(exc, "resource_id", None) or resource_id,
                     outcome=Outcome.DENIED,
-                    detail={"reason": exc.message, **({"operation": exc.operation.value} if isinstance(exc, ManagedByIdentityProvider) else {})},
+                    detail={
+                        "reason": exc.message,
+                        **({"operation": exc.operation.value} if isinstance(exc, ManagedByIdentityProvider) else {}),
+                    },
                 )
             return result

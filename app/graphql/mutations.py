@@ -41,7 +41,9 @@ DeleteUserResult = Annotated[
 SetFeatureFlagResult = Annotated[FeatureFlag | ValidationError | PermissionDeniedError, strawberry.union("SetFeatureFlagResult")]
 CreateApiTokenResult = Annotated[CreatedApiToken | ValidationError | PermissionDeniedError, strawberry.union("CreateApiTokenResult")]
 RevokeApiTokenResult = Annotated[ApiToken | NotFoundError | PermissionDeniedError, strawberry.union("RevokeApiTokenResult")]
-OrganizationResult = Annotated[Organization | ValidationError | ConflictError | PermissionDeniedError, strawberry.union("OrganizationResult")]
+OrganizationResult = Annotated[
+    Organization | ValidationError | ConflictError | PermissionDeniedError, strawberry.union("OrganizationResult")
+]
 ProjectResult = Annotated[
     Project | ValidationError | ConflictError | NotFoundError | PermissionDeniedError, strawberry.union("ProjectResult")
 ]
@@ -128,10 +130,15 @@ class Mutation:
 
         async def work() -> UserGroup:
             group, _ = await groups.create_group(
-                ctx.session, ctx.caller, display_name=input.name, identifier=input.identifier, description=input.description,
-                org_identifier=input.org_identifier, project_identifier=input.project_identifier,
+                ctx.session,
+                ctx.caller,
+                display_name=input.name,
+                identifier=input.identifier,
+                description=input.description,
+                org_identifier=input.org_identifier,
+                project_identifier=input.project_identifier,
                 member_ids=[str(i) for i in input.user_ids or []],
-            )  # fmt: skip
+            )
             return UserGroup.from_row(group)
 
         return await run_mutation(ctx, action="group.create", resource_type="UserGroup", resource_id=None, work=work)  # type: ignore[no-any-return]
@@ -143,10 +150,12 @@ class Mutation:
         async def work() -> UserGroup:
             group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
             await groups.update_group(
-                ctx.session, ctx.caller, group,
+                ctx.session,
+                ctx.caller,
+                group,
                 display_name=UNSET if input.name is None else input.name,
                 description=UNSET if input.description is None else input.description,
-            )  # fmt: skip
+            )
             return UserGroup.from_row(group)
 
         return await run_mutation(ctx, action="group.update", resource_type="UserGroup", resource_id=str(input.id), work=work)  # type: ignore[no-any-return]

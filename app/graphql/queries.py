@@ -78,7 +78,9 @@ class Query:
         return None if row is None else User.from_row(row)
 
     @strawberry.field(description="Users, oldest first.")
-    async def users(self, info: Info, filter: UserFilter | None = None, first: int | None = None, after: str | None = None) -> Connection[User]:
+    async def users(
+        self, info: Info, filter: UserFilter | None = None, first: int | None = None, after: str | None = None
+    ) -> Connection[User]:
         f = filter or UserFilter()
         where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
         offset, limit = offset_window(first, after)
@@ -100,7 +102,9 @@ class Query:
         if project_identifier is not None and org_identifier is None:
             return None  # a project is always inside an organization: no such group
         try:
-            row = await info.context.call(groups.get_group_by_identifier, info.context.caller, identifier, org_identifier, project_identifier)
+            row = await info.context.call(
+                groups.get_group_by_identifier, info.context.caller, identifier, org_identifier, project_identifier
+            )
         except NotFound:
             return None
         return UserGroup.from_row(row)
@@ -138,10 +142,16 @@ class Query:
         limit = page_size(first)
         before = decode_cursor(after, "a")
         total, rows = await info.context.call(
-            audit.list_events, info.context.caller,
-            channel=_value(f.channel), outcome=_value(f.outcome), resource_type=f.resource_type,
-            resource_id=f.resource_id, since=f.since, before_id=before, limit=limit + 1,
-        )  # fmt: skip
+            audit.list_events,
+            info.context.caller,
+            channel=_value(f.channel),
+            outcome=_value(f.outcome),
+            resource_type=f.resource_type,
+            resource_id=f.resource_id,
+            since=f.since,
+            before_id=before,
+            limit=limit + 1,
+        )
         page, more = rows[:limit], len(rows) > limit
         edges = [Edge(cursor=encode_cursor("a", int(r.id or 0)), node=AuditEvent.from_row(r)) for r in page]
         return Connection(

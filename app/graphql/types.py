@@ -56,7 +56,12 @@ class User:
             row=row,
         )
 
-    @strawberry.field(description="True when the identity provider owns this user's email, name, group assignments or existence, so some changes here are refused.")
+    @strawberry.field(
+        description=(
+            "True when the identity provider owns this user's email, name, group assignments or existence, "
+            "so some changes here are refused."
+        )
+    )
     async def managed_by_identity_provider(self, info: Info) -> bool:
         return bool(await info.context.loaders.ownership.load(self.row.id))
 

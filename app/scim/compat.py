@@ -13,7 +13,6 @@ from app.validation import has_nul
 PATCH_OPS = ("add", "remove", "replace")
 
 
-
 def op_name(raw: Any) -> str:
     """Entra's default form capitalises ops (`Replace`, `Add`); RFC 7644 §3.5.2 uses lowercase."""
     if not isinstance(raw, str) or raw.lower() not in PATCH_OPS:
@@ -59,7 +58,7 @@ def manager_reference(value: Any) -> dict[str, Any] | None:
     if is_empty(value):
         return None
     if not isinstance(value, str) or has_nul(value):
-        raise InvalidInput("manager must be a user id, {\"value\": id} or [{\"value\": id}]", field="manager")
+        raise InvalidInput('manager must be a user id, {"value": id} or [{"value": id}]', field="manager")
     return {"value": value}
 
 
@@ -69,7 +68,7 @@ def member_values(value: Any) -> list[str]:
     if is_empty(value) or value == []:
         return []
     if not isinstance(value, list):
-        raise InvalidInput("members takes a list of {\"value\": id} objects", field="members")
+        raise InvalidInput('members takes a list of {"value": id} objects', field="members")
     ids: list[str] = []
     for item in value:
         if item is None:

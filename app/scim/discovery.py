@@ -5,16 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.scim.schema import (
-    ALL_SCHEMAS,
-    COMMON,
-    RESOURCE_TYPE,
-    RESOURCE_TYPES,
-    SCHEMA,
-    SERVICE_PROVIDER_CONFIG,
-    ResourceType,
-    Schema,
-)
+from app.scim.schema import ALL_SCHEMAS, COMMON, RESOURCE_TYPE, RESOURCE_TYPES, SCHEMA, SERVICE_PROVIDER_CONFIG, ResourceType, Schema
 
 MAX_RESULTS = 1000
 DEFAULT_COUNT = 100

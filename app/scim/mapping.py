@@ -35,10 +35,7 @@ USER_COLUMNS: dict[str, str] = {
 # Columns whose content is already lower-cased, so case-insensitive lookups hit a plain index.
 USER_FILTER_OVERRIDES: dict[str, str] = {"userName": "user_name_ci"}
 
-GROUP_COLUMNS: dict[str, str] = {
-    "externalId": "external_id",
-    "displayName": "display_name",
-}
+GROUP_COLUMNS: dict[str, str] = {"externalId": "external_id", "displayName": "display_name"}
 GROUP_FILTER_OVERRIDES: dict[str, str] = {"displayName": "display_name_ci"}
 
 PRELOWERED = frozenset({"user_name_ci", "display_name_ci", "email_ci"})

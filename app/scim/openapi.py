@@ -32,7 +32,12 @@ _TRUE = {"anyOf": [{"const": True}, {"type": "string", "pattern": "^[Tt][Rr][Uu]
 # No NUL characters: PostgreSQL text cannot store them, so the server refuses them with 400.
 TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
 # userName and displayName: required, indexed (at most 256), and not blank.
-NAME = {"type": "string", "minLength": 1, "maxLength": MAX_INDEXED, "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}  # \\s as in compat.BLANK
+NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_INDEXED,
+    "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+}  # \\s as in compat.BLANK
 INDEXED = {"type": "string", "maxLength": MAX_INDEXED, "pattern": "^[^\\u0000]*$"}
 OPS = {"add": "^[Aa][Dd][Dd]$", "remove": "^[Rr][Ee][Mm][Oo][Vv][Ee]$", "replace": "^[Rr][Ee][Pp][Ll][Aa][Cc][Ee]$"}
 
@@ -62,7 +67,10 @@ def _attribute(attribute: Attribute, *, request: bool) -> dict[str, Any]:
         return {"type": ["string", "null"], "description": "Accepted and ignored: the server builds references itself"}
     if attribute.type == "complex":
         subs = [s for s in attribute.sub_attributes if not (request and s.read_only)]
-        schema: dict[str, Any] = {"type": "object", "properties": {s.name: _nullable(_attribute(s, request=request), request) for s in subs}}
+        schema: dict[str, Any] = {
+            "type": "object",
+            "properties": {s.name: _nullable(_attribute(s, request=request), request) for s in subs},
+        }
         if attribute.name == "manager" and request:
             # at most one manager object; nulls are dropped like anywhere else
             one = {"type": "array", "items": _nullable(schema, True), "contains": {"type": "object"}, "minContains": 0, "maxContains": 1}
@@ -96,7 +104,12 @@ def _resource_schema(resource: ResourceType, *, request: bool) -> dict[str, Any]
             schema = {**NAME, "description": attribute.description}
         if request and attribute.multi_valued and attribute.sub("primary"):
             # RFC 7643 §2.4: at most one element may be primary.
-            schema = {**schema, "contains": {"type": "object", "required": ["primary"], "properties": {"primary": _TRUE}}, "minContains": 0, "maxContains": 1}
+            schema = {
+                **schema,
+                "contains": {"type": "object", "required": ["primary"], "properties": {"primary": _TRUE}},
+                "minContains": 0,
+                "maxContains": 1,
+            }
         properties[attribute.name] = schema if attribute.required else _nullable(schema, request)
     for extension in resource.extensions:
         ext_props = {a.name: _nullable(_attribute(a, request=request), request) for a in extension.attributes}
@@ -152,7 +165,7 @@ def _ok(ref: str, description: str, *, etag: bool = False, location: bool = Fals
 
 FILTER_DESCRIPTION = (
     "An RFC 7644 §3.4.2.2 filter: eq ne co sw ew gt ge lt le pr, and/or/not, parentheses, value paths "
-    "(emails[type eq \"work\"]), sub-attributes and URN-qualified names. The pattern describes the simplest "
+    '(emails[type eq "work"]), sub-attributes and URN-qualified names. The pattern describes the simplest '
     "form, one comparison of a text attribute; everything the RFC grammar allows is accepted."
 )
 
@@ -173,18 +186,35 @@ def _list_parameters(resource: ResourceType) -> list[dict[str, Any]]:
     return [
         {"name": "filter", "in": "query", "schema": _filter_schema((resource,))},
         {"name": "startIndex", "in": "query", "schema": {"type": "integer"}, "description": "1-based; values below 1 mean 1"},
-        {"name": "count", "in": "query", "schema": {"type": "integer"}, "description": f"page size; negative means 0, capped at {MAX_RESULTS}"},
+        {
+            "name": "count",
+            "in": "query",
+            "schema": {"type": "integer"},
+            "description": f"page size; negative means 0, capped at {MAX_RESULTS}",
+        },
         {"name": "sortBy", "in": "query", "schema": _sort_schema((resource,))},
         {"name": "sortOrder", "in": "query", "schema": {"type": "string", "enum": ["ascending", "descending"]}},
     ]
+
+
 PROJECTION_PARAMETERS = [
     {"name": "attributes", "in": "query", "schema": {"type": "string"}, "description": "comma-separated attribute names to return"},
-    {"name": "excludedAttributes", "in": "query", "schema": {"type": "string"}, "description": "comma-separated attribute names to leave out"},
+    {
+        "name": "excludedAttributes",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "comma-separated attribute names to leave out",
+    },
 ]
 ID_PARAMETER = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 ENTITY_TAGS = {"type": "string", "description": '"*" or entity tags such as W/"3"; a tag that is not current does not match'}
 IF_MATCH = {"name": "If-Match", "in": "header", "schema": ENTITY_TAGS, "description": "Only act if the resource has one of these ETags"}
-IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": ENTITY_TAGS, "description": "304 if the resource still has one of these ETags"}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "schema": ENTITY_TAGS,
+    "description": "304 if the resource still has one of these ETags",
+}
 
 
 def _resource_paths(resource: ResourceType) -> dict[str, Any]:
@@ -232,7 +262,10 @@ def _resource_paths(resource: ResourceType) -> dict[str, Any]:
                 "operationId": f"replace{name}",
                 "parameters": [*PROJECTION_PARAMETERS, IF_MATCH],
                 "requestBody": _body(f"{name}Request"),
-                "responses": {"200": _ok(name, f"The replaced {name}", etag=True), **_errors("400", "401", "403", "404", "409", "412", *BODY_ERRORS)},
+                "responses": {
+                    "200": _ok(name, f"The replaced {name}", etag=True),
+                    **_errors("400", "401", "403", "404", "409", "412", *BODY_ERRORS),
+                },
             },
             "patch": {
                 "operationId": f"patch{name}",
@@ -269,7 +302,10 @@ def _discovery(path: str, operation_id: str, schema: str, *, by_id: str | None =
 
 def _search_request(resources: tuple[ResourceType, ...]) -> dict[str, Any]:
     string_list = {"type": "array", "items": {"type": "string"}}
-    nullable = lambda schema: {"anyOf": [schema, {"type": "null"}]}  # noqa: E731
+
+    def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"anyOf": [schema, {"type": "null"}]}
+
     return {
         "type": "object",
         "properties": {
@@ -291,7 +327,13 @@ def _op(names: tuple[str, ...]) -> dict[str, Any]:
 
 def _path_alternatives(path: str, value: dict[str, Any], *, removable: bool) -> list[dict[str, Any]]:
     """`add`/`replace` carry a value; `remove` needs none (RFC 7644 §3.5.2)."""
-    out = [{"type": "object", "required": ["op", "path", "value"], "properties": {"op": _op(("add", "replace")), "path": {"const": path}, "value": value}}]
+    out = [
+        {
+            "type": "object",
+            "required": ["op", "path", "value"],
+            "properties": {"op": _op(("add", "replace")), "path": {"const": path}, "value": value},
+        }
+    ]
     if removable:
         out.append({"type": "object", "required": ["op", "path"], "properties": {"op": _op(("remove",)), "path": {"const": path}}})
     return out
@@ -309,7 +351,11 @@ def _patch_op(resource: ResourceType) -> dict[str, Any]:
                 continue
             path = attribute.name if schema is resource.schema else f"{schema.id}:{attribute.name}"
             # null in a path-less value means "absent", for required attributes too
-            keys[path] = _nullable(request["properties"][attribute.name], True) if schema is resource.schema else _nullable(_attribute(attribute, request=True), True)
+            keys[path] = (
+                _nullable(request["properties"][attribute.name], True)
+                if schema is resource.schema
+                else _nullable(_attribute(attribute, request=True), True)
+            )
             if attribute.type == "complex" and not attribute.multi_valued:
                 for sub in attribute.sub_attributes:
                     if not sub.read_only:
@@ -318,20 +364,31 @@ def _patch_op(resource: ResourceType) -> dict[str, Any]:
             keys[schema.id] = request["properties"][schema.id]
     keys["externalId"] = request["properties"]["externalId"]
     alternatives: list[dict[str, Any]] = [
-        {"type": "object", "required": ["op", "value"],
-         "properties": {"op": _op(("add", "replace")), "path": {"type": "null"}, "value": {"type": "object", "properties": keys, "additionalProperties": False}}}
-    ]  # fmt: skip
+        {
+            "type": "object",
+            "required": ["op", "value"],
+            "properties": {
+                "op": _op(("add", "replace")),
+                "path": {"type": "null"},
+                "value": {"type": "object", "properties": keys, "additionalProperties": False},
+            },
+        }
+    ]
     for schema in resource.schemas:
         for attribute in schema.attributes:
             if attribute.read_only:
                 continue
             path = attribute.name if schema is resource.schema else f"{schema.id}:{attribute.name}"
-            value = request["properties"][attribute.name] if schema is resource.schema else _nullable(_attribute(attribute, request=True), True)
+            value = (
+                request["properties"][attribute.name] if schema is resource.schema else _nullable(_attribute(attribute, request=True), True)
+            )
             alternatives += _path_alternatives(path, value, removable=not attribute.required)
             if attribute.type == "complex" and not attribute.multi_valued:
                 for sub in attribute.sub_attributes:
                     if not sub.read_only:
-                        alternatives += _path_alternatives(f"{path}.{sub.name}", _nullable(_attribute(sub, request=True), True), removable=True)
+                        alternatives += _path_alternatives(
+                            f"{path}.{sub.name}", _nullable(_attribute(sub, request=True), True), removable=True
+                        )
     return {
         "type": "object",
         "required": ["Operations"],

@@ -361,9 +361,7 @@ def _member_ids_in_filter(expr: Expr) -> list[str]:
     raise InvalidPath('members can be selected only by value, e.g. members[value eq "<id>"]')
 
 
-def apply_patch(
-    document: dict[str, Any], body: Any, resource: ResourceType, *, collect: str | None = None
-) -> PatchResult:
+def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType, *, collect: str | None = None) -> PatchResult:
     """Apply a PatchOp body to a copy of `document`. `collect` names the attribute whose changes
     are returned as MemberChanges instead of being applied."""
     if not isinstance(body, dict):

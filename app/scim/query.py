@@ -100,7 +100,7 @@ def _condition(target: _Target, op: str, operand: Any) -> ColumnElement[bool]:
     columns without such a copy, fold both sides in SQL."""
     column, kind = target.expr, target.attribute.type
     if kind == "boolean":  # eq or ne only (see _operand)
-        return (column == operand if op == "eq" else column != operand)  # type: ignore[no-any-return]
+        return column == operand if op == "eq" else column != operand  # type: ignore[no-any-return]
     if kind == "dateTime":
         return _ordered(column, op, operand)
     if target.attribute.case_exact:
@@ -235,7 +235,11 @@ class _ElementCompiler:
         if isinstance(expr, ValuePath):
             raise InvalidFilter("value filters cannot be nested")
         name = expr.attr.path
-        sub = self.attribute.sub(name.split(".")[-1]) if "." not in name or name.lower().startswith(self.attribute.name.lower() + ".") else None
+        sub = (
+            self.attribute.sub(name.split(".")[-1])
+            if "." not in name or name.lower().startswith(self.attribute.name.lower() + ".")
+            else None
+        )
         if sub is None:
             raise InvalidFilter(f"unknown sub-attribute '{name}' of {self.attribute.name}")
         target = self.column_for(sub)
@@ -293,11 +297,7 @@ class UserFilterCompiler(_Compiler):
         compiler = _ElementCompiler(path.attribute, self._value_column, self.binder)
         return exists(
             select(1)
-            .where(
-                UserAttributeValue.user_id == User.id,
-                UserAttributeValue.attribute == path.attribute.name,
-                compiler.compile(inner),
-            )
+            .where(UserAttributeValue.user_id == User.id, UserAttributeValue.attribute == path.attribute.name, compiler.compile(inner))
             .correlate(User)
         )
 
@@ -338,10 +338,7 @@ class UserFilterCompiler(_Compiler):
                 .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), cond)
                 .correlate(User)
             )
-        conditions: list[ColumnElement[bool]] = [
-            UserAttributeValue.user_id == User.id,
-            UserAttributeValue.attribute == attribute.name,
-        ]
+        conditions: list[ColumnElement[bool]] = [UserAttributeValue.user_id == User.id, UserAttributeValue.attribute == attribute.name]
         if any_element is None:
             assert sub is not None
             target = self._value_column(sub)
@@ -512,7 +509,6 @@ def sort_column(sort_by: str, resource: ResourceType) -> Any:
     return getattr(model, name)
 
 
-
 def sortable_attributes(resource: ResourceType) -> list[str]:
     """The attribute names `sortBy` accepts (in any letter case)."""
     columns, overrides = (USER_COLUMNS, USER_FILTER_OVERRIDES) if resource is USER else (GROUP_COLUMNS, GROUP_FILTER_OVERRIDES)
@@ -525,7 +521,12 @@ def sortable_attributes(resource: ResourceType) -> list[str]:
 def filterable_text_attributes(resource: ResourceType) -> list[str]:
     """String attributes a filter can compare, for describing filters in the OpenAPI document."""
     if resource is USER:
-        names = [k for k, column in USER_COLUMNS.items() if column != "active"] + ["id", "emails.value", "emails.type", "phoneNumbers.value"]
+        names = [k for k, column in USER_COLUMNS.items() if column != "active"] + [
+            "id",
+            "emails.value",
+            "emails.type",
+            "phoneNumbers.value",
+        ]
     else:
         names = [*GROUP_COLUMNS, "id", "members.value"]
     return sorted(set(names))

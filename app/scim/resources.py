@@ -10,15 +10,7 @@ from typing import Any
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
-from app.scim.schema import (
-    CORE_GROUP,
-    CORE_USER,
-    ENTERPRISE_USER,
-    USER_MULTI_VALUED,
-    Attribute,
-    ResourceType,
-    resolve,
-)
+from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, ResourceType, resolve
 from app.validation import MAX_INDEXED, has_nul, is_blank
 
 
@@ -286,11 +278,7 @@ class Links:
 
 
 def render_user(
-    user: Any,
-    links: Links,
-    *,
-    groups: list[tuple[str, str]] | None = None,
-    manager_display: str | None = None,
+    user: Any, links: Links, *, groups: list[tuple[str, str]] | None = None, manager_display: str | None = None
 ) -> dict[str, Any]:
     """A user (an entity or a plain row) as a SCIM resource."""
     columns = _columns(user)
@@ -309,9 +297,7 @@ def render_user(
         **{k: v for k, v in doc.items() if k != ENTERPRISE_USER},
     }
     if groups:
-        out["groups"] = [
-            {"value": gid, "$ref": links.group(gid), "display": name, "type": "direct"} for gid, name in groups
-        ]
+        out["groups"] = [{"value": gid, "$ref": links.group(gid), "display": name, "type": "direct"} for gid, name in groups]
     if enterprise:
         out[ENTERPRISE_USER] = enterprise
     out["meta"] = {
@@ -328,8 +314,7 @@ def render_group(group: Any, links: Links, *, members: list[tuple[str, str | Non
     out: dict[str, Any] = {"schemas": [CORE_GROUP], "id": group.id, **group_document(group)}
     if members:
         out["members"] = [
-            {"value": uid, "$ref": links.user(uid), "type": "User", **({"display": name} if name else {})}
-            for uid, name in members
+            {"value": uid, "$ref": links.user(uid), "type": "User", **({"display": name} if name else {})} for uid, name in members
         ]
     out["meta"] = {
         "resourceType": "Group",
@@ -433,4 +418,3 @@ def _drop_subs(value: Any, subs: set[str]) -> Any:
     if isinstance(value, dict):
         return {k: v for k, v in value.items() if k not in subs}
     return value
-

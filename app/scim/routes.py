@@ -108,7 +108,9 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             body = _decode_body(request, raw) if request.method in BODY_METHODS else None
             links = Links(settings.tenant_url(account))
             if _read_only(request):
-                response = await run_read(request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, verified.caller, links)))
+                response = await run_read(
+                    request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, verified.caller, links))
+                )
             else:
                 response = await run_transaction(
                     request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
@@ -191,7 +193,9 @@ async def _render_users(
         ids = [u.id for u in rows]
         memberships = await groups.groups_of_users(scim.session, scim.caller, ids) if projection.wants("groups") and ids else {}
     managers = [u.manager_id for u in rows if u.manager_id]
-    names = await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
+    names = (
+        await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
+    )
     return [
         projection.apply(render_user(u, scim.links, groups=memberships.get(u.id), manager_display=names.get(u.manager_id or "")))
         for u in rows
@@ -412,9 +416,7 @@ async def replace_group(scim: Scim) -> Response:
     group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, group.version)
     await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
-    await groups.change_members(
-        scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))]
-    )
+    await groups.change_members(scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))])
     return await _group_response(scim, group)
 
 

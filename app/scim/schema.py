@@ -77,7 +77,15 @@ class Schema:
         return next((a for a in self.attributes if a.name.lower() == lowered), None)
 
 
-def _multi(name: str, description: str, types: tuple[str, ...], value_type: str = "string", *, value_case_exact: bool = False, ref_types: tuple[str, ...] = ()) -> Attribute:
+def _multi(
+    name: str,
+    description: str,
+    types: tuple[str, ...],
+    value_type: str = "string",
+    *,
+    value_case_exact: bool = False,
+    ref_types: tuple[str, ...] = (),
+) -> Attribute:
     """The common shape of RFC 7643 multi-valued attributes: value, display, type, primary."""
     return Attribute(
         name,
@@ -156,7 +164,9 @@ USER_SCHEMA = Schema(
     "User",
     "User Account",
     (
-        Attribute("userName", description="Unique identifier for the user, typically the sign-in name.", required=True, uniqueness="server"),
+        Attribute(
+            "userName", description="Unique identifier for the user, typically the sign-in name.", required=True, uniqueness="server"
+        ),
         _NAME,
         Attribute("displayName", description="The name of the user, suitable for display."),
         Attribute("nickName", description="The casual way to address the user."),
@@ -217,7 +227,14 @@ GROUP_SCHEMA = Schema(
 )
 
 # Attributes every resource has (RFC 7643 §3.1); not part of any schema's attribute list.
-ID = Attribute("id", description="Unique identifier assigned by the service provider.", case_exact=True, mutability="readOnly", returned="always", uniqueness="server")
+ID = Attribute(
+    "id",
+    description="Unique identifier assigned by the service provider.",
+    case_exact=True,
+    mutability="readOnly",
+    returned="always",
+    uniqueness="server",
+)
 EXTERNAL_ID = Attribute("externalId", description="Identifier assigned by the provisioning client.", case_exact=True)
 META = Attribute(
     "meta",

@@ -21,9 +21,7 @@ DEFAULT_ACCOUNT = "default"
 
 def validate_identifier(value: str, *, field: str = "identifier") -> str:
     if not IDENTIFIER_RE.match(value):
-        raise InvalidInput(
-            f"{field} must be 1 to 64 letters, digits, '_' or '-', got {value!r}", field=field
-        )
+        raise InvalidInput(f"{field} must be 1 to 64 letters, digits, '_' or '-', got {value!r}", field=field)
     return value
 
 
@@ -77,9 +75,7 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
 async def get_organization(session: AsyncSession, account_id: int, identifier: str) -> Organization:
     if not IDENTIFIER_RE.match(identifier):
         raise NotFound("Organization", identifier)
-    org = await session.scalar(
-        select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier)
-    )
+    org = await session.scalar(select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier))
     if org is None:
         raise NotFound("Organization", identifier)
     return org
@@ -89,11 +85,7 @@ async def get_project(session: AsyncSession, account_id: int, org_identifier: st
     if not (IDENTIFIER_RE.match(org_identifier) and IDENTIFIER_RE.match(identifier)):
         raise NotFound("Project", f"{org_identifier}/{identifier}")
     project = await session.scalar(
-        select(Project).where(
-            Project.account_id == account_id,
-            Project.org_identifier == org_identifier,
-            Project.identifier == identifier,
-        )
+        select(Project).where(Project.account_id == account_id, Project.org_identifier == org_identifier, Project.identifier == identifier)
     )
     if project is None:
         raise NotFound("Project", f"{org_identifier}/{identifier}")
@@ -101,9 +93,7 @@ async def get_project(session: AsyncSession, account_id: int, org_identifier: st
 
 
 async def list_organizations(session: AsyncSession, account_id: int) -> list[Organization]:
-    rows = await session.scalars(
-        select(Organization).where(Organization.account_id == account_id).order_by(Organization.identifier)
-    )
+    rows = await session.scalars(select(Organization).where(Organization.account_id == account_id).order_by(Organization.identifier))
     return list(rows)
 
 

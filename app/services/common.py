@@ -135,7 +135,9 @@ async def page(reader: Reader, model: Any, scope: ColumnElement[bool], query: Pa
     return total, rows
 
 
-async def total_of_page(connection: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]], query: PageQuery, found: int) -> int:
+async def total_of_page(
+    connection: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]], query: PageQuery, found: int
+) -> int:
     """How many rows of `table` match all `conditions`, given that the page `query` asked for held
     `found`. A page that is not full ends the result: when it starts at the first match or holds any
     row, the total is the rows before it plus its own, and is not counted again (an equality on a
@@ -233,7 +235,9 @@ async def insert_new(
     return bool(await fetch(connection, statement, {**values, **_rows_params(with_rows)}))
 
 
-async def write_changes(session: AsyncSession, updater: Prepared, record: Any, before: dict[str, Any], *, with_rows: Sequence[Rows] = ()) -> None:
+async def write_changes(
+    session: AsyncSession, updater: Prepared, record: Any, before: dict[str, Any], *, with_rows: Sequence[Rows] = ()
+) -> None:
     """Store the columns of `record` that differ from `before` (its attributes when it was read), with
     one UPDATE by `updater` (see `row_updater`; none when nothing changed), and `with_rows`, rows of
     other tables that go with the change (its audit events) — on PostgreSQL all in one statement."""

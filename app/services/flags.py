@@ -14,7 +14,7 @@ UPDATE_EMAILS_VIA_SCIM = "UPDATE_EMAILS_VIA_SCIM"
 
 # name -> (default, what it does)
 KNOWN_FLAGS: dict[str, tuple[bool, str]] = {
-    UPDATE_EMAILS_VIA_SCIM: (False, "Apply email address changes sent by the identity provider over SCIM."),
+    UPDATE_EMAILS_VIA_SCIM: (False, "Apply email address changes sent by the identity provider over SCIM.")
 }
 
 
@@ -25,9 +25,7 @@ def validate_flag_name(name: str) -> str:
 
 
 async def is_enabled(session: AsyncSession, account_id: int, name: str) -> bool:
-    enabled = await session.scalar(
-        select(FeatureFlag.enabled).where(FeatureFlag.account_id == account_id, FeatureFlag.name == name)
-    )
+    enabled = await session.scalar(select(FeatureFlag.enabled).where(FeatureFlag.account_id == account_id, FeatureFlag.name == name))
     return KNOWN_FLAGS[name][0] if enabled is None else bool(enabled)
 
 
@@ -44,8 +42,6 @@ async def set_flag(session: AsyncSession, caller: Caller, name: str, enabled: bo
 
 
 async def list_flags(session: AsyncSession, account_id: int) -> dict[str, bool]:
-    rows = await session.execute(
-        select(FeatureFlag.name, FeatureFlag.enabled).where(FeatureFlag.account_id == account_id)
-    )
+    rows = await session.execute(select(FeatureFlag.name, FeatureFlag.enabled).where(FeatureFlag.account_id == account_id))
     stored = {name: bool(enabled) for name, enabled in rows}
     return {name: stored.get(name, default) for name, (default, _) in sorted(KNOWN_FLAGS.items())}

@@ -1,7 +1,8 @@
 """User groups and their memberships.
 
 The Limitations of Harness's page "Provision Users and Groups using Azure AD (SCIM)" for groups
-live in `guard`: a group the identity provider manages cannot be renamed, deleted, or have members added or removed except over SCIM; its description may change.
+live in `guard`: a group the identity provider manages cannot be renamed, deleted, or have members
+added or removed except over SCIM; its description may change.
 Which groups a channel sees at all is `visible_to`: SCIM works only on the identity provider's own
 groups. Memberships are rows of a join table and change by set operations in SQL, so adding 50
 members costs the same whatever the group's size.
@@ -82,8 +83,12 @@ UNSET: Any = _Unset()
 
 IDP_GROUP_MESSAGES = {
     GuardedOperation.RENAME: "The name cannot be changed for group {id}: it is managed by your identity provider. Rename it there.",
-    GuardedOperation.DELETE: "Group {id} is managed by your identity provider and cannot be deleted here. Remove it from the identity provider's app assignment.",
-    GuardedOperation.CHANGE_MEMBERS: "Members of group {id} are managed by your identity provider. Assign or unassign users in the identity provider.",
+    GuardedOperation.DELETE: (
+        "Group {id} is managed by your identity provider and cannot be deleted here. Remove it from the identity provider's app assignment."
+    ),
+    GuardedOperation.CHANGE_MEMBERS: (
+        "Members of group {id} are managed by your identity provider. Assign or unassign users in the identity provider."
+    ),
 }
 
 
@@ -192,7 +197,9 @@ async def create_group(
     if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
         raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
     if identifier is not None and not IDENTIFIER_RE.match(identifier):
-        raise InvalidInput("identifier must start with a letter or '_' and use letters, digits, '_' or '$' (at most 128)", field="identifier")
+        raise InvalidInput(
+            "identifier must start with a letter or '_' and use letters, digits, '_' or '$' (at most 128)", field="identifier"
+        )
     base = identifier or derive_identifier(display_name)
     now = utcnow()
     for _ in range(IDENTIFIER_ATTEMPTS):
@@ -229,8 +236,14 @@ async def create_group(
         await users.guard(session, caller, member_ids, GuardedOperation.CHANGE_GROUPS)
         result = await _add(session, caller, group, member_ids)
         _refuse_unknown(caller, result)
-    await audit.record(session, caller, action="group.create", resource_type="UserGroup", resource_id=group.id,
-                       detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)})  # fmt: skip
+    await audit.record(
+        session,
+        caller,
+        action="group.create",
+        resource_type="UserGroup",
+        resource_id=group.id,
+        detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)},
+    )
     return group, result
 
 
@@ -246,7 +259,11 @@ def _group_query(visible: ColumnElement[bool], for_update: bool) -> Prepared:
 
 
 # (seen over SCIM, locked) -> the lookup by id.
-_GROUP = {(scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, lock) for scim in (True, False) for lock in (True, False)}
+_GROUP = {
+    (scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, lock)
+    for scim in (True, False)
+    for lock in (True, False)
+}
 _UPDATE = row_updater(GROUPS)
 _DELETE = Prepared(delete(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
 
@@ -334,8 +351,7 @@ async def update_group(
         before = dict(vars(group))
         changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
         await write_changes(session, _UPDATE, group, before)
-    await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id,
-                       detail={"changed": changed})  # fmt: skip
+    await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id, detail={"changed": changed})
     return changed
 
 
@@ -372,9 +388,7 @@ async def _add(session: AsyncSession, caller: Caller, group: Any, ids: Sequence[
 async def _remove(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
     present = await _current_members(session, group.id, ids)
     for part in chunks(sorted(present)):
-        await session.execute(
-            delete(GroupMembership).where(GroupMembership.group_id == group.id, GroupMembership.user_id.in_(part))
-        )
+        await session.execute(delete(GroupMembership).where(GroupMembership.group_id == group.id, GroupMembership.user_id.in_(part)))
     return present
 
 
@@ -382,9 +396,7 @@ async def _all_members(session: AsyncSession, group_id: str) -> set[str]:
     return set(await session.scalars(select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)))
 
 
-async def change_members(
-    session: AsyncSession, caller: Caller, group: Any, changes: Sequence[MemberChange]
-) -> MembershipResult:
+async def change_members(session: AsyncSession, caller: Caller, group: Any, changes: Sequence[MemberChange]) -> MembershipResult:
     """Apply membership changes in order. Unknown or other-account user ids are skipped and
     recorded in the audit log; they are not an error (Entra may reference users not yet synced)."""
     caller.require(Permission.GROUPS_WRITE)
@@ -418,8 +430,9 @@ async def change_members(
         before = dict(vars(group))
         _touch(group)
         await write_changes(session, _UPDATE, group, before)
-    await audit.record(session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id,
-                       detail=_member_detail(total))  # fmt: skip
+    await audit.record(
+        session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id, detail=_member_detail(total)
+    )
     return total
 
 
@@ -453,8 +466,14 @@ async def delete_group(session: AsyncSession, caller: Caller, group: GroupRecord
     if locked:
         raise users.refusal(locked[0], GuardedOperation.CHANGE_GROUPS, IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]))
     await _DELETE.execute(await session.connection(), {"b_id": group.id})  # its memberships go with it
-    await audit.record(session, caller, action="group.delete", resource_type="UserGroup", resource_id=group.id,
-                       detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))})  # fmt: skip
+    await audit.record(
+        session,
+        caller,
+        action="group.delete",
+        resource_type="UserGroup",
+        resource_id=group.id,
+        detail={"identifier": group.identifier, "displayName": group.display_name, **_member_detail(MembershipResult(removed=members))},
+    )
 
 
 def _visible_in_account(visible: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -491,7 +510,11 @@ def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Sele
     they are in, and one statement instead of a second round trip for the groups."""
     users_table = User.__table__  # type: ignore[attr-defined]
     ranked = (
-        select(func.row_number().over(order_by=(UserGroup.display_name_ci, UserGroup.id)).label("position"), UserGroup.id, UserGroup.display_name)
+        select(
+            func.row_number().over(order_by=(UserGroup.display_name_ci, UserGroup.id)).label("position"),
+            UserGroup.id,
+            UserGroup.display_name,
+        )
         .select_from(MEMBERSHIPS.join(UserGroup.__table__, and_(UserGroup.id == GroupMembership.group_id, visible)))  # type: ignore[attr-defined]
         .where(GroupMembership.user_id == users_table.c.id)
         .correlate(users_table)
@@ -526,7 +549,9 @@ _GROUPS_OF_USER = {
 }
 # Keyed by (over SCIM, for update).
 _USER_WITH_GROUPS = {
-    (over_scim, for_update): Prepared(_user_with_groups_query(_IDENTITY_PROVIDER_GROUPS if over_scim else _EVERY_GROUP, for_update=for_update))
+    (over_scim, for_update): Prepared(
+        _user_with_groups_query(_IDENTITY_PROVIDER_GROUPS if over_scim else _EVERY_GROUP, for_update=for_update)
+    )
     for over_scim in (True, False)
     for for_update in (True, False)
 }
@@ -582,7 +607,15 @@ def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any],
     # subquery reads the users table on its own, whatever the outer query reads.
     # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
     # of the table hashed against the page.
-    page_ids = select(users_table.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).offset(OFFSET).limit(LIMIT).correlate(None).subquery("page")
+    page_ids = (
+        select(users_table.c.id)
+        .where(users.OF_ACCOUNT, where)
+        .order_by(*order_by)
+        .offset(OFFSET)
+        .limit(LIMIT)
+        .correlate(None)
+        .subquery("page")
+    )
     on_page = page_ids.join(users_table, users_table.c.id == page_ids.c.id)
     return _with_groups(select(users_table).select_from(on_page).order_by(*order_by), visible)
 
@@ -629,13 +662,10 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[str]) -> dict
     out = {gid: 0 for gid in group_ids}
     for part in chunks(list(group_ids)):
         rows = await session.execute(
-            select(GroupMembership.group_id, func.count())
-            .where(GroupMembership.group_id.in_(part))
-            .group_by(GroupMembership.group_id)
+            select(GroupMembership.group_id, func.count()).where(GroupMembership.group_id.in_(part)).group_by(GroupMembership.group_id)
         )
         out.update({gid: int(n) for gid, n in rows})
     return out
-
 
 
 def admin_filter(
@@ -647,7 +677,9 @@ def admin_filter(
         return false()
     if search:
         pattern = f"%{like_escaped(search.lower())}%"
-        conditions.append(UserGroup.display_name_ci.like(pattern, escape=LIKE_ESCAPE) | func.lower(UserGroup.identifier).like(pattern, escape=LIKE_ESCAPE))
+        conditions.append(
+            UserGroup.display_name_ci.like(pattern, escape=LIKE_ESCAPE) | func.lower(UserGroup.identifier).like(pattern, escape=LIKE_ESCAPE)
+        )
     if managed_by is not None:
         conditions.append(UserGroup.managed_by == managed_by)
     if org_identifier is not None:
@@ -657,11 +689,15 @@ def admin_filter(
     return and_(true(), *conditions)
 
 
-async def members_page_of_groups(
-    session: AsyncSession, group_ids: Sequence[str], offset: int, limit: int
-) -> dict[str, list[User]]:
+async def members_page_of_groups(session: AsyncSession, group_ids: Sequence[str], offset: int, limit: int) -> dict[str, list[User]]:
     """One window of members per group, in join order."""
     return await membership_windows(
-        session, group_ids, key_column=GroupMembership.group_id, item_column=GroupMembership.user_id, item_model=User,
-        order_by=(GroupMembership.created_at, GroupMembership.user_id), offset=offset, limit=limit,
-    )  # fmt: skip
+        session,
+        group_ids,
+        key_column=GroupMembership.group_id,
+        item_column=GroupMembership.user_id,
+        item_model=User,
+        order_by=(GroupMembership.created_at, GroupMembership.user_id),
+        offset=offset,
+        limit=limit,
+    )

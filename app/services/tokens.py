@@ -51,12 +51,7 @@ def validate_permissions(permissions: list[str]) -> list[str]:
 
 
 async def create_token(
-    session: AsyncSession,
-    account: Account,
-    *,
-    name: str,
-    permissions: list[str] | None = None,
-    expires_in_days: int | None = None,
+    session: AsyncSession, account: Account, *, name: str, permissions: list[str] | None = None, expires_in_days: int | None = None
 ) -> IssuedToken:
     perms = validate_permissions(list(ALL_PERMISSIONS) if permissions is None else permissions)
     if not name.strip() or has_nul(name):
@@ -80,20 +75,21 @@ async def create_token(
 
 
 async def issue(
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    name: str,
-    permissions: list[str] | None = None,
-    expires_in_days: int | None = None,
+    session: AsyncSession, caller: Caller, *, name: str, permissions: list[str] | None = None, expires_in_days: int | None = None
 ) -> IssuedToken:
     """Create a token for the caller's account (admin only), and audit it — never the secret."""
     caller.require(Permission.ADMIN)
     account = await session.get(Account, caller.account_id)
     assert account is not None
     issued = await create_token(session, account, name=name, permissions=permissions, expires_in_days=expires_in_days)
-    await audit.record(session, caller, action="token.create", resource_type="ApiToken", resource_id=issued.token.token_id,
-                       detail={"name": issued.token.name, "permissions": issued.token.permissions})  # fmt: skip
+    await audit.record(
+        session,
+        caller,
+        action="token.create",
+        resource_type="ApiToken",
+        resource_id=issued.token.token_id,
+        detail={"name": issued.token.name, "permissions": issued.token.permissions},
+    )
     return issued
 
 
@@ -107,9 +103,7 @@ async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiTok
 async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:
     if has_nul(token_id):
         raise NotFound("ApiToken", token_id)
-    token = await session.scalar(
-        select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id)
-    )
+    token = await session.scalar(select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id))
     if token is None:
         raise NotFound("ApiToken", token_id)
     if token.revoked_at is None:
@@ -161,13 +155,16 @@ def parse(raw: str | None) -> Presented:
     return Presented(parts[1], parts[2], parts[3])
 
 
-_RECORD = (
-    select(
-        ApiToken.token_id, ApiToken.account_id, Account.identifier, ApiToken.secret_hash, ApiToken.permissions,
-        ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at,
-    )
-    .join(Account, Account.id == ApiToken.account_id)
-)  # fmt: skip
+_RECORD = select(
+    ApiToken.token_id,
+    ApiToken.account_id,
+    Account.identifier,
+    ApiToken.secret_hash,
+    ApiToken.permissions,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+    ApiToken.last_used_at,
+).join(Account, Account.id == ApiToken.account_id)
 
 
 async def load(session: AsyncSession, token_id: str) -> TokenRecord | None:
@@ -205,9 +202,7 @@ def check(record: TokenRecord | None, presented: Presented, *, channel: Channel,
     return Verified(caller, record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION)
 
 
-async def authenticate(
-    session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None
-) -> Caller:
+async def authenticate(session: AsyncSession, raw: str | None, *, channel: Channel, account_identifier: str | None = None) -> Caller:
     """Turn a bearer token into a Caller, or raise Unauthenticated (requests go through app.auth,
     which keeps the loaded record for a second)."""
     presented = parse(raw)
@@ -219,8 +214,7 @@ async def record_use(session: AsyncSession, token_id: str) -> bool:
     True when it moved. On PostgreSQL a row another transaction holds is skipped, never waited for."""
     now = utcnow()
     due = select(ApiToken.id).where(
-        ApiToken.token_id == token_id,
-        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION),
+        ApiToken.token_id == token_id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION)
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)

@@ -49,11 +49,31 @@ _DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(UserAttributeValu
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
 WRITABLE = (
-    "user_name", "external_id", "display_name", "nick_name", "profile_url", "title", "user_type",
-    "preferred_language", "locale", "timezone", "name_formatted", "name_family", "name_given",
-    "name_middle", "name_honorific_prefix", "name_honorific_suffix", "active", "employee_number",
-    "cost_center", "organization", "division", "department", "manager_id", "multi_valued",
-)  # fmt: skip
+    "user_name",
+    "external_id",
+    "display_name",
+    "nick_name",
+    "profile_url",
+    "title",
+    "user_type",
+    "preferred_language",
+    "locale",
+    "timezone",
+    "name_formatted",
+    "name_family",
+    "name_given",
+    "name_middle",
+    "name_honorific_prefix",
+    "name_honorific_suffix",
+    "active",
+    "employee_number",
+    "cost_center",
+    "organization",
+    "division",
+    "department",
+    "manager_id",
+    "multi_valued",
+)
 
 
 @dataclass
@@ -185,8 +205,13 @@ async def create_user(session: AsyncSession, caller: Caller, values: dict[str, A
         }
     )
     _assign(user, values)
-    event = audit.row(caller, action="user.create", resource_type="User", resource_id=user.id,
-                      detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))})  # fmt: skip
+    event = audit.row(
+        caller,
+        action="user.create",
+        resource_type="User",
+        resource_id=user.id,
+        detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))},
+    )
     # An existing userName (any case) is found by the unique constraint, in the same statement.
     stored = await insert_new(
         session, USERS, vars(user), key=("account_id", "user_name_ci"), with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])]
@@ -200,7 +225,11 @@ IDP_USER_MESSAGE = (
     "User {id} is managed by your identity provider and cannot be {what} here. "
     "Make this change in the identity provider (Azure AD / Okta); it reaches this account with the next sync."
 )
-_WHAT = {GuardedOperation.UPDATE_PROFILE: "edited", GuardedOperation.DELETE: "deleted", GuardedOperation.CHANGE_GROUPS: "moved between groups"}
+_WHAT = {
+    GuardedOperation.UPDATE_PROFILE: "edited",
+    GuardedOperation.DELETE: "deleted",
+    GuardedOperation.CHANGE_GROUPS: "moved between groups",
+}
 
 
 class Ownership(enum.Enum):
@@ -230,7 +259,9 @@ async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[s
     found: dict[str, frozenset[Ownership]] = {}
     for part in chunks(sorted(set(user_ids))):
         rows = await session.execute(
-            select(User.id, User.provisioned_by, _IN_IDP_GROUP.label("in_idp_group")).where(User.account_id == account_id, User.id.in_(part))
+            select(User.id, User.provisioned_by, _IN_IDP_GROUP.label("in_idp_group")).where(
+                User.account_id == account_id, User.id.in_(part)
+            )
         )
         for user_id, provisioned_by, in_idp_group in rows:
             reasons = {Ownership.PROVISIONED} if provisioned_by == ProvisionedBy.SCIM.value else set()
@@ -258,7 +289,10 @@ async def guard(session: AsyncSession, caller: Caller, user_ids: Sequence[str], 
 
 def refusal(user_id: str, operation: GuardedOperation, message: str | None = None) -> ManagedByIdentityProvider:
     return ManagedByIdentityProvider(
-        message or IDP_USER_MESSAGE.format(id=user_id, what=_WHAT[operation]), resource_type="User", resource_id=user_id, operation=operation
+        message or IDP_USER_MESSAGE.format(id=user_id, what=_WHAT[operation]),
+        resource_type="User",
+        resource_id=user_id,
+        operation=operation,
     )
 
 
@@ -317,9 +351,15 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
         events = [audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, detail={"changed": changed})]
         if ignored:
             events.append(
-                audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, outcome=Outcome.IGNORED,
-                          detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"})
-            )  # fmt: skip
+                audit.row(
+                    caller,
+                    action="user.update",
+                    resource_type="User",
+                    resource_id=user.id,
+                    outcome=Outcome.IGNORED,
+                    detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"},
+                )
+            )
         await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
     if changed and user.multi_valued != old_multi:
         await _reindex(session, user)
@@ -359,8 +399,9 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     for part in chunks(await lock_ids(session, UserGroup.id, member_of)):
         await session.execute(update(UserGroup).where(UserGroup.id.in_(part)).values(version=UserGroup.version + 1, updated_at=now))
     await _DELETE.execute(await session.connection(), {"b_id": user.id})  # memberships and index rows go with it
-    await audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id,
-                       detail={"userName": user.user_name})  # fmt: skip
+    await audit.record(
+        session, caller, action="user.delete", resource_type="User", resource_id=user.id, detail={"userName": user.user_name}
+    )
 
 
 OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's account: {"account_id": caller.account_id}
@@ -437,9 +478,15 @@ async def groups_page_of_users(
         )
         counts.update({uid: int(n) for uid, n in rows})
     pages = await membership_windows(
-        session, user_ids, key_column=GroupMembership.user_id, item_column=GroupMembership.group_id, item_model=UserGroup,
-        order_by=(UserGroup.display_name_ci, UserGroup.id), offset=offset, limit=limit,
-    )  # fmt: skip
+        session,
+        user_ids,
+        key_column=GroupMembership.user_id,
+        item_column=GroupMembership.group_id,
+        item_model=UserGroup,
+        order_by=(UserGroup.display_name_ci, UserGroup.id),
+        offset=offset,
+        limit=limit,
+    )
     return counts, pages
 
 

@@ -73,7 +73,9 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
         created = await replay.call("POST", "/Users", 201, body)
         user_ids.append(created.json().get("id", ""))
     for uid in user_ids[1:]:
-        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": user_ids[0]}))
+        await replay.call(
+            "PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": user_ids[0]})
+        )
 
     # Groups: query without members, create, add members several per operation.
     group_ids: list[str] = []
@@ -81,10 +83,11 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
         name = f"Team {g}"
         await replay.call("GET", "/Groups", 200, filter=f'displayName eq "{name}"', excludedAttributes="members")
         created = await replay.call(
-            "POST", "/Groups", 201,
-            {"schemas": [CORE_GROUP, ENTRA_GROUP],
-             "externalId": str(uuid.uuid4()), "displayName": name, "meta": {"resourceType": "Group"}},
-        )  # fmt: skip
+            "POST",
+            "/Groups",
+            201,
+            {"schemas": [CORE_GROUP, ENTRA_GROUP], "externalId": str(uuid.uuid4()), "displayName": name, "meta": {"resourceType": "Group"}},
+        )
         gid = created.json().get("id", "")
         group_ids.append(gid)
         members = user_ids[g::groups]
@@ -96,23 +99,37 @@ async def run(client: httpx.AsyncClient, base: str, token: str, users: int = 100
     # rename, re-enable, deletes.
     for uid in user_ids[:20]:
         await replay.call("GET", f"/Users/{uid}", 200)
-        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch(
-            {"op": "Replace", "path": "title", "value": "Senior Engineer"},
-            {"op": "Replace", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 425 555 0100"},
-        ))  # fmt: skip
+        await replay.call(
+            "PATCH",
+            f"/Users/{uid}",
+            (200, 204),
+            replay.patch(
+                {"op": "Replace", "path": "title", "value": "Senior Engineer"},
+                {"op": "Replace", "path": 'phoneNumbers[type eq "work"].value', "value": "+1 425 555 0100"},
+            ),
+        )
     for uid in user_ids[20:30]:
-        await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch(
-            {"op": "replace", "value": {"displayName": "Renamed", "name.givenName": "Renamed", f"{ENTERPRISE}:department": "Ops"}}
-        ))  # fmt: skip
+        await replay.call(
+            "PATCH",
+            f"/Users/{uid}",
+            (200, 204),
+            replay.patch(
+                {"op": "replace", "value": {"displayName": "Renamed", "name.givenName": "Renamed", f"{ENTERPRISE}:department": "Ops"}}
+            ),
+        )
     for uid in user_ids[30:40]:
         await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "True"}))
     for uid in user_ids[40:50]:
         await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "False"}))
-    await replay.call("PATCH", f"/Groups/{group_ids[0]}", (200, 204), replay.patch(
-        {"op": "Remove", "path": "members", "value": [{"value": user_ids[0]}]}
-    ))  # fmt: skip
-    await replay.call("PATCH", f"/Groups/{group_ids[1]}", (200, 204), replay.patch({"op": "remove", "path": f'members[value eq "{user_ids[1]}"]'}))
-    await replay.call("PATCH", f"/Groups/{group_ids[2]}", (200, 204), replay.patch({"op": "Replace", "path": "displayName", "value": "Team 2 (EMEA)"}))
+    await replay.call(
+        "PATCH", f"/Groups/{group_ids[0]}", (200, 204), replay.patch({"op": "Remove", "path": "members", "value": [{"value": user_ids[0]}]})
+    )
+    await replay.call(
+        "PATCH", f"/Groups/{group_ids[1]}", (200, 204), replay.patch({"op": "remove", "path": f'members[value eq "{user_ids[1]}"]'})
+    )
+    await replay.call(
+        "PATCH", f"/Groups/{group_ids[2]}", (200, 204), replay.patch({"op": "Replace", "path": "displayName", "value": "Team 2 (EMEA)"})
+    )
     for uid in user_ids[40:45]:
         await replay.call("PATCH", f"/Users/{uid}", (200, 204), replay.patch({"op": "Replace", "path": "active", "value": "True"}))
     for uid in user_ids[90:]:

@@ -47,7 +47,14 @@ class LiveServer:
 async def live_server(database_url: str, engine: AsyncEngine, tenant: Tenant, tmp_path: Path) -> AsyncIterator[LiveServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DATABASE_URL": database_url, "PORT": str(port), "PUBLIC_URL": url, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "PORT": str(port),
+        "PUBLIC_URL": url,
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "WARNING",
+    }
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -74,13 +81,20 @@ async def live_server(database_url: str, engine: AsyncEngine, tenant: Tenant, tm
 def schemathesis_command(location: str, server: LiveServer, *extra: str) -> list[str]:
     return [
         str(Path(sys.executable).parent / "schemathesis"),
-        "--config-file", str(ROOT / "tests" / "conformance" / "schemathesis.toml"),
-        "run", location,
-        "-H", f"Authorization: Bearer {server.tenant.token}",
-        "--checks", "all",
-        "--max-examples", str(MAX_EXAMPLES),
-        "--seed", os.environ.get("CONFORMANCE_SEED", "20261128"),
-        "--generation-database", "none",
+        "--config-file",
+        str(ROOT / "tests" / "conformance" / "schemathesis.toml"),
+        "run",
+        location,
+        "-H",
+        f"Authorization: Bearer {server.tenant.token}",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        os.environ.get("CONFORMANCE_SEED", "20261128"),
+        "--generation-database",
+        "none",
         "--no-color",
         *extra,
-    ]  # fmt: skip
+    ]

@@ -76,16 +76,36 @@ COUNTED = {
     "page over the cap counts as the cap": ("{ users(first: 1000) { totalCount } }", {}, 100),
     "negative page counts nothing below it": ("{ users(first: -5) { nodes { groups(first: 100) { totalCount } } } }", {}, 0),
     "nodes and edges both count": (
-        "{ users(first: 10) { nodes { groups(first: 3) { totalCount } } edges { node { groups(first: 2) { totalCount } } } } }", {}, 60
+        "{ users(first: 10) { nodes { groups(first: 3) { totalCount } } edges { node { groups(first: 2) { totalCount } } } } }",
+        {},
+        60,
     ),
     "fragment spreads count where spread": (
         "{ users(first: 10) { ...G } more: users(first: 1) { ...G } } "
-        "fragment G on UserConnection { nodes { groups(first: 4) { totalCount } } }", {}, 10 + 40 + 1 + 4,
+        "fragment G on UserConnection { nodes { groups(first: 4) { totalCount } } }",
+        {},
+        10 + 40 + 1 + 4,
     ),
-    "inline fragments count": ("{ users(first: 10) { nodes { ... on User { groups(first: 4) { totalCount } } ... { more: groups { totalCount } } } } }", {}, 550),
-    "variables are resolved": ("query($n: Int, $m: Int = 7) { users(first: $n) { nodes { groups(first: $m) { totalCount } } } }", {"n": 20}, 160),
-    "variable defaults are used": ("query($n: Int, $m: Int = 7) { users(first: $n) { nodes { groups(first: $m) { totalCount } } } }", {}, 400),
-    "every root field counts": ("{ users(first: 1) { totalCount } userGroups(first: 2) { totalCount } auditEvents(first: 3) { totalCount } }", {}, 6),
+    "inline fragments count": (
+        "{ users(first: 10) { nodes { ... on User { groups(first: 4) { totalCount } } ... { more: groups { totalCount } } } } }",
+        {},
+        550,
+    ),
+    "variables are resolved": (
+        "query($n: Int, $m: Int = 7) { users(first: $n) { nodes { groups(first: $m) { totalCount } } } }",
+        {"n": 20},
+        160,
+    ),
+    "variable defaults are used": (
+        "query($n: Int, $m: Int = 7) { users(first: $n) { nodes { groups(first: $m) { totalCount } } } }",
+        {},
+        400,
+    ),
+    "every root field counts": (
+        "{ users(first: 1) { totalCount } userGroups(first: 2) { totalCount } auditEvents(first: 3) { totalCount } }",
+        {},
+        6,
+    ),
     "lists without pages cost nothing": ("{ viewer { permissions } organizations { name } featureFlags { name } }", {}, 0),
 }
 
@@ -99,10 +119,14 @@ async def test_each_page_is_counted(gql: GraphQLClient, query: str, variables: d
 
 OVER_BUDGET = {
     "through a fragment": (
-        "{ users(first: 100) { ...G } } fragment G on UserConnection { nodes { groups(first: 100) { totalCount } } }", {}, 10_100
+        "{ users(first: 100) { ...G } } fragment G on UserConnection { nodes { groups(first: 100) { totalCount } } }",
+        {},
+        10_100,
     ),
     "through aliases": (
-        "{ " + " ".join(f"u{i}: users(first: 100) {{ nodes {{ groups(first: 10) {{ totalCount }} }} }}" for i in range(10)) + " }", {}, 11_000
+        "{ " + " ".join(f"u{i}: users(first: 100) {{ nodes {{ groups(first: 10) {{ totalCount }} }} }}" for i in range(10)) + " }",
+        {},
+        11_000,
     ),
     "through variables": ("query($n: Int) { users(first: $n) { nodes { groups(first: $n) { totalCount } } } }", {"n": 100}, 10_100),
     "through an inline fragment": ("{ users(first: 100) { nodes { ... on User { groups(first: 100) { totalCount } } } } }", {}, 10_100),
@@ -123,13 +147,17 @@ async def test_a_costly_mutation_is_refused_and_changes_nothing(gql: GraphQLClie
     error = _cost_error((await gql.raw(costly)).json())
     assert error["extensions"]["cost"] == 100 + 100**2 + 100**3
     assert (await gql("{ userGroups { totalCount } }"))["userGroups"]["totalCount"] == 0
-    body = (await gql.raw('mutation { createUserGroup(input: {name: "Small"}) { ... on UserGroup { members(first: 5) { totalCount } } } }')).json()
+    body = (
+        await gql.raw('mutation { createUserGroup(input: {name: "Small"}) { ... on UserGroup { members(first: 5) { totalCount } } } }')
+    ).json()
     assert body["data"]["createUserGroup"] == {"members": {"totalCount": 0}}
     assert body["extensions"]["cost"]["requested"] == 5
 
 
 async def test_only_the_chosen_operation_is_costed(client: httpx.AsyncClient, tenant: Tenant) -> None:
-    document = "query Costly { users(first: 100) { nodes { groups(first: 100) { totalCount } } } } query Cheap { users(first: 2) { totalCount } }"
+    document = (
+        "query Costly { users(first: 100) { nodes { groups(first: 100) { totalCount } } } } query Cheap { users(first: 2) { totalCount } }"
+    )
     cheap = await client.post("/graphql", json={"query": document, "operationName": "Cheap"}, headers=tenant.headers)
     assert cheap.json() == {"data": {"users": {"totalCount": 0}}, "extensions": {"cost": {"requested": 2, "budget": BUDGET}}}
     costly = await client.post("/graphql", json={"query": document, "operationName": "Costly"}, headers=tenant.headers)

@@ -9,15 +9,26 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support.clients import GraphQLClient, make_tenant
 
-DENIED = 'query { auditEvents(filter: {outcome: DENIED}) { totalCount nodes { action resourceType resourceId detail } } }'
+DENIED = "query { auditEvents(filter: {outcome: DENIED}) { totalCount nodes { action resourceType resourceId detail } } }"
 REFUSALS = {
-    "deleteUser": ('mutation { r: deleteUser(input: {id: "%s"}) { __typename ... on PermissionDeniedError { permission } } }', "user.delete", "User"),
-    "updateUser": ('mutation { r: updateUser(input: {id: "%s", name: "N"}) { __typename ... on PermissionDeniedError { permission } } }', "user.update", "User"),
+    "deleteUser": (
+        'mutation { r: deleteUser(input: {id: "%s"}) { __typename ... on PermissionDeniedError { permission } } }',
+        "user.delete",
+        "User",
+    ),
+    "updateUser": (
+        'mutation { r: updateUser(input: {id: "%s", name: "N"}) { __typename ... on PermissionDeniedError { permission } } }',
+        "user.update",
+        "User",
+    ),
     "deleteUserGroup": (
-        'mutation { r: deleteUserGroup(input: {id: "%s"}) { __typename ... on PermissionDeniedError { permission } } }', "group.delete", "UserGroup"
+        'mutation { r: deleteUserGroup(input: {id: "%s"}) { __typename ... on PermissionDeniedError { permission } } }',
+        "group.delete",
+        "UserGroup",
     ),
     "addUsersToUserGroup": (
-        'mutation { r: addUsersToUserGroup(input: {userGroupId: "%s", userIds: []}) { __typename ... on PermissionDeniedError { permission } } }',
+        'mutation { r: addUsersToUserGroup(input: {userGroupId: "%s", userIds: []}) { __typename ... on '
+        "PermissionDeniedError { permission } } }",
         "group.members",
         "UserGroup",
     ),
@@ -30,11 +41,7 @@ async def reader(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[Asy
 
 
 @pytest.mark.parametrize("mutation", sorted(REFUSALS))
-@pytest.mark.parametrize(
-    ("given_id", "recorded_id"),
-    [("x" * 300, "x" * 256), ("a\\u0000b", "a\ufffdb")],
-    ids=["300 characters", "NUL"],
-)
+@pytest.mark.parametrize(("given_id", "recorded_id"), [("x" * 300, "x" * 256), ("a\\u0000b", "a\ufffdb")], ids=["300 characters", "NUL"])
 async def test_a_refusal_naming_an_odd_id_is_typed_and_audited(
     reader: GraphQLClient, gql: GraphQLClient, mutation: str, given_id: str, recorded_id: str
 ) -> None:

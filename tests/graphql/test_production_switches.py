@@ -26,7 +26,9 @@ INTROSPECTION = {
 @pytest.fixture
 async def locked_down(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     production = dataclasses.replace(settings, graphql_ide=False, graphql_introspection=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(production, engine=engine)), base_url=settings.public_url) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(production, engine=engine)), base_url=settings.public_url
+    ) as client:
         yield client
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -13,8 +14,12 @@ from tests.support.statements import StatementCounter
 
 
 async def test_scim_resources_show_up_with_their_owners(gql: GraphQLClient, scim: ScimClient) -> None:
-    user = await scim.create_user("alice@contoso.com", name={"givenName": "Alice", "familyName": "Smith", "formatted": "Alice Smith"},
-                                  emails=[{"value": "alice@contoso.com", "type": "work", "primary": True}], externalId="alice")  # fmt: skip
+    user = await scim.create_user(
+        "alice@contoso.com",
+        name={"givenName": "Alice", "familyName": "Smith", "formatted": "Alice Smith"},
+        emails=[{"value": "alice@contoso.com", "type": "work", "primary": True}],
+        externalId="alice",
+    )
     group = await scim.create_group("example-group", externalId="g-1", members=[{"value": user["id"]}])
     data = await gql(
         """query($u: ID!, $g: ID!) {
@@ -25,12 +30,16 @@ async def test_scim_resources_show_up_with_their_owners(gql: GraphQLClient, scim
           userByEmail(email: "ALICE@contoso.com") { id }
           userGroupByIdentifier(identifier: "example_group") { id }
         }""",
-        u=user["id"], g=group["id"],
-    )  # fmt: skip
+        u=user["id"],
+        g=group["id"],
+    )
     assert data["user"]["provisionedBy"] == "SCIM"
     assert (data["user"]["email"], data["user"]["name"], data["user"]["givenName"], data["user"]["familyName"]) == (
-        "alice@contoso.com", "Alice Smith", "Alice", "Smith",
-    )  # fmt: skip
+        "alice@contoso.com",
+        "Alice Smith",
+        "Alice",
+        "Smith",
+    )
     assert data["user"]["groups"] == {"totalCount": 1, "nodes": [{"id": group["id"], "name": "example-group"}]}
     assert data["userGroup"]["managedBy"] == "IDENTITY_PROVIDER" and data["userGroup"]["identifier"] == "example_group"
     assert data["userGroup"]["memberCount"] == 1 and data["userGroup"]["orgIdentifier"] is None
@@ -44,7 +53,10 @@ async def test_scim_rename_is_visible_immediately(gql: GraphQLClient, scim: Scim
 
 
 async def test_missing_things_are_null(gql: GraphQLClient) -> None:
-    data = await gql('{ user(id: "nope") { id } userGroup(id: "nope") { id } userByEmail(email: "x@y") { id } userGroupByIdentifier(identifier: "x") { id } }')
+    data = await gql(
+        '{ user(id: "nope") { id } userGroup(id: "nope") { id } userByEmail(email: "x@y") { id } '
+        'userGroupByIdentifier(identifier: "x") { id } }'
+    )
     assert data == {"user": None, "userGroup": None, "userByEmail": None, "userGroupByIdentifier": None}
     orphan_project = await gql('{ userGroupByIdentifier(identifier: "x", projectIdentifier: "p") { id } }')
     assert orphan_project == {"userGroupByIdentifier": None}
@@ -55,7 +67,10 @@ async def test_missing_things_are_null(gql: GraphQLClient) -> None:
 async def test_user_filters(gql: GraphQLClient, scim: ScimClient) -> None:
     await scim.create_user("bob@contoso.com", displayName="Bob Builder", active=False)
     await gql('mutation { createUser(input: {email: "carol@x.com", name: "Carol"}) { __typename } }')
-    count = lambda f: gql("query($f: UserFilter) { users(filter: $f) { totalCount nodes { userName } } }", f=f)  # noqa: E731
+
+    def count(f: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+        return gql("query($f: UserFilter) { users(filter: $f) { totalCount nodes { userName } } }", f=f)
+
     assert (await count({"search": "BUILDER"}))["users"]["totalCount"] == 1
     assert (await count({"active": False}))["users"]["nodes"] == [{"userName": "bob@contoso.com"}]
     assert (await count({"provisionedBy": "MANAGER"}))["users"]["nodes"] == [{"userName": "carol@x.com"}]
@@ -68,7 +83,13 @@ async def test_pagination(gql: GraphQLClient, scim: ScimClient) -> None:
     seen: list[str] = []
     after = None
     while True:
-        page = (await gql("query($a: String) { users(first: 3, after: $a) { totalCount edges { cursor node { userName } } pageInfo { hasNextPage endCursor } } }", a=after))["users"]
+        page = (
+            await gql(
+                "query($a: String) { users(first: 3, after: $a) { totalCount edges { cursor node { userName } } "
+                "pageInfo { hasNextPage endCursor } } }",
+                a=after,
+            )
+        )["users"]
         assert page["totalCount"] == 7
         seen += [e["node"]["userName"] for e in page["edges"]]
         if not page["pageInfo"]["hasNextPage"]:
@@ -81,7 +102,10 @@ async def test_pagination(gql: GraphQLClient, scim: ScimClient) -> None:
 async def test_page_size_is_capped_and_bad_cursors_start_over(gql: GraphQLClient, scim: ScimClient) -> None:
     for i in range(3):
         await scim.create_user(f"u{i}@x")
-    page = lambda args: gql(f"{{ users({args}) {{ totalCount nodes {{ userName }} }} }}")  # noqa: E731
+
+    def page(args: str) -> Awaitable[dict[str, Any]]:
+        return gql(f"{{ users({args}) {{ totalCount nodes {{ userName }} }} }}")
+
     assert len((await page("first: 1000"))["users"]["nodes"]) == 3  # capped at 100, not refused
     assert (await page("first: -1"))["users"]["nodes"] == []
     assert (await page('first: 1, after: "bogus"'))["users"]["nodes"] == [{"userName": "u0@x"}]
@@ -91,7 +115,10 @@ async def test_audit_events_newest_first_with_filters_and_cursor(gql: GraphQLCli
     user = await scim.create_user("a@x")
     for title in ("one", "two", "three"):
         await scim.patch(f"/Users/{user['id']}", [{"op": "replace", "path": "title", "value": title}])
-    query = "query($a: String, $f: AuditEventFilter) { auditEvents(first: 2, after: $a, filter: $f) { totalCount nodes { action channel outcome resourceId detail } pageInfo { hasNextPage endCursor } } }"
+    query = (
+        "query($a: String, $f: AuditEventFilter) { auditEvents(first: 2, after: $a, filter: $f) { totalCount "
+        "nodes { action channel outcome resourceId detail } pageInfo { hasNextPage endCursor } } }"
+    )
     first = (await gql(query, f={"channel": "SCIM", "resourceId": user["id"]}))["auditEvents"]
     assert first["totalCount"] == 4
     assert [n["action"] for n in first["nodes"]] == ["user.update", "user.update"]
@@ -101,30 +128,50 @@ async def test_audit_events_newest_first_with_filters_and_cursor(gql: GraphQLCli
 
 
 async def test_admin_mutations_flags_tokens_scopes(gql: GraphQLClient, client: httpx.AsyncClient) -> None:
-    flag = await gql('mutation { setFeatureFlag(input: {name: "UPDATE_EMAILS_VIA_SCIM", enabled: true}) { ... on FeatureFlag { name enabled } } }')
+    flag = await gql(
+        'mutation { setFeatureFlag(input: {name: "UPDATE_EMAILS_VIA_SCIM", enabled: true}) { ... on FeatureFlag { name enabled } } }'
+    )
     assert flag["setFeatureFlag"] == {"name": "UPDATE_EMAILS_VIA_SCIM", "enabled": True}
     assert (await gql("{ featureFlags { name enabled } }"))["featureFlags"] == [{"name": "UPDATE_EMAILS_VIA_SCIM", "enabled": True}]
     bad = await gql('mutation { setFeatureFlag(input: {name: "NOPE", enabled: true}) { ... on ValidationError { field message } } }')
     assert bad["setFeatureFlag"]["field"] == "name"
-    created = await gql('mutation { createApiToken(input: {name: "ci", permissions: ["users:read"], expiresInDays: 7}) { ... on CreatedApiToken { secret token { tokenId permissions expiresAt } } } }')
+    created = await gql(
+        'mutation { createApiToken(input: {name: "ci", permissions: ["users:read"], expiresInDays: 7}) { ... '
+        "on CreatedApiToken { secret token { tokenId permissions expiresAt } } } }"
+    )
     secret = created["createApiToken"]["secret"]
     assert created["createApiToken"]["token"]["permissions"] == ["users:read"]
     reader = GraphQLClient(client, Tenant(0, "acme", secret, created["createApiToken"]["token"]["tokenId"]))
     assert (await reader("{ viewer { permissions } }"))["viewer"]["permissions"] == ["users:read"]
-    revoked = await gql("mutation($t: String!) { revokeApiToken(input: {tokenId: $t}) { ... on ApiToken { revokedAt } } }", t=created["createApiToken"]["token"]["tokenId"])
+    revoked = await gql(
+        "mutation($t: String!) { revokeApiToken(input: {tokenId: $t}) { ... on ApiToken { revokedAt } } }",
+        t=created["createApiToken"]["token"]["tokenId"],
+    )
     assert revoked["revokeApiToken"]["revokedAt"]
     assert (await reader.raw("{ viewer { permissions } }")).status_code == 401
     tokens = (await gql("{ apiTokens { tokenId name } }"))["apiTokens"]
     assert "secret" not in repr(tokens) and secret not in repr(tokens)
-    org = await gql('mutation { createOrganization(input: {identifier: "eng", name: "Engineering"}) { ... on Organization { identifier } } }')
+    org = await gql(
+        'mutation { createOrganization(input: {identifier: "eng", name: "Engineering"}) { ... on Organization { identifier } } }'
+    )
     assert org["createOrganization"] == {"identifier": "eng"}
-    project = await gql('mutation { createProject(input: {orgIdentifier: "eng", identifier: "web", name: "Web"}) { ... on Project { identifier orgIdentifier } } }')
+    project = await gql(
+        'mutation { createProject(input: {orgIdentifier: "eng", identifier: "web", name: "Web"}) { ... on '
+        "Project { identifier orgIdentifier } } }"
+    )
     assert project["createProject"] == {"identifier": "web", "orgIdentifier": "eng"}
     missing = await gql('mutation { createProject(input: {orgIdentifier: "nope", identifier: "web", name: "Web"}) { __typename } }')
     assert missing["createProject"]["__typename"] == "NotFoundError"
-    scoped = await gql('mutation { createUserGroup(input: {name: "Web Admins", orgIdentifier: "eng", projectIdentifier: "web"}) { ... on UserGroup { orgIdentifier projectIdentifier identifier } } }')
+    scoped = await gql(
+        'mutation { createUserGroup(input: {name: "Web Admins", orgIdentifier: "eng", projectIdentifier: '
+        '"web"}) { ... on UserGroup { orgIdentifier projectIdentifier identifier } } }'
+    )
     assert scoped["createUserGroup"] == {"orgIdentifier": "eng", "projectIdentifier": "web", "identifier": "Web_Admins"}
-    found = await gql('{ userGroupByIdentifier(identifier: "Web_Admins", orgIdentifier: "eng", projectIdentifier: "web") { name } userGroups(filter: {orgIdentifier: "eng"}) { totalCount } organizations { identifier } projects(orgIdentifier: "eng") { identifier } }')
+    found = await gql(
+        '{ userGroupByIdentifier(identifier: "Web_Admins", orgIdentifier: "eng", projectIdentifier: "web") { '
+        'name } userGroups(filter: {orgIdentifier: "eng"}) { totalCount } organizations { identifier } '
+        'projects(orgIdentifier: "eng") { identifier } }'
+    )
     assert found["userGroupByIdentifier"]["name"] == "Web Admins" and found["userGroups"]["totalCount"] == 1
     assert found["organizations"] == [{"identifier": "eng"}] and found["projects"] == [{"identifier": "web"}]
 
@@ -140,7 +187,9 @@ async def test_validation_and_conflict_results_name_the_field(gql: GraphQLClient
     await gql('mutation { createUserGroup(input: {name: "G", identifier: "team"}) { __typename } }')
     taken = await gql('mutation { createUserGroup(input: {name: "H", identifier: "team"}) { ... on ConflictError { field } } }')
     assert taken["createUserGroup"] == {"field": "identifier"}
-    unknown = await gql('mutation { createUserGroup(input: {name: "X", userIds: ["ghost"]}) { ... on NotFoundError { resourceType resourceId } } }')
+    unknown = await gql(
+        'mutation { createUserGroup(input: {name: "X", userIds: ["ghost"]}) { ... on NotFoundError { resourceType resourceId } } }'
+    )
     assert unknown["createUserGroup"] == {"resourceType": "User", "resourceId": "ghost"}
     assert (await gql('{ userGroups(filter: {search: "X"}) { totalCount } }'))["userGroups"]["totalCount"] == 0
 
@@ -154,7 +203,9 @@ async def test_validation_and_conflict_results_name_the_field(gql: GraphQLClient
         (["users:read", "groups:read"], "{ auditEvents { totalCount } }", "admin"),
     ],
 )
-async def test_reads_need_permissions(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], permissions: list[str], query: str, needed: str) -> None:
+async def test_reads_need_permissions(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], permissions: list[str], query: str, needed: str
+) -> None:
     limited = GraphQLClient(client, await make_tenant(sessionmaker, "acme", permissions))
     body = (await limited.raw(query)).json()
     assert body["data"] is None
@@ -166,8 +217,15 @@ async def test_reads_need_permissions(client: httpx.AsyncClient, sessionmaker: a
     ("permissions", "mutation"),
     [
         (["users:read", "groups:read"], 'mutation { createUserGroup(input: {name: "G"}) { ... on PermissionDeniedError { permission } } }'),
-        (["groups:read", "groups:write"], 'mutation { createUser(input: {email: "a@x.com", name: "A"}) { ... on PermissionDeniedError { permission } } }'),
-        (["users:write", "groups:write"], 'mutation { setFeatureFlag(input: {name: "UPDATE_EMAILS_VIA_SCIM", enabled: true}) { ... on PermissionDeniedError { permission } } }'),
+        (
+            ["groups:read", "groups:write"],
+            'mutation { createUser(input: {email: "a@x.com", name: "A"}) { ... on PermissionDeniedError { permission } } }',
+        ),
+        (
+            ["users:write", "groups:write"],
+            'mutation { setFeatureFlag(input: {name: "UPDATE_EMAILS_VIA_SCIM", enabled: true}) { ... on '
+            "PermissionDeniedError { permission } } }",
+        ),
     ],
 )
 async def test_writes_without_permission_return_permission_denied(
@@ -195,13 +253,18 @@ async def test_tenant_isolation(gql: GraphQLClient, scim: ScimClient, client: ht
 
 
 async def test_depth_and_alias_limits(gql: GraphQLClient) -> None:
-    deep = "{ userGroups { nodes { members { nodes { groups { nodes { members { nodes { groups { nodes { members { nodes { id } } } } } } } } } } } } }"
+    deep = (
+        "{ userGroups { nodes { members { nodes { groups { nodes { members { nodes { groups { nodes { members "
+        "{ nodes { id } } } } } } } } } } } } }"
+    )
     assert "exceeds maximum operation depth" in (await gql.raw(deep)).json()["errors"][0]["message"]
     aliases = "{ " + " ".join(f"a{i}: viewer {{ accountName }}" for i in range(40)) + " }"
     assert "aliases" in (await gql.raw(aliases)).json()["errors"][0]["message"].lower()
 
 
-async def test_unexpected_errors_are_masked_and_logged(gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+async def test_unexpected_errors_are_masked_and_logged(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
@@ -221,12 +284,18 @@ async def test_graphiql_is_served_on_get(client: httpx.AsyncClient) -> None:
 
 
 async def test_no_n_plus_one_on_group_pages(gql: GraphQLClient, scim: ScimClient, engine: AsyncEngine) -> None:
-    query = "{ userGroups(first: 100) { nodes { name memberCount members(first: 5) { totalCount nodes { email managedByIdentityProvider } } } } }"
+    query = (
+        "{ userGroups(first: 100) { nodes { name memberCount members(first: 5) { totalCount nodes { email "
+        "managedByIdentityProvider } } } } }"
+    )
     counts = []
     for batch in (2, 20):
         existing = (await gql("{ userGroups { totalCount } }"))["userGroups"]["totalCount"]
         for g in range(existing, batch):
-            members = [{"value": (await scim.create_user(f"g{g}m{m}@x", emails=[{"value": f"g{g}m{m}@x", "type": "work"}]))["id"]} for m in range(3)]
+            members = [
+                {"value": (await scim.create_user(f"g{g}m{m}@x", emails=[{"value": f"g{g}m{m}@x", "type": "work"}]))["id"]}
+                for m in range(3)
+            ]
             await scim.create_group(f"Group {g}", members=members)
         with StatementCounter(engine) as counter:
             data = await gql(query)
@@ -245,9 +314,15 @@ async def test_nul_characters_find_nothing_and_are_refused_on_writes(gql: GraphQ
         'auditEvents(filter: {resourceId: "\\u0000"}) { totalCount } }'
     )
     assert found == {
-        "user": None, "userGroup": None, "userByEmail": None, "userGroupByIdentifier": None,
-        "users": {"totalCount": 0}, "userGroups": {"totalCount": 0}, "projects": [], "auditEvents": {"totalCount": 0},
-    }  # fmt: skip
+        "user": None,
+        "userGroup": None,
+        "userByEmail": None,
+        "userGroupByIdentifier": None,
+        "users": {"totalCount": 0},
+        "userGroups": {"totalCount": 0},
+        "projects": [],
+        "auditEvents": {"totalCount": 0},
+    }
     refused = await gql('mutation { createUser(input: {email: "a\\u0000@x.com", name: "A"}) { ... on ValidationError { field } } }')
     assert refused["createUser"] == {"field": "email"}
     group = await gql('mutation { createUserGroup(input: {name: "G\\u0000"}) { ... on ValidationError { field } } }')

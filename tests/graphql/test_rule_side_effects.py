@@ -33,7 +33,8 @@ async def setup(scim: ScimClient, gql: GraphQLClient) -> Setup:
     locked = (await gql(create_user, e="locked@contoso.com"))["createUser"]["id"]
     free = (await gql(create_user, e="free@contoso.com"))["createUser"]["id"]
     native = await gql(
-        'mutation($u: [ID!]) { createUserGroup(input: {name: "Platform", identifier: "Platform", userIds: $u}) { ... on UserGroup { id } } }',
+        'mutation($u: [ID!]) { createUserGroup(input: {name: "Platform", identifier: "Platform", userIds: '
+        "$u}) { ... on UserGroup { id } } }",
         u=[locked, free],
     )
     idp_group = await scim.create_group("Engineering", members=[{"value": locked}])
@@ -64,7 +65,12 @@ async def test_deleting_a_native_group_that_holds_a_locked_user_is_refused_and_c
     assert "Platform" in result["message"] and "identity provider" in result["message"]
     assert await _snapshot(sessionmaker) == before
     [denied] = await _events(sessionmaker, outcome="DENIED")
-    assert (denied.channel, denied.action, denied.resource_id, denied.detail["operation"]) == ("GRAPHQL", "group.delete", setup.locked, "change_groups")
+    assert (denied.channel, denied.action, denied.resource_id, denied.detail["operation"]) == (
+        "GRAPHQL",
+        "group.delete",
+        setup.locked,
+        "change_groups",
+    )
     # So the group cannot be "recreated" without the locked user either: it is still there.
     again = await gql('mutation { createUserGroup(input: {name: "Platform", identifier: "Platform"}) { __typename } }')
     assert again["createUserGroup"]["__typename"] == "ConflictError"
@@ -95,7 +101,9 @@ async def test_deleting_a_native_group_of_unlocked_users_records_the_members_it_
     assert len(users) == 2 and members == []
 
 
-async def test_an_empty_native_group_is_deleted_without_a_member_list(gql: GraphQLClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_an_empty_native_group_is_deleted_without_a_member_list(
+    gql: GraphQLClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     created = await gql('mutation { createUserGroup(input: {name: "Empty"}) { ... on UserGroup { id } } }')
     result = await gql("mutation($g: ID!) { deleteUserGroup(input: {id: $g}) { __typename } }", g=created["createUserGroup"]["id"])
     assert result["deleteUserGroup"]["__typename"] == "DeletedUserGroup"

@@ -37,7 +37,7 @@ async def world(scim: ScimClient, gql: GraphQLClient) -> World:
     spare = await gql('mutation { createUser(input: {email: "spare@x.com", name: "Spare"}) { ... on User { id } } }')
     manager = made["createUser"]["id"]
     native = await gql(
-        "mutation($u: [ID!]) { createUserGroup(input: {name: \"Engineering\", userIds: $u}) { ... on UserGroup { id } } }", u=[manager]
+        'mutation($u: [ID!]) { createUserGroup(input: {name: "Engineering", userIds: $u}) { ... on UserGroup { id } } }', u=[manager]
     )
     return World(native["createUserGroup"]["id"], idp, manager, scim_direct, idp_member, spare["createUser"]["id"])
 
@@ -59,7 +59,10 @@ GROUP_MUTATIONS = {
     "rename": ('mutation($g: ID!) { r: updateUserGroup(input: {id: $g, name: "Renamed"}) { %s } }', "RENAME"),
     "delete": ("mutation($g: ID!) { r: deleteUserGroup(input: {id: $g}) { %s } }", "DELETE"),
     "add": ("mutation($g: ID!, $u: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "CHANGE_MEMBERS"),
-    "remove": ("mutation($g: ID!, $m: ID!) { r: removeUsersFromUserGroup(input: {userGroupId: $g, userIds: [$m]}) { %s } }", "CHANGE_MEMBERS"),
+    "remove": (
+        "mutation($g: ID!, $m: ID!) { r: removeUsersFromUserGroup(input: {userGroupId: $g, userIds: [$m]}) { %s } }",
+        "CHANGE_MEMBERS",
+    ),
 }
 
 
@@ -87,7 +90,8 @@ async def test_native_group_allows_everything(gql: GraphQLClient, world: World, 
 
 async def test_idp_group_description_may_change(gql: GraphQLClient, world: World) -> None:
     result = await gql(
-        'mutation($g: ID!) { updateUserGroup(input: {id: $g, description: "Synced from Entra"}) { ... on UserGroup { description name } } }',
+        'mutation($g: ID!) { updateUserGroup(input: {id: $g, description: "Synced from Entra"}) { ... on '
+        "UserGroup { description name } } }",
         g=world.idp,
     )
     assert result["updateUserGroup"] == {"description": "Synced from Entra", "name": "Engineering"}
@@ -98,7 +102,9 @@ async def test_native_and_idp_groups_with_the_same_name_are_both_listed(gql: Gra
     nodes = {n["id"]: n for n in data["userGroups"]["nodes"]}
     assert nodes[world.idp]["managedBy"] == "IDENTITY_PROVIDER" and nodes[world.native]["managedBy"] == "MANAGER"
     assert nodes[world.idp]["identifier"] != nodes[world.native]["identifier"]
-    renamed = await gql('mutation($g: ID!) { updateUserGroup(input: {id: $g, name: "Engineering (native)"}) { __typename } }', g=world.native)
+    renamed = await gql(
+        'mutation($g: ID!) { updateUserGroup(input: {id: $g, name: "Engineering (native)"}) { __typename } }', g=world.native
+    )
     assert renamed["updateUserGroup"]["__typename"] == "UserGroup"
 
 
@@ -106,15 +112,14 @@ USER_MUTATIONS = {
     "rename": ('mutation($u: ID!) { r: updateUser(input: {id: $u, name: "New Name"}) { %s } }', "UPDATE_PROFILE"),
     "email": ('mutation($u: ID!) { r: updateUser(input: {id: $u, email: "new@x.com"}) { %s } }', "UPDATE_PROFILE"),
     "delete": ("mutation($u: ID!) { r: deleteUser(input: {id: $u}) { %s } }", "DELETE"),
-    "add-to-group": ("mutation($u: ID!, $g: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }", "CHANGE_GROUPS"),
+    "add-to-group": (
+        "mutation($u: ID!, $g: ID!) { r: addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }",
+        "CHANGE_GROUPS",
+    ),
 }
 
 # kind of user -> mutations that must be refused
-REFUSED = {
-    "manager": set(),
-    "scim_direct": {"rename", "email", "delete"},
-    "idp_member": {"rename", "email", "delete", "add-to-group"},
-}
+REFUSED = {"manager": set(), "scim_direct": {"rename", "email", "delete"}, "idp_member": {"rename", "email", "delete", "add-to-group"}}
 
 
 @pytest.mark.parametrize("kind", REFUSED)
@@ -141,17 +146,24 @@ async def test_locked_user_cannot_be_removed_from_a_native_group(gql: GraphQLCli
     # The user joins a native group while assigned directly, then the identity provider puts them
     # into one of its groups: from then on the native membership is locked too.
     group = (await gql('mutation { createUserGroup(input: {name: "Native"}) { ... on UserGroup { id } } }'))["createUserGroup"]["id"]
-    added = await gql("mutation($g: ID!, $u: ID!) { addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { __typename } }", g=group, u=world.scim_direct)
+    added = await gql(
+        "mutation($g: ID!, $u: ID!) { addUsersToUserGroup(input: {userGroupId: $g, userIds: [$u]}) { __typename } }",
+        g=group,
+        u=world.scim_direct,
+    )
     assert added["addUsersToUserGroup"]["__typename"] == "UserGroup"  # assigned directly: free to manage
     await scim.patch(f"/Groups/{world.idp}", [{"op": "add", "path": "members", "value": [{"value": world.scim_direct}]}])
     removed = await gql(
         "mutation($g: ID!, $u: ID!) { removeUsersFromUserGroup(input: {userGroupId: $g, userIds: [$u]}) { %s } }" % RESULT,
-        g=group, u=world.scim_direct,
-    )  # fmt: skip
+        g=group,
+        u=world.scim_direct,
+    )
     assert removed["removeUsersFromUserGroup"]["__typename"] == "IdentityProviderManagedError"
 
 
-async def test_create_user_into_an_idp_group_is_refused_and_creates_nothing(gql: GraphQLClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_create_user_into_an_idp_group_is_refused_and_creates_nothing(
+    gql: GraphQLClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     before = await _snapshot(sessionmaker)
     result = await gql(
         'mutation($g: ID!) { createUser(input: {email: "n@x.com", name: "N", userGroupIds: [$g]}) { %s } }' % RESULT, g=world.idp
@@ -174,7 +186,9 @@ async def test_ownership_says_why_for_each_kind_of_user_and_the_flag_and_rules_f
     added = await scim.patch(f"/Groups/{world.idp}", [{"op": "add", "path": "members", "value": [{"value": world.spare}]}])
     assert added.status_code == 204
     async with sessionmaker() as session:
-        owned = await users.ownership(session, tenant.account_id, [world.manager, world.scim_direct, world.idp_member, world.spare, "no-such-user"])
+        owned = await users.ownership(
+            session, tenant.account_id, [world.manager, world.scim_direct, world.idp_member, world.spare, "no-such-user"]
+        )
     assert owned == {
         world.manager: frozenset(),
         world.scim_direct: {users.Ownership.PROVISIONED},
@@ -188,7 +202,9 @@ async def test_ownership_says_why_for_each_kind_of_user_and_the_flag_and_rules_f
     assert (renamed["updateUser"]["__typename"], renamed["updateUser"]["operation"]) == ("IdentityProviderManagedError", "UPDATE_PROFILE")
 
 
-async def test_successful_mutations_are_audited_as_applied(gql: GraphQLClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_successful_mutations_are_audited_as_applied(
+    gql: GraphQLClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     await gql('mutation($u: ID!) { updateUser(input: {id: $u, name: "Renamed"}) { __typename } }', u=world.manager)
     async with sessionmaker() as session:
         event = await session.scalar(select(AuditEvent).where(AuditEvent.action == "user.update").order_by(AuditEvent.id.desc()))

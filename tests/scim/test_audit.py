@@ -7,7 +7,9 @@ from app.db.models import AuditEvent
 from tests.support.clients import ScimClient, Tenant
 
 
-async def test_every_scim_write_is_audited_without_secrets(scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_every_scim_write_is_audited_without_secrets(
+    scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     user = await scim.create_user("a@x", title="T")
     await scim.patch(f"/Users/{user['id']}", [{"op": "replace", "path": "title", "value": "U"}])
     group = await scim.create_group("G")

@@ -11,8 +11,7 @@ from tests.support.clients import ScimClient, Tenant, make_tenant
 
 
 @pytest.mark.parametrize(
-    "authorization",
-    [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Bearer sat.acme.0000000000000000.secret"],
+    "authorization", [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Bearer sat.acme.0000000000000000.secret"]
 )
 async def test_missing_or_bad_tokens_are_401(client: httpx.AsyncClient, tenant: Tenant, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -23,7 +22,9 @@ async def test_missing_or_bad_tokens_are_401(client: httpx.AsyncClient, tenant: 
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_every_401_says_the_same(client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_every_401_says_the_same(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     wrong_secret = tenant.token[:-2] + "xx"
     other_account = other_tenant.token
     details = set()
@@ -64,7 +65,9 @@ async def test_missing_permission_is_403_naming_it(
     assert needed in response.json()["detail"]
 
 
-async def test_read_only_token_cannot_patch_or_delete(scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_read_only_token_cannot_patch_or_delete(
+    scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     user = await scim.create_user("a@x")
     reader = ScimClient(client, await make_tenant(sessionmaker, "acme", ["users:read"]))
     assert (await reader.get(f"/Users/{user['id']}")).status_code == 200
@@ -73,7 +76,9 @@ async def test_read_only_token_cannot_patch_or_delete(scim: ScimClient, client: 
     assert (await scim.get(f"/Users/{user['id']}")).json().get("title") is None
 
 
-async def test_tenant_isolation(scim: ScimClient, other_scim: ScimClient, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant) -> None:
+async def test_tenant_isolation(
+    scim: ScimClient, other_scim: ScimClient, client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+) -> None:
     user = await scim.create_user("same@x")
     group = await scim.create_group("Same")
     # The other account can use the same names: uniqueness is per account.

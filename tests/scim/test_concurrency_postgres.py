@@ -21,7 +21,20 @@ from tests.support.clients import CORE_GROUP, ENTERPRISE, GraphQLClient, ScimCli
 
 DEADLOCK = "40P01"
 # Different names, one derived identifier (`.`, `-` and spaces become `_`; other punctuation goes).
-SAME_IDENTIFIER = ["TeamX X", "TeamX-X", "TeamX X!", "TeamX.X", "TeamX_X", "TeamX X?", "TeamX-X!", "TeamX X#", "TeamX.X!", "TeamX X%", "TeamX X&", "TeamX X*"]
+SAME_IDENTIFIER = [
+    "TeamX X",
+    "TeamX-X",
+    "TeamX X!",
+    "TeamX.X",
+    "TeamX_X",
+    "TeamX X?",
+    "TeamX-X!",
+    "TeamX X#",
+    "TeamX.X!",
+    "TeamX X%",
+    "TeamX X&",
+    "TeamX X*",
+]
 
 
 @pytest.fixture
@@ -190,7 +203,7 @@ async def test_parallel_graphql_deletes_of_users_linked_by_manager_all_succeed_w
             user = await session.get(User, user_id)
             assert user is not None
             user.manager_id = ids[(i + 1) % len(ids)]
-    group = 'mutation($n: String!, $u: [ID!]) { createUserGroup(input: {name: $n, userIds: $u}) { __typename } }'
+    group = "mutation($n: String!, $u: [ID!]) { createUserGroup(input: {name: $n, userIds: $u}) { __typename } }"
     await gql(group, n="Alpha", u=ids)
     await gql(group, n="Beta", u=list(reversed(ids)))
 
@@ -214,13 +227,22 @@ async def test_parallel_deletes_of_groups_and_users_beside_member_changes_never_
     requests = []
     for n, (gid, uid) in enumerate(zip(group_ids, ids, strict=True)):
         replace = {"schemas": [CORE_GROUP], "displayName": f"Renamed {n}", "members": [{"value": u} for u in ids[2:]]}
-        requests += [scim.patch(f"/Groups/{gid}", remove), scim.delete(f"/Users/{uid}"), scim.put(f"/Groups/{gid}", replace), scim.delete(f"/Groups/{gid}")]
+        requests += [
+            scim.patch(f"/Groups/{gid}", remove),
+            scim.delete(f"/Users/{uid}"),
+            scim.put(f"/Groups/{gid}", replace),
+            scim.delete(f"/Groups/{gid}"),
+        ]
     responses = await asyncio.gather(*requests)
     for response in responses:
         assert response.status_code in (200, 204, 404), response.text  # 404: the group or a member was gone first
     assert [r.status_code for r in responses if r.request.method == "DELETE"] == [204] * (len(ids) + len(group_ids))
     assert DEADLOCK not in sqlstates
-    assert (await _count(sessionmaker, UserGroup), await _count(sessionmaker, User), await _count(sessionmaker, GroupMembership)) == (0, 0, 0)
+    assert (await _count(sessionmaker, UserGroup), await _count(sessionmaker, User), await _count(sessionmaker, GroupMembership)) == (
+        0,
+        0,
+        0,
+    )
 
 
 async def test_parallel_patches_of_one_user_each_change_what_they_name_and_none_is_lost(scim: ScimClient) -> None:

@@ -14,10 +14,7 @@ async def test_nul_in_an_ignored_attribute_is_not_an_error(scim: ScimClient) -> 
     assert response.status_code == 201
 
 
-@pytest.mark.parametrize(
-    "params",
-    [{"filter": ""}, {"sortOrder": ""}, {"count": ""}, {"startIndex": ""}],
-)
+@pytest.mark.parametrize("params", [{"filter": ""}, {"sortOrder": ""}, {"count": ""}, {"startIndex": ""}])
 async def test_empty_list_parameters_are_400(scim: ScimClient, params: dict[str, str]) -> None:
     assert (await scim.get("/Users", params=params)).status_code == 400
 
@@ -31,10 +28,7 @@ async def test_integral_floats_are_integers(scim: ScimClient) -> None:
     assert (await scim.post("/Users/.search", {"count": 2.0})).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "members",
-    [[{"value": ""}], [{}], ["an-id"], {"value": "an-id"}, [{"value": 5}]],
-)
+@pytest.mark.parametrize("members", [[{"value": ""}], [{}], ["an-id"], {"value": "an-id"}, [{"value": 5}]])
 async def test_malformed_members_are_400(scim: ScimClient, members: Any) -> None:
     assert (await scim.post("/Groups", {"displayName": "G", "members": members})).status_code == 400
 
@@ -43,10 +37,7 @@ async def test_null_members_are_dropped(scim: ScimClient) -> None:
     assert (await scim.post("/Groups", {"displayName": "G", "members": [None, None]})).status_code == 201
 
 
-@pytest.mark.parametrize(
-    "manager",
-    [["a", "b"], [{"value": "a"}, {"value": "b"}], {"value": False}, {"value": "a", "$ref": {}}, ["a"]],
-)
+@pytest.mark.parametrize("manager", [["a", "b"], [{"value": "a"}, {"value": "b"}], {"value": False}, {"value": "a", "$ref": {}}, ["a"]])
 async def test_malformed_managers_are_400(scim: ScimClient, manager: Any) -> None:
     assert (await scim.post("/Users", {"userName": "a@x", ENTERPRISE: {"manager": manager}})).status_code == 400
 

@@ -20,10 +20,20 @@ from tests.support.statements import StatementCounter
 async def _bulk_users(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, n: int, prefix: str) -> list[str]:
     now = utcnow()
     rows = [
-        {"id": str(uuid.uuid4()), "account_id": tenant.account_id, "user_name": f"{prefix}{i}@x", "user_name_ci": f"{prefix}{i}@x",
-         "active": True, "multi_valued": {}, "provisioned_by": "SCIM", "created_at": now, "updated_at": now, "version": 1}
+        {
+            "id": str(uuid.uuid4()),
+            "account_id": tenant.account_id,
+            "user_name": f"{prefix}{i}@x",
+            "user_name_ci": f"{prefix}{i}@x",
+            "active": True,
+            "multi_valued": {},
+            "provisioned_by": "SCIM",
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
     async with sessionmaker() as session, session.begin():
         await session.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]
     return [r["id"] for r in rows]
@@ -43,7 +53,9 @@ async def test_adding_50_members_costs_the_same_for_small_and_large_groups(
                 [{"group_id": group["id"], "user_id": m, "added_via": "SCIM", "created_at": utcnow()} for m in members],
             )
         with StatementCounter(engine) as counter:
-            response = await scim.patch(f"/Groups/{group['id']}", [{"op": "Add", "path": "members", "value": [{"value": n} for n in newcomers]}])
+            response = await scim.patch(
+                f"/Groups/{group['id']}", [{"op": "Add", "path": "members", "value": [{"value": n} for n in newcomers]}]
+            )
         assert response.status_code == 204
         assert not any("FROM group_memberships \nWHERE group_memberships.group_id = " in s and " IN " not in s for s in counter.statements)
         counts.append(len(counter.statements))
@@ -60,7 +72,13 @@ async def test_adding_50_members_costs_the_same_for_small_and_large_groups(
     ],
 )
 async def test_lookups_use_indexes(
-    scim: ScimClient, tenant: Tenant, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], resource: Any, filter_text: str, column: str
+    scim: ScimClient,
+    tenant: Tenant,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    resource: Any,
+    filter_text: str,
+    column: str,
 ) -> None:
     from app.db.models import UserGroup
 
@@ -89,7 +107,11 @@ async def test_lookups_use_indexes(
 async def test_excluded_members_are_not_loaded_at_all(scim: ScimClient, engine: AsyncEngine) -> None:
     user = await scim.create_user("a@x")
     group = await scim.create_group("G", members=[{"value": user["id"]}])
-    for path, params in ((f"/Groups/{group['id']}", {"excludedAttributes": "members"}), ("/Groups", {"excludedAttributes": "members"}), ("/Groups", {"attributes": "displayName"})):
+    for path, params in (
+        (f"/Groups/{group['id']}", {"excludedAttributes": "members"}),
+        ("/Groups", {"excludedAttributes": "members"}),
+        ("/Groups", {"attributes": "displayName"}),
+    ):
         with StatementCounter(engine) as counter:
             response = await scim.get(path, params=params)
         assert response.status_code == 200

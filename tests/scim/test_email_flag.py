@@ -58,6 +58,8 @@ async def test_flag_on_applies_email_changes(scim: ScimClient, tenant: Tenant, s
 
 async def test_flag_off_applies_to_put_as_well(scim: ScimClient) -> None:
     user = await scim.create_user("bob@contoso.com", emails=[{"value": "bob@contoso.com", "type": "work"}])
-    response = await scim.put(f"/Users/{user['id']}", {"userName": "bob@contoso.com", "emails": [{"value": "robert@contoso.com", "type": "work"}], "title": "CTO"})
+    response = await scim.put(
+        f"/Users/{user['id']}", {"userName": "bob@contoso.com", "emails": [{"value": "robert@contoso.com", "type": "work"}], "title": "CTO"}
+    )
     assert response.json()["emails"] == [{"value": "bob@contoso.com", "type": "work"}]
     assert response.json()["title"] == "CTO"

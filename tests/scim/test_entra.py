@@ -77,15 +77,12 @@ DEFAULT_FORM = [
 OPTSCIM_FORM = [
     {
         "op": "replace",
-        "value": {
-            "displayName": "Alice Smith",
-            "name.familyName": "Smith",
-            f"{ENTERPRISE}:employeeNumber": "2002",
-            "nickName": "Ali",
-        },
+        "value": {"displayName": "Alice Smith", "name.familyName": "Smith", f"{ENTERPRISE}:employeeNumber": "2002", "nickName": "Ali"},
     },
     {"op": "replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "+1 555 0100"},
-    {"op": "add", "value": {'addresses[type eq "work"].locality': "Redmond"}} if False else {"op": "add", "path": 'addresses[type eq "work"].locality', "value": "Redmond"},
+    {"op": "add", "value": {'addresses[type eq "work"].locality': "Redmond"}}
+    if False
+    else {"op": "add", "path": 'addresses[type eq "work"].locality', "value": "Redmond"},
 ]
 
 
@@ -105,9 +102,7 @@ async def test_update_user_flow(scim: ScimClient, operations: list[dict[str, Any
 
 
 @pytest.mark.parametrize(
-    ("disable", "enable"),
-    [("False", "True"), (False, True)],
-    ids=["default-string-booleans", "aadOptscim062020-booleans"],
+    ("disable", "enable"), [("False", "True"), (False, True)], ids=["default-string-booleans", "aadOptscim062020-booleans"]
 )
 async def test_disable_and_reenable_flow(scim: ScimClient, disable: Any, enable: Any) -> None:
     user = (await scim.post("/Users", entra_user("alice@contoso.com"))).json()
@@ -147,7 +142,8 @@ async def test_group_flow(scim: ScimClient, form: str) -> None:
     read = await scim.get(f"/Groups/{group['id']}", params={"excludedAttributes": "members"})
     assert read.status_code == 200 and "members" not in read.json()
     add = await scim.patch(
-        f"/Groups/{group['id']}", [{"op": "Add" if form == "default" else "add", "path": "members", "value": [{"$ref": None, "value": u} for u in users]}]
+        f"/Groups/{group['id']}",
+        [{"op": "Add" if form == "default" else "add", "path": "members", "value": [{"$ref": None, "value": u} for u in users]}],
     )
     assert add.status_code == 204
     assert await _member_ids(scim, group["id"]) == sorted(users)
@@ -168,7 +164,11 @@ async def test_manager_arrives_in_a_later_patch_in_each_form(scim: ScimClient) -
     user = (await scim.post("/Users", entra_user("alice@contoso.com"))).json()
     for value in (boss["id"], {"value": boss["id"]}, [{"value": boss["id"], "$ref": None}]):
         response = await scim.patch(f"/Users/{user['id']}", [{"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": value}])
-        assert response.json()[ENTERPRISE]["manager"] == {"value": boss["id"], "$ref": boss["meta"]["location"], "displayName": "Given Family"}
+        assert response.json()[ENTERPRISE]["manager"] == {
+            "value": boss["id"],
+            "$ref": boss["meta"]["location"],
+            "displayName": "Given Family",
+        }
     cleared = await scim.patch(f"/Users/{user['id']}", [{"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": ""}])
     assert "manager" not in cleared.json()[ENTERPRISE]
 
@@ -204,8 +204,7 @@ async def test_quirk_booleans_as_strings(scim: ScimClient, value: str) -> None:
 async def test_quirk_pathless_replace_with_dotted_and_urn_keys(scim: ScimClient) -> None:
     user = (await scim.post("/Users", entra_user("alice@contoso.com"))).json()
     response = await scim.patch(
-        f"/Users/{user['id']}",
-        [{"op": "replace", "value": {"name.givenName": "Ally", f"{ENTERPRISE}:department": "Ops", "active": False}}],
+        f"/Users/{user['id']}", [{"op": "replace", "value": {"name.givenName": "Ally", f"{ENTERPRISE}:department": "Ops", "active": False}}]
     )
     body = response.json()
     assert body["name"]["givenName"] == "Ally" and body[ENTERPRISE]["department"] == "Ops" and body["active"] is False
@@ -226,7 +225,9 @@ async def test_quirk_pathless_add_with_dotted_keys(scim: ScimClient) -> None:
         ('addresses[type eq "work"].streetAddress', "addresses", {"type": "work", "streetAddress": "new@x"}),
     ],
 )
-async def test_quirk_filtered_path_creates_missing_element(scim: ScimClient, op: str, path: str, attribute: str, element: dict[str, str]) -> None:
+async def test_quirk_filtered_path_creates_missing_element(
+    scim: ScimClient, op: str, path: str, attribute: str, element: dict[str, str]
+) -> None:
     user = await scim.create_user("a@x")
     response = await scim.patch(f"/Users/{user['id']}", [{"op": op, "path": path, "value": "new@x"}])
     assert response.status_code == 200
@@ -286,10 +287,7 @@ async def test_quirk_excluded_attributes_members_on_get_and_list(scim: ScimClien
     assert "members" not in listed[0]
 
 
-@pytest.mark.parametrize(
-    "filter_text",
-    ['DisplayName eq "G"', 'displayname EQ "G"', 'displayName eq G', 'displayName+eq+"G"'],
-)
+@pytest.mark.parametrize("filter_text", ['DisplayName eq "G"', 'displayname EQ "G"', "displayName eq G", 'displayName+eq+"G"'])
 async def test_quirk_filter_leniency(scim: ScimClient, filter_text: str) -> None:
     await scim.create_group("G")
     response = await scim.request("GET", f"/Groups?filter={filter_text}")

@@ -6,7 +6,9 @@ from app.tools import entra_replay
 from tests.support.clients import ENTERPRISE, ScimClient, Tenant
 
 
-async def test_entra_initial_and_incremental_sync_has_no_unexpected_status(client: httpx.AsyncClient, tenant: Tenant, scim: ScimClient) -> None:
+async def test_entra_initial_and_incremental_sync_has_no_unexpected_status(
+    client: httpx.AsyncClient, tenant: Tenant, scim: ScimClient
+) -> None:
     replay = await entra_replay.run(client, tenant.base, tenant.token)
     assert replay.unexpected == []
     assert replay.requests > 300

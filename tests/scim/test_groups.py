@@ -63,7 +63,9 @@ async def test_members_are_listed_with_value_display_and_ref(scim: ScimClient) -
     assert group["members"] == [{"value": user["id"], "$ref": user["meta"]["location"], "type": "User", "display": "Alice"}]  # type: ignore[index]
 
 
-async def test_unknown_member_ids_are_skipped_and_audited(scim: ScimClient, client: object, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def test_unknown_member_ids_are_skipped_and_audited(
+    scim: ScimClient, client: object, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     user = await scim.create_user("a@x")
     group = await scim.create_group("G")
     response = await scim.patch(
@@ -99,9 +101,7 @@ async def test_put_replaces_member_set_and_name(scim: ScimClient) -> None:
 
 async def test_group_patch_with_attributes_returns_200_and_the_resource(scim: ScimClient) -> None:
     group = await scim.create_group("G")
-    response = await scim.patch(
-        f"/Groups/{group['id']}?attributes=displayName", [{"op": "replace", "path": "displayName", "value": "H"}]
-    )
+    response = await scim.patch(f"/Groups/{group['id']}?attributes=displayName", [{"op": "replace", "path": "displayName", "value": "H"}])
     assert response.status_code == 200
     assert response.json()["displayName"] == "H"
 
@@ -123,8 +123,7 @@ async def test_patch_is_atomic(scim: ScimClient) -> None:
     assert after["meta"]["version"] == group["meta"]["version"]  # type: ignore[index]
 
     response = await scim.patch(
-        f"/Users/{user['id']}",
-        [{"op": "replace", "path": "title", "value": "CEO"}, {"op": "replace", "path": "shoeSize", "value": "1"}],
+        f"/Users/{user['id']}", [{"op": "replace", "path": "title", "value": "CEO"}, {"op": "replace", "path": "shoeSize", "value": "1"}]
     )
     assert response.status_code == 400
     assert "title" not in (await scim.get(f"/Users/{user['id']}")).json()

@@ -89,7 +89,10 @@ async def test_display_name_lookup_finds_only_the_idp_group_and_changes_only_it(
     assert native_members == {setup.locked, setup.only_native}  # untouched
     assert idp_members == {setup.locked, setup.only_native}
     listed = await gql('{ userGroups(filter: {search: "Engineering"}) { nodes { id managedBy } } }')
-    assert {n["id"]: n["managedBy"] for n in listed["userGroups"]["nodes"]} == {setup.idp_group: "IDENTITY_PROVIDER", setup.native: "MANAGER"}
+    assert {n["id"]: n["managedBy"] for n in listed["userGroups"]["nodes"]} == {
+        setup.idp_group: "IDENTITY_PROVIDER",
+        setup.native: "MANAGER",
+    }
 
 
 async def test_group_lists_and_searches_leave_native_groups_out(scim: ScimClient, setup: Setup) -> None:
@@ -112,7 +115,9 @@ async def test_a_users_groups_attribute_and_filters_see_only_idp_groups(scim: Sc
 
 
 async def test_scim_adds_users_to_idp_groups_wherever_they_were_created(scim: ScimClient, gql: GraphQLClient, setup: Setup) -> None:
-    made_here = (await gql('mutation { createUser(input: {email: "admin-made@x.com", name: "A"}) { ... on User { id } } }'))["createUser"]["id"]
+    made_here = (await gql('mutation { createUser(input: {email: "admin-made@x.com", name: "A"}) { ... on User { id } } }'))["createUser"][
+        "id"
+    ]
     response = await scim.patch(f"/Groups/{setup.idp_group}", [{"op": "add", "path": "members", "value": [{"value": made_here}]}])
     assert response.status_code == 204
     members = (await scim.get(f"/Groups/{setup.idp_group}")).json()["members"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support.clients import ENTERPRISE, ScimClient
@@ -154,7 +156,9 @@ async def test_pagination_edges(scim: ScimClient) -> None:
 
 
 async def test_sorting(scim: ScimClient, people: dict[str, dict[str, object]]) -> None:
-    names = lambda page: [u["userName"] for u in page["Resources"]]  # noqa: E731
+    def names(page: dict[str, Any]) -> list[str]:
+        return [u["userName"] for u in page["Resources"]]
+
     ascending = (await scim.get("/Users", params={"sortBy": "name.familyName"})).json()
     assert names(ascending) == ["bjensen@example.com", "jim@example.com", "zed@example.com"]  # absent last
     descending = (await scim.get("/Users", params={"sortBy": "userName", "sortOrder": "descending"})).json()
@@ -166,7 +170,12 @@ async def test_sorting(scim: ScimClient, people: dict[str, dict[str, object]]) -
 async def test_attributes_projection_always_keeps_id_and_schemas(scim: ScimClient, people: dict[str, dict[str, object]]) -> None:
     page = (await scim.get("/Users", params={"attributes": "userName,name.givenName", "filter": 'userName sw "bj"'})).json()
     assert page["Resources"] == [
-        {"schemas": people["barbara"]["schemas"], "id": people["barbara"]["id"], "userName": "bjensen@example.com", "name": {"givenName": "Barbara"}}
+        {
+            "schemas": people["barbara"]["schemas"],
+            "id": people["barbara"]["id"],
+            "userName": "bjensen@example.com",
+            "name": {"givenName": "Barbara"},
+        }
     ]
     one = (await scim.get(f"/Users/{people['barbara']['id']}", params={"attributes": f"{ENTERPRISE}:department"})).json()
     assert one[ENTERPRISE] == {"department": "Tours"}

@@ -31,7 +31,9 @@ async def test_a_nul_in_a_filter_is_invalid_filter(scim: ScimClient, resource: s
 
 async def test_a_nul_in_a_search_body_filter_is_invalid_filter(scim: ScimClient) -> None:
     for path in ("/Users/.search", "/.search"):
-        response = await scim.post(path, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "a\\u0000b"'})
+        response = await scim.post(
+            path, {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "a\\u0000b"'}
+        )
         assert response.status_code == 400, response.text
         assert response.json()["scimType"] == "invalidFilter"
 
@@ -61,7 +63,9 @@ async def test_a_lone_surrogate_in_a_patch_path_filter_is_refused_and_changes_no
     """`add` with `emails[type eq "…"]` creates the element the filter describes: the surrogate would
     have been written to the database."""
     user = await scim.create_user("a@example.com", emails=[{"value": "a@example.com", "type": "work"}])
-    response = await scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": 'emails[type eq "\\ud800"].value', "value": "b@example.com"}])
+    response = await scim.patch(
+        f"/Users/{user['id']}", [{"op": "add", "path": 'emails[type eq "\\ud800"].value', "value": "b@example.com"}]
+    )
     assert response.status_code == 400, response.text
     assert response.json()["scimType"] == "invalidPath"
     assert "U+D800" in response.json()["detail"]
@@ -101,10 +105,7 @@ async def test_group_names_that_grow_when_lower_cased_are_stored_and_found(scim:
 LONG_ID = "m" * 300
 
 
-@pytest.mark.parametrize(
-    "manager",
-    [LONG_ID, {"value": LONG_ID}, [{"value": LONG_ID}]],
-)
+@pytest.mark.parametrize("manager", [LONG_ID, {"value": LONG_ID}, [{"value": LONG_ID}]])
 async def test_a_manager_id_longer_than_any_id_is_400_and_nothing_is_created(scim: ScimClient, manager: Any) -> None:
     response = await scim.post("/Users", {"userName": "a@example.com", ENTERPRISE: {"manager": manager}})
     assert response.status_code == 400, response.text

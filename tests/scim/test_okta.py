@@ -27,7 +27,13 @@ async def test_okta_user_lifecycle(scim: ScimClient) -> None:
     assert renamed.json()["displayName"] == "Jane Q. Doe"
     full = await scim.put(
         f"/Users/{created['id']}",
-        {"schemas": [CORE_USER], "id": created["id"], "userName": "jane.doe@example.com", "name": {"givenName": "Janet", "familyName": "Doe"}, "active": True},
+        {
+            "schemas": [CORE_USER],
+            "id": created["id"],
+            "userName": "jane.doe@example.com",
+            "name": {"givenName": "Janet", "familyName": "Doe"},
+            "active": True,
+        },
     )
     assert full.status_code == 200 and full.json()["name"]["givenName"] == "Janet" and full.json()["active"] is True
 
@@ -39,7 +45,12 @@ async def test_okta_group_push_with_put_members(scim: ScimClient) -> None:
     assert renamed.status_code == 204
     response = await scim.put(
         f"/Groups/{group['id']}",
-        {"schemas": [CORE_GROUP], "id": group["id"], "displayName": "Eng", "members": [{"value": b["id"], "display": "b"}, {"value": c["id"], "display": "c"}]},
+        {
+            "schemas": [CORE_GROUP],
+            "id": group["id"],
+            "displayName": "Eng",
+            "members": [{"value": b["id"], "display": "b"}, {"value": c["id"], "display": "c"}],
+        },
     )
     assert response.status_code == 200
     assert sorted(m["value"] for m in response.json()["members"]) == sorted([b["id"], c["id"]])
@@ -49,6 +60,8 @@ async def test_okta_group_push_with_put_members(scim: ScimClient) -> None:
 async def test_okta_lowercase_member_ops(scim: ScimClient) -> None:
     a = await scim.create_user("a@example.com")
     group = await scim.create_group("G")
-    assert (await scim.patch(f"/Groups/{group['id']}", [{"op": "add", "path": "members", "value": [{"value": a["id"], "display": "a"}]}])).status_code == 204
+    assert (
+        await scim.patch(f"/Groups/{group['id']}", [{"op": "add", "path": "members", "value": [{"value": a["id"], "display": "a"}]}])
+    ).status_code == 204
     assert (await scim.patch(f"/Groups/{group['id']}", [{"op": "remove", "path": f'members[value eq "{a["id"]}"]'}])).status_code == 204
     assert "members" not in (await scim.get(f"/Groups/{group['id']}")).json()

@@ -34,7 +34,9 @@ async def test_if_match_guards_writes(scim: ScimClient) -> None:
 
 async def test_group_etags(scim: ScimClient) -> None:
     group = await scim.create_group("G")
-    response = await scim.patch(f"/Groups/{group['id']}", [{"op": "replace", "path": "displayName", "value": "H"}], headers={"If-Match": 'W/"1"'})
+    response = await scim.patch(
+        f"/Groups/{group['id']}", [{"op": "replace", "path": "displayName", "value": "H"}], headers={"If-Match": 'W/"1"'}
+    )
     assert response.status_code == 204 and response.headers["etag"] == 'W/"2"'
     stale = await scim.delete(f"/Groups/{group['id']}", headers={"If-Match": 'W/"1"'})
     assert stale.status_code == 412

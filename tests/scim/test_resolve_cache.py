@@ -8,7 +8,14 @@ from app.scim.schema import GROUP, USER
 
 
 def test_remembered_answers_are_the_answers() -> None:
-    for path in ("userName", "USERNAME", "name.givenName", "emails", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "nope"):
+    for path in (
+        "userName",
+        "USERNAME",
+        "name.givenName",
+        "emails",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "nope",
+    ):
         first = schema.resolve(path, USER)
         assert schema.resolve(path, USER) == first == schema._resolve(path, USER)
     assert schema.resolve("members", GROUP) is not None and schema.resolve("members", USER) is None

@@ -71,7 +71,14 @@ async def test_unknown_attributes_are_ignored(scim: ScimClient) -> None:
 async def test_full_user_round_trips_as_sent(scim: ScimClient) -> None:
     sent = {
         "externalId": "bjensen",
-        "name": {"formatted": "Ms. Barbara J Jensen, III", "familyName": "Jensen", "givenName": "Barbara", "middleName": "Jane", "honorificPrefix": "Ms.", "honorificSuffix": "III"},
+        "name": {
+            "formatted": "Ms. Barbara J Jensen, III",
+            "familyName": "Jensen",
+            "givenName": "Barbara",
+            "middleName": "Jane",
+            "honorificPrefix": "Ms.",
+            "honorificSuffix": "III",
+        },
         "displayName": "Babs Jensen",
         "nickName": "Babs",
         "profileUrl": "https://login.example.com/bjensen",
@@ -82,13 +89,30 @@ async def test_full_user_round_trips_as_sent(scim: ScimClient) -> None:
         "timezone": "America/Los_Angeles",
         "emails": [{"value": "bjensen@example.com", "type": "work", "primary": True}, {"value": "babs@jensen.org", "type": "home"}],
         "phoneNumbers": [{"value": "555-555-5555", "type": "work"}, {"value": "555-555-4444", "type": "mobile"}],
-        "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood", "region": "CA", "postalCode": "91608", "country": "USA", "formatted": "100 Universal City Plaza\nHollywood, CA 91608 USA", "primary": True}],
+        "addresses": [
+            {
+                "type": "work",
+                "streetAddress": "100 Universal City Plaza",
+                "locality": "Hollywood",
+                "region": "CA",
+                "postalCode": "91608",
+                "country": "USA",
+                "formatted": "100 Universal City Plaza\nHollywood, CA 91608 USA",
+                "primary": True,
+            }
+        ],
         "ims": [{"value": "someaimhandle", "type": "aim"}],
         "photos": [{"value": "https://photos.example.com/profilephoto.jpg", "type": "photo"}],
         "entitlements": [{"value": "delete-users"}],
         "roles": [{"value": "admin", "display": "Administrator", "type": "x", "primary": False}],
         "x509Certificates": [{"value": "MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjELMAkGA1UEBhMCVVMx"}],
-        ENTERPRISE: {"employeeNumber": "701984", "costCenter": "4130", "organization": "Universal Studios", "division": "Theme Park", "department": "Tour Operations"},
+        ENTERPRISE: {
+            "employeeNumber": "701984",
+            "costCenter": "4130",
+            "organization": "Universal Studios",
+            "division": "Theme Park",
+            "department": "Tour Operations",
+        },
     }
     created = await scim.create_user("bjensen@example.com", **sent)
     fetched = (await scim.get(f"/Users/{created['id']}")).json()
@@ -144,7 +168,9 @@ async def test_groups_attribute_lists_the_users_groups_and_is_read_only(scim: Sc
 
 async def test_unknown_user_is_404_with_scim_body(scim: ScimClient) -> None:
     for method in ("GET", "PUT", "PATCH", "DELETE"):
-        kwargs = {} if method in ("GET", "DELETE") else {"json": {"userName": "x", "Operations": [{"op": "add", "path": "title", "value": "x"}]}}
+        kwargs = (
+            {} if method in ("GET", "DELETE") else {"json": {"userName": "x", "Operations": [{"op": "add", "path": "title", "value": "x"}]}}
+        )
         response = await scim.request(method, "/Users/does-not-exist", **kwargs)
         assert response.status_code == 404, method
         assert response.json()["status"] == "404"

@@ -14,7 +14,18 @@ from app.scim.schema import ENTERPRISE_USER as ENTERPRISE
 from app.services import accounts, flags, tokens
 from app.services.caller import system_caller
 
-__all__ = ["CORE_GROUP", "CORE_USER", "ENTERPRISE", "PATCH_OP", "SCIM_BASE", "GraphQLClient", "ScimClient", "Tenant", "make_tenant", "set_flag"]
+__all__ = [
+    "CORE_GROUP",
+    "CORE_USER",
+    "ENTERPRISE",
+    "PATCH_OP",
+    "SCIM_BASE",
+    "GraphQLClient",
+    "ScimClient",
+    "Tenant",
+    "make_tenant",
+    "set_flag",
+]
 
 SCIM_BASE = "/gateway/ng/api/scim/account"
 
@@ -35,9 +46,7 @@ class Tenant:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-async def make_tenant(
-    sessionmaker: async_sessionmaker[AsyncSession], identifier: str, permissions: list[str] | None = None
-) -> Tenant:
+async def make_tenant(sessionmaker: async_sessionmaker[AsyncSession], identifier: str, permissions: list[str] | None = None) -> Tenant:
     async with sessionmaker() as session, session.begin():
         try:
             account = await accounts.get_account(session, identifier)
