@@ -47,6 +47,12 @@ class PatchResult:
     member_changes: list[MemberChange] = field(default_factory=list)
 
 
+def _sub_name(attribute: Attribute, key: str) -> str:
+    """The schema's name of a sub-attribute `key` names in any letter case; `key` when it is unknown."""
+    sub = attribute.sub(key)
+    return key if sub is None else sub.name
+
+
 def parse_path(raw: str, resource: ResourceType) -> PatchPath:
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidPath("path must be a non-empty string")
@@ -144,7 +150,7 @@ class _Engine:
 
     def container(self, path: ResolvedPath) -> dict[str, Any]:
         if path.is_extension:
-            return self.doc.setdefault(path.schema, {})  # type: ignore[no-any-return]
+            return self.doc.setdefault(path.schema, {})
         return self.doc
 
     def apply(self, op: str, path: PatchPath | None, value: Any) -> None:
@@ -232,66 +238,18 @@ class _Engine:
             container.pop(name, None)
 
     def multi_valued(self, op: str, path: PatchPath, container: dict[str, Any], value: Any) -> None:
+        """An operation on a multi-valued attribute: on the whole list (`emails`), on one
+        sub-attribute of every element (`emails.value`), or on the elements a filter selects
+        (`emails[type eq "work"]`, `emails[type eq "work"].value`)."""
         name = path.attribute.name
         elements: list[dict[str, Any]] = list(container.get(name) or [])
         if path.filter is None and path.sub is None:
-            if op == "remove":
-                if compat.is_empty(value):
-                    elements = []
-                else:  # remove exactly the listed values (never "clear all")
-                    drop = {str(v.get("value") if isinstance(v, dict) else v).lower() for v in _as_list(value)}
-                    elements = [e for e in elements if str(e.get("value")).lower() not in drop]
-            elif compat.is_empty(value) or value == []:
-                elements = [] if op == "replace" else elements
-            else:
-                new = canonical_elements(path.attribute, value)
-                if op == "replace":
-                    elements = new
-                else:
-                    if any(_is_primary(v) for v in new):
-                        elements = [{**e, "primary": False} if _is_primary(e) else e for e in elements]
-                    elements += [v for v in new if v not in elements]
-        elif path.filter is None:  # `emails.value`: every element
+            elements = _on_list(op, path.attribute, elements, value)
+        elif path.filter is None:
             assert path.sub is not None
-            if op == "remove" or compat.is_empty(value):
-                elements = [_without(e, path.sub.name) for e in elements]
-            elif elements:
-                elements = [{**e, path.sub.name: value} for e in elements]
-            else:
-                elements = [{path.sub.name: value}]
+            elements = _on_every_element(op, path.sub, elements, value)
         else:
-            if path.sub is not None and op != "remove" and not compat.is_empty(value):
-                value = _checked_leaf(value, path.sub, path.raw)
-            matched = [i for i, e in enumerate(elements) if element_matches(e, path.filter, path.attribute)]
-            if op == "remove" or (path.sub is not None and compat.is_empty(value)):
-                if path.sub is None:
-                    elements = [e for i, e in enumerate(elements) if i not in matched]
-                else:  # remove a sub-attribute — even when the request carries a value
-                    elements = [_without(e, path.sub.name) if i in matched else e for i, e in enumerate(elements)]
-            elif not matched:
-                # Entra sends Add/Replace on `emails[type eq "work"].value` for an email that does not
-                # exist yet and expects it created (the RFC would answer noTarget).
-                seed = _equalities(path.filter)
-                if seed is None:
-                    raise NoTarget(f"no element matches '{path.raw}' and it does not say how to create one")
-                element = {(path.attribute.sub(k).name if path.attribute.sub(k) else k): v for k, v in seed.items()}
-                if path.sub is not None:
-                    element[path.sub.name] = value
-                elif isinstance(value, dict):
-                    element.update(value)
-                elif not compat.is_empty(value):
-                    raise InvalidSyntax(f"{path.raw} needs an object value", field=name)
-                elements.append(element)
-            else:
-                for i in matched:
-                    if path.sub is not None:
-                        elements[i] = {**elements[i], path.sub.name: value}
-                    elif compat.is_empty(value):
-                        elements[i] = {}
-                    elif isinstance(value, dict):
-                        elements[i] = {**elements[i], **value}
-                    else:
-                        raise InvalidSyntax(f"{path.raw} needs an object value", field=name)
+            elements = _on_selected(op, path, elements, value)
         elements = [e for e in elements if _meaningful(e, path.attribute)]
         if elements:
             container[name] = elements
@@ -382,3 +340,75 @@ def apply_patch(document: dict[str, Any], body: Any, resource: ResourceType, *, 
             raise InvalidSyntax(f"{op} needs a value (RFC 7644 §3.5.2)", field="value")
         engine.apply(op, path, value)
     return engine.result
+
+
+def _on_list(op: str, attribute: Attribute, elements: list[dict[str, Any]], value: Any) -> list[dict[str, Any]]:
+    """`op` on the whole list: remove the listed values (never "clear all" unless no value is
+    given), replace it, or add to it (a new primary element takes primary from the others)."""
+    if op == "remove":
+        if compat.is_empty(value):
+            return []
+        drop = {str(v.get("value") if isinstance(v, dict) else v).lower() for v in _as_list(value)}
+        return [e for e in elements if str(e.get("value")).lower() not in drop]
+    if compat.is_empty(value) or value == []:
+        return [] if op == "replace" else elements
+    new = canonical_elements(attribute, value)
+    if op == "replace":
+        return new
+    if any(_is_primary(v) for v in new):
+        elements = [{**e, "primary": False} if _is_primary(e) else e for e in elements]
+    return elements + [v for v in new if v not in elements]
+
+
+def _on_every_element(op: str, sub: Attribute, elements: list[dict[str, Any]], value: Any) -> list[dict[str, Any]]:
+    """`op` on one sub-attribute of every element (`emails.value`); on an empty list, a new element."""
+    if op == "remove" or compat.is_empty(value):
+        return [_without(e, sub.name) for e in elements]
+    if elements:
+        return [{**e, sub.name: value} for e in elements]
+    return [{sub.name: value}]
+
+
+def _on_selected(op: str, path: PatchPath, elements: list[dict[str, Any]], value: Any) -> list[dict[str, Any]]:
+    """`op` on the elements the path's filter selects, or on one of their sub-attributes."""
+    assert path.filter is not None
+    sub = path.sub
+    if sub is not None and op != "remove" and not compat.is_empty(value):
+        value = _checked_leaf(value, sub, path.raw)
+    matched = [i for i, e in enumerate(elements) if element_matches(e, path.filter, path.attribute)]
+    if op == "remove" or (sub is not None and compat.is_empty(value)):
+        if sub is None:
+            return [e for i, e in enumerate(elements) if i not in matched]
+        # remove a sub-attribute — even when the request carries a value
+        return [_without(e, sub.name) if i in matched else e for i, e in enumerate(elements)]
+    if not matched:
+        return [*elements, _created_by_filter(path, value)]
+    changed = list(elements)
+    for i in matched:
+        if sub is not None:
+            changed[i] = {**changed[i], sub.name: value}
+        elif compat.is_empty(value):
+            changed[i] = {}
+        elif isinstance(value, dict):
+            changed[i] = {**changed[i], **value}
+        else:
+            raise InvalidSyntax(f"{path.raw} needs an object value", field=path.attribute.name)
+    return changed
+
+
+def _created_by_filter(path: PatchPath, value: Any) -> dict[str, Any]:
+    """Entra's quirk: Add or Replace on `emails[type eq "work"].value` when no work email exists yet
+    expects one created, from the equalities of the filter and the value (RFC 7644 would answer
+    noTarget). A filter that is not a conjunction of equalities cannot say what to create."""
+    assert path.filter is not None
+    seed = _equalities(path.filter)
+    if seed is None:
+        raise NoTarget(f"no element matches '{path.raw}' and it does not say how to create one")
+    element = {_sub_name(path.attribute, k): v for k, v in seed.items()}
+    if path.sub is not None:
+        element[path.sub.name] = value
+    elif isinstance(value, dict):
+        element.update(value)
+    elif not compat.is_empty(value):
+        raise InvalidSyntax(f"{path.raw} needs an object value", field=path.attribute.name)
+    return element
