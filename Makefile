@@ -24,10 +24,11 @@ migrate: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# What the code claims, checked: lint rules and one formatting.
+# What the code claims, checked: lint rules, one formatting, and the types of app/.
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_SOURCES)
 	$(BIN)/ruff format --check $(PY_SOURCES)
+	$(BIN)/mypy
 
 schema: $(STAMP)
 	$(BIN)/python -m app export-schema > schema.graphql

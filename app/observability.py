@@ -72,6 +72,9 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+_MSEC_FORMAT = "%s,%03d"  # logging's default: the time of day, then its milliseconds
+
+
 class SingleLineFormatter(logging.Formatter):
     """Escapes control characters in the message of every record, ours and the libraries' alike; the
     traceback that follows an exception is left as it is."""
@@ -91,7 +94,7 @@ class SingleLineFormatter(logging.Formatter):
         second = int(record.created)
         if self._second[0] != second:
             self._second = (second, time.strftime(self.default_time_format, self.converter(record.created)))
-        return self.default_msec_format % (self._second[1], record.msecs)
+        return _MSEC_FORMAT % (self._second[1], record.msecs)
 
 
 def configure_logging(level: str) -> None:

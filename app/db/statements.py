@@ -109,7 +109,7 @@ class Prepared:
         if isinstance(params, Sequence) and not params:
             return
         if connection.dialect.name != "postgresql":
-            await connection.execute(self.statement, params)  # type: ignore[arg-type]
+            await connection.execute(self.statement, params)
             return
         if isinstance(params, Sequence) and len(params) == 1:
             params = params[0]  # one set: a plain execution costs less than asyncpg's executemany pipeline

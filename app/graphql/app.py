@@ -38,7 +38,7 @@ class _SchemaApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Any, response: Any) -> Context:
         # Absent only while GraphiQL itself is served, which runs no operation.
-        return request.scope.get("state", {}).get("graphql_context")  # type: ignore[no-any-return]
+        return request.scope.get("state", {}).get("graphql_context")
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         # A resolver that met a database failure answers with a masked error; the endpoint must

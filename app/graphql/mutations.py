@@ -141,7 +141,7 @@ class Mutation:
             )
             return UserGroup.from_row(group)
 
-        return await run_mutation(ctx, action="group.create", resource_type="UserGroup", resource_id=None, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="group.create", resource_type="UserGroup", resource_id=None, work=work)
 
     @strawberry.mutation(description="Rename a native group or change any group's description.")
     async def update_user_group(self, info: Info, input: UpdateUserGroupInput) -> UserGroupResult:
@@ -158,7 +158,7 @@ class Mutation:
             )
             return UserGroup.from_row(group)
 
-        return await run_mutation(ctx, action="group.update", resource_type="UserGroup", resource_id=str(input.id), work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="group.update", resource_type="UserGroup", resource_id=str(input.id), work=work)
 
     @strawberry.mutation
     async def delete_user_group(self, info: Info, input: DeleteInput) -> DeleteUserGroupResult:
@@ -169,15 +169,15 @@ class Mutation:
             await groups.delete_group(ctx.session, ctx.caller, group)
             return DeletedUserGroup(id=input.id)
 
-        return await run_mutation(ctx, action="group.delete", resource_type="UserGroup", resource_id=str(input.id), work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="group.delete", resource_type="UserGroup", resource_id=str(input.id), work=work)
 
     @strawberry.mutation
     async def add_users_to_user_group(self, info: Info, input: UserGroupMembersInput) -> UserGroupResult:
-        return await _change_members(info, input, "add")  # type: ignore[no-any-return]
+        return await _change_members(info, input, "add")
 
     @strawberry.mutation
     async def remove_users_from_user_group(self, info: Info, input: UserGroupMembersInput) -> UserGroupResult:
-        return await _change_members(info, input, "remove")  # type: ignore[no-any-return]
+        return await _change_members(info, input, "remove")
 
     @strawberry.mutation(description="Create a user in the admin UI (provisionedBy MANAGER).")
     async def create_user(self, info: Info, input: CreateUserInput) -> UserResult:
@@ -191,7 +191,7 @@ class Mutation:
                 await groups.change_members(ctx.session, ctx.caller, group, [MemberChange("add", (user.id,))])
             return User.from_row(user)
 
-        return await run_mutation(ctx, action="user.create", resource_type="User", resource_id=None, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="user.create", resource_type="User", resource_id=None, work=work)
 
     @strawberry.mutation(description="Change a user's full name or email, where the identity provider does not own them.")
     async def update_user(self, info: Info, input: UpdateUserInput) -> UserResult:
@@ -202,7 +202,7 @@ class Mutation:
             await users.update_profile(ctx.session, ctx.caller, user, name=input.name, email=input.email)
             return User.from_row(user)
 
-        return await run_mutation(ctx, action="user.update", resource_type="User", resource_id=str(input.id), work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="user.update", resource_type="User", resource_id=str(input.id), work=work)
 
     @strawberry.mutation
     async def delete_user(self, info: Info, input: DeleteInput) -> DeleteUserResult:
@@ -213,7 +213,7 @@ class Mutation:
             await users.delete_user(ctx.session, ctx.caller, user)
             return DeletedUser(id=input.id)
 
-        return await run_mutation(ctx, action="user.delete", resource_type="User", resource_id=str(input.id), work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="user.delete", resource_type="User", resource_id=str(input.id), work=work)
 
     @strawberry.mutation
     async def set_feature_flag(self, info: Info, input: SetFeatureFlagInput) -> SetFeatureFlagResult:
@@ -223,7 +223,7 @@ class Mutation:
             await flags.set_flag(ctx.session, ctx.caller, input.name, input.enabled)
             return FeatureFlag(name=input.name, enabled=input.enabled, description=flags.KNOWN_FLAGS[input.name][1])
 
-        return await run_mutation(ctx, action="flag.set", resource_type="FeatureFlag", resource_id=input.name, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="flag.set", resource_type="FeatureFlag", resource_id=input.name, work=work)
 
     @strawberry.mutation(description="Create an API token; the secret is returned only in this response.")
     async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenResult:
@@ -235,7 +235,7 @@ class Mutation:
             )
             return CreatedApiToken(token=ApiToken.from_row(issued.token), secret=issued.plaintext)
 
-        return await run_mutation(ctx, action="token.create", resource_type="ApiToken", resource_id=None, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="token.create", resource_type="ApiToken", resource_id=None, work=work)
 
     @strawberry.mutation
     async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenResult:
@@ -247,7 +247,7 @@ class Mutation:
             ctx.request.app.state.token_cache.forget(input.token_id)
             return revoked
 
-        return await run_mutation(ctx, action="token.revoke", resource_type="ApiToken", resource_id=input.token_id, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="token.revoke", resource_type="ApiToken", resource_id=input.token_id, work=work)
 
     @strawberry.mutation
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> OrganizationResult:
@@ -256,7 +256,7 @@ class Mutation:
         async def work() -> Organization:
             return Organization.from_row(await accounts.create_organization(ctx.session, ctx.caller, input.identifier, input.name))
 
-        return await run_mutation(ctx, action="organization.create", resource_type="Organization", resource_id=input.identifier, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="organization.create", resource_type="Organization", resource_id=input.identifier, work=work)
 
     @strawberry.mutation
     async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectResult:
@@ -266,7 +266,7 @@ class Mutation:
             row = await accounts.create_project(ctx.session, ctx.caller, input.org_identifier, input.identifier, input.name)
             return Project.from_row(row)
 
-        return await run_mutation(ctx, action="project.create", resource_type="Project", resource_id=input.identifier, work=work)  # type: ignore[no-any-return]
+        return await run_mutation(ctx, action="project.create", resource_type="Project", resource_id=input.identifier, work=work)
 
 
 async def _change_members(info: Info, input: UserGroupMembersInput, kind: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -17,9 +17,6 @@ ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created t
 ManagedBy = strawberry.enum(models.ManagedBy, description="Who owns the group's name, members and existence.")
 AuditChannel = strawberry.enum(models.Channel, name="AuditChannel", description="Where a change came from.")
 AuditOutcome = strawberry.enum(models.Outcome, name="AuditOutcome", description="What became of a change.")
-
-if TYPE_CHECKING:
-    from app.graphql.types import UserGroup
 
 
 @strawberry.type(description="A user of the account, whether provisioned by the identity provider or created here.")
@@ -36,10 +33,10 @@ class User:
     provisioned_by: ProvisionedBy  # type: ignore[valid-type]
     created_at: datetime
     updated_at: datetime
-    row: strawberry.Private[models.User]
+    row: strawberry.Private[Any]  # the user's row: a record (services.users.UserRecord) or a plain row
 
     @classmethod
-    def from_row(cls, row: models.User) -> User:
+    def from_row(cls, row: Any) -> User:
         return cls(
             id=strawberry.ID(row.id),
             user_name=row.user_name,
@@ -87,10 +84,10 @@ class UserGroup:
     external_id: str | None
     created_at: datetime
     updated_at: datetime
-    row: strawberry.Private[models.UserGroup]
+    row: strawberry.Private[Any]  # the group's row: a record (services.groups.GroupRecord) or a plain row
 
     @classmethod
-    def from_row(cls, row: models.UserGroup) -> UserGroup:
+    def from_row(cls, row: Any) -> UserGroup:
         return cls(
             id=strawberry.ID(row.id),
             identifier=row.identifier,
@@ -107,7 +104,7 @@ class UserGroup:
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:
-        return await info.context.loaders.member_count.load(self.row.id)  # type: ignore[no-any-return]
+        return await info.context.loaders.member_count.load(self.row.id)
 
     @strawberry.field(description="Members in the order they joined.")
     async def members(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
@@ -169,7 +166,7 @@ class AuditEvent:
             resource_type=row.resource_type,
             resource_id=row.resource_id,
             outcome=models.Outcome(row.outcome),
-            detail=row.detail,
+            detail=JSON(row.detail),
         )
 
 

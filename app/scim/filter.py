@@ -168,9 +168,9 @@ class _Parser:
             self.depth += 1
             if self.depth > MAX_DEPTH:
                 raise InvalidFilter(f"filter is nested more than {MAX_DEPTH} levels deep")
-            expr = Not(self.parse_unary(inside))
+            negated = Not(self.parse_unary(inside))
             self.depth -= 1
-            return expr
+            return negated
         if self.punct("("):
             expr = self.parse(inside_value_path=inside)
             self.expect_punct(")")

@@ -6,12 +6,13 @@ Everything runs in the database with bound parameters. Each leaf yields a two-va
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, bindparam, exists, literal, not_, or_, select, true
+from sqlmodel import col
 
 from app.db.casefold import fold
 from app.db.models import Channel, GroupMembership, User, UserAttributeValue, UserGroup
@@ -100,12 +101,12 @@ def _condition(target: _Target, op: str, operand: Any) -> ColumnElement[bool]:
     columns without such a copy, fold both sides in SQL."""
     column, kind = target.expr, target.attribute.type
     if kind == "boolean":  # eq or ne only (see _operand)
-        return column == operand if op == "eq" else column != operand  # type: ignore[no-any-return]
+        return column == operand if op == "eq" else column != operand
     if kind == "dateTime":
         return _ordered(column, op, operand)
     if target.attribute.case_exact:
         if op in _SUBSTRING_OPS:
-            return column.like(operand, escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
+            return column.like(operand, escape=LIKE_ESCAPE)
         return _ordered(column, op, operand)
     if op in _SUBSTRING_OPS:
         return fold(column).like(_folded(operand), escape=LIKE_ESCAPE)
@@ -126,7 +127,7 @@ _ORDERED = {"eq": "__eq__", "ne": "__ne__", "gt": "__gt__", "ge": "__ge__", "lt"
 def _ordered(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op not in _ORDERED:
         raise InvalidFilter(f"operator {op} does not apply here")
-    return getattr(column, _ORDERED[op])(value)  # type: ignore[no-any-return]
+    return getattr(column, _ORDERED[op])(value)
 
 
 def present(target: _Target) -> ColumnElement[bool]:
@@ -135,15 +136,13 @@ def present(target: _Target) -> ColumnElement[bool]:
     return target.expr.is_not(None)
 
 
-def _logical(expr: Expr, compile_part: Any) -> ColumnElement[bool] | None:
-    """and / or / not, compiled part by part; None for anything else."""
+def _logical(expr: And | Or | Not, compile_part: Callable[[Expr], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """and / or / not, compiled part by part."""
     if isinstance(expr, And):
         return and_(compile_part(expr.left), compile_part(expr.right))
     if isinstance(expr, Or):
         return or_(compile_part(expr.left), compile_part(expr.right))
-    if isinstance(expr, Not):
-        return not_(compile_part(expr.expr))
-    return None
+    return not_(compile_part(expr.expr))
 
 
 class _Compiler:
@@ -178,9 +177,8 @@ class _Compiler:
         return _Target(getattr(self.model, column_name), attribute, column_name in PRELOWERED)
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
-        logical = _logical(expr, self.compile)
-        if logical is not None:
-            return logical
+        if isinstance(expr, (And, Or, Not)):
+            return _logical(expr, self.compile)
         if isinstance(expr, ValuePath):
             path = self._resolve(expr.attr.path)
             if path.attribute is None or not path.attribute.multi_valued or path.sub is not None:
@@ -229,9 +227,8 @@ class _ElementCompiler:
         self.binder = binder
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:
-        logical = _logical(expr, self.compile)
-        if logical is not None:
-            return logical
+        if isinstance(expr, (And, Or, Not)):
+            return _logical(expr, self.compile)
         if isinstance(expr, ValuePath):
             raise InvalidFilter("value filters cannot be nested")
         name = expr.attr.path
@@ -290,33 +287,37 @@ class UserFilterCompiler(_Compiler):
             return exists(
                 select(1)
                 .select_from(GroupMembership)
-                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), compiler.compile(inner))
+                .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
+                .where(col(GroupMembership.user_id) == col(User.id), visible_to(Channel.SCIM), compiler.compile(inner))
                 .correlate(User)
             )
         compiler = _ElementCompiler(path.attribute, self._value_column, self.binder)
         return exists(
             select(1)
-            .where(UserAttributeValue.user_id == User.id, UserAttributeValue.attribute == path.attribute.name, compiler.compile(inner))
+            .where(
+                col(UserAttributeValue.user_id) == col(User.id),
+                col(UserAttributeValue.attribute) == path.attribute.name,
+                compiler.compile(inner),
+            )
             .correlate(User)
         )
 
     @staticmethod
     def _value_column(sub: Attribute) -> _Target:
         if sub.name == "value":
-            return _Target(UserAttributeValue.value_ci, sub, prelowered=True)
+            return _Target(col(UserAttributeValue.value_ci), sub, prelowered=True)
         if sub.name == "type":
-            return _Target(UserAttributeValue.type_ci, sub, prelowered=True)
+            return _Target(col(UserAttributeValue.type_ci), sub, prelowered=True)
         if sub.name == "primary":
-            return _Target(UserAttributeValue.is_primary, sub)
-        return _Target(UserAttributeValue.data[sub.name].as_string(), sub)
+            return _Target(col(UserAttributeValue.is_primary), sub)
+        return _Target(col(UserAttributeValue.data)[sub.name].as_string(), sub)
 
     @staticmethod
     def _group_element_column(sub: Attribute) -> _Target:
         if sub.name == "value":
-            return _Target(UserGroup.id, Attribute("value", case_exact=True))
+            return _Target(col(UserGroup.id), Attribute("value", case_exact=True))
         if sub.name == "display":
-            return _Target(UserGroup.display_name_ci, sub, prelowered=True)
+            return _Target(col(UserGroup.display_name_ci), sub, prelowered=True)
         if sub.name == "type":
             return _Target(literal("direct"), sub)
         raise InvalidFilter(f"groups.{sub.name} cannot be filtered on")
@@ -334,11 +335,14 @@ class UserFilterCompiler(_Compiler):
             return exists(
                 select(1)
                 .select_from(GroupMembership)
-                .join(UserGroup, UserGroup.id == GroupMembership.group_id)
-                .where(GroupMembership.user_id == User.id, visible_to(Channel.SCIM), cond)
+                .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
+                .where(col(GroupMembership.user_id) == col(User.id), visible_to(Channel.SCIM), cond)
                 .correlate(User)
             )
-        conditions: list[ColumnElement[bool]] = [UserAttributeValue.user_id == User.id, UserAttributeValue.attribute == attribute.name]
+        conditions: list[ColumnElement[bool]] = [
+            col(UserAttributeValue.user_id) == col(User.id),
+            col(UserAttributeValue.attribute) == attribute.name,
+        ]
         if any_element is None:
             assert sub is not None
             target = self._value_column(sub)
@@ -355,17 +359,17 @@ class GroupFilterCompiler(_Compiler):
     @staticmethod
     def _member_column(sub: Attribute) -> _Target:
         if sub.name == "value":
-            return _Target(GroupMembership.user_id, Attribute("value", case_exact=True))
+            return _Target(col(GroupMembership.user_id), Attribute("value", case_exact=True))
         if sub.name == "display":
-            return _Target(User.display_name, sub)
+            return _Target(col(User.display_name), sub)
         if sub.name == "type":
             return _Target(literal("User"), sub)
         raise InvalidFilter(f"members.{sub.name} cannot be filtered on")
 
     def _members_exist(self, condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
-        query = select(1).select_from(GroupMembership).where(GroupMembership.group_id == UserGroup.id)
+        query = select(1).select_from(GroupMembership).where(col(GroupMembership.group_id) == col(UserGroup.id))
         if condition is not None:
-            query = query.join(User, User.id == GroupMembership.user_id).where(condition)
+            query = query.join(User, col(User.id) == col(GroupMembership.user_id)).where(condition)
         return exists(query.correlate(UserGroup))
 
     def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
@@ -501,7 +505,7 @@ def sort_column(sort_by: str, resource: ResourceType) -> Any:
     if path.attribute.name == "meta" and path.sub is not None and path.sub.name in ("created", "lastModified"):
         return model.created_at if path.sub.name == "created" else model.updated_at
     if resource is USER and path.attribute.name == "emails" and (path.sub is None or path.sub.name == "value"):
-        return User.email_ci
+        return col(User.email_ci)
     overrides, columns = (USER_FILTER_OVERRIDES, USER_COLUMNS) if resource is USER else (GROUP_FILTER_OVERRIDES, GROUP_COLUMNS)
     name = overrides.get(path.key) or columns.get(path.key)
     if name is None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
@@ -185,7 +184,8 @@ def group_values(doc: dict[str, Any]) -> dict[str, Any]:
         "external_id": None if external_id in (None, "") else _string(external_id, "externalId"),
     }
     for column, name in (("display_name", "displayName"), ("external_id", "externalId")):
-        if values[column] is not None and len(values[column]) > MAX_INDEXED:
+        value = values[column]
+        if value is not None and len(value) > MAX_INDEXED:
             raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
     return values
 
@@ -220,7 +220,13 @@ class _Attributes:
         return getattr(self._entity, column)
 
 
-def _columns(stored: Any) -> Mapping[str, Any]:
+class _Columns(Protocol):
+    """The columns of a stored resource, by name."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def _columns(stored: Any) -> _Columns:
     """The columns of a stored resource by name. A plain row (a named tuple) is read all at once:
     reading its fields one by one as attributes costs several times more."""
     fields = getattr(stored, "_fields", None)
@@ -234,7 +240,7 @@ def user_document(user: Any, *, copy: bool = True) -> dict[str, Any]:
     return _user_document(_columns(user), copy)
 
 
-def _user_document(columns: Mapping[str, Any], copy: bool) -> dict[str, Any]:
+def _user_document(columns: _Columns, copy: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for column, in_extension, name, sub in _USER_LAYOUT:
         value = columns[column]

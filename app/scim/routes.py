@@ -59,6 +59,14 @@ class Scim:
     caller: Caller
     links: Links
 
+    @property
+    def writing(self) -> AsyncSession:
+        """The transaction of a request that writes: an ORM session (read-only requests have a bare
+        connection, see `dispatch`)."""
+        if not isinstance(self.session, AsyncSession):
+            raise TypeError("a read-only request cannot write")
+        return self.session
+
     @functools.cached_property
     def query(self) -> dict[str, str]:
         # Parameter names are matched without regard to case; unknown ones (aadOptscim062020…) are ignored.
@@ -340,7 +348,7 @@ async def _group_response(scim: Scim, group: Any, status: int = 200) -> Response
 
 async def create_user(scim: Scim) -> Response:
     values = user_values(normalize_document(scim.body, USER))
-    user = await users.create_user(scim.session, scim.caller, values)
+    user = await users.create_user(scim.writing, scim.caller, values)
     return await _user_response(scim, user, 201, groups_of_user=[])  # a new user is in no group yet
 
 
@@ -362,8 +370,8 @@ async def _user_to_change(scim: Scim, projection: Projection) -> tuple[Any, list
     change of the user leaves their groups as they are): one statement either way."""
     user_id = scim.request.path_params["id"]
     if projection.wants("groups"):
-        return await groups.get_user_with_groups(scim.session, scim.caller, user_id)
-    return await users.get_user(scim.session, scim.caller, user_id, for_update=True), None
+        return await groups.get_user_with_groups(scim.writing, scim.caller, user_id)
+    return await users.get_user(scim.writing, scim.caller, user_id, for_update=True), None
 
 
 async def replace_user(scim: Scim) -> Response:
@@ -371,7 +379,7 @@ async def replace_user(scim: Scim) -> Response:
     projection = _projection(scim, USER)
     user, groups_of_user = await _user_to_change(scim, projection)
     _check_if_match(scim.request, user.version)
-    await users.update_user(scim.session, scim.caller, user, values)
+    await users.update_user(scim.writing, scim.caller, user, values)
     return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
@@ -380,14 +388,14 @@ async def patch_user(scim: Scim) -> Response:
     user, groups_of_user = await _user_to_change(scim, projection)
     values = user_values(apply_patch(user_document(user), scim.body, USER).document)
     _check_if_match(scim.request, user.version)
-    await users.update_user(scim.session, scim.caller, user, values)
+    await users.update_user(scim.writing, scim.caller, user, values)
     return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
 
 
 async def delete_user(scim: Scim) -> Response:
-    user = await users.get_user_for_delete(scim.session, scim.caller, scim.request.path_params["id"])
+    user = await users.get_user_for_delete(scim.writing, scim.caller, scim.request.path_params["id"])
     _check_if_match(scim.request, user.version)
-    await users.delete_user(scim.session, scim.caller, user)
+    await users.delete_user(scim.writing, scim.caller, user)
     return Response(status_code=204)
 
 
@@ -397,7 +405,7 @@ async def create_group(scim: Scim) -> Response:
     values = group_values(doc)
     member_ids = compat.member_values(doc.get("members"))
     group, _ = await groups.create_group(
-        scim.session, scim.caller, display_name=values["display_name"], external_id=values["external_id"], member_ids=member_ids
+        scim.writing, scim.caller, display_name=values["display_name"], external_id=values["external_id"], member_ids=member_ids
     )
     return await _group_response(scim, group, 201)
 
@@ -413,23 +421,23 @@ async def replace_group(scim: Scim) -> Response:
     doc = normalize_document(scim.body, GROUP)
     values = group_values(doc)
     member_ids = compat.member_values(doc.get("members"))
-    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    group = await groups.get_group(scim.writing, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, group.version)
-    await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
-    await groups.change_members(scim.session, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))])
+    await groups.update_group(scim.writing, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+    await groups.change_members(scim.writing, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))])
     return await _group_response(scim, group)
 
 
 async def patch_group(scim: Scim) -> Response:
     body = scim.body
-    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    group = await groups.get_group(scim.writing, scim.caller, scim.request.path_params["id"], for_update=True)
     before = group_document(group)
     result = apply_patch(before, body, GROUP, collect="members")
     values = group_values(result.document)
     _check_if_match(scim.request, group.version)
     if result.document != before:
-        await groups.update_group(scim.session, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
-    await groups.change_members(scim.session, scim.caller, group, result.member_changes)
+        await groups.update_group(scim.writing, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+    await groups.change_members(scim.writing, scim.caller, group, result.member_changes)
     query = scim.query
     if "attributes" in query or "excludedattributes" in query:
         return await _group_response(scim, group)
@@ -438,9 +446,9 @@ async def patch_group(scim: Scim) -> Response:
 
 
 async def delete_group(scim: Scim) -> Response:
-    group = await groups.get_group(scim.session, scim.caller, scim.request.path_params["id"], for_update=True)
+    group = await groups.get_group(scim.writing, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, group.version)
-    await groups.delete_group(scim.session, scim.caller, group)
+    await groups.delete_group(scim.writing, scim.caller, group)
     return Response(status_code=204)
 
 

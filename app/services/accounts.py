@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.models import Account, Organization, Project
 from app.errors import Conflict, InvalidInput, NotFound
@@ -31,14 +32,14 @@ def _validate_name(name: str) -> None:
 
 
 async def get_account(session: AsyncSession, identifier: str) -> Account:
-    account = await session.scalar(select(Account).where(Account.identifier == identifier))
+    account = await session.scalar(select(Account).where(col(Account.identifier) == identifier))
     if account is None:
         raise NotFound("Account", identifier)
     return account
 
 
 async def any_account(session: AsyncSession) -> bool:
-    return (await session.scalar(select(Account.id).limit(1))) is not None
+    return (await session.scalar(select(col(Account.id)).limit(1))) is not None
 
 
 async def create_account(session: AsyncSession, identifier: str, name: str | None = None) -> Account:
@@ -75,7 +76,9 @@ async def create_project(session: AsyncSession, caller: Caller, org_identifier: 
 async def get_organization(session: AsyncSession, account_id: int, identifier: str) -> Organization:
     if not IDENTIFIER_RE.match(identifier):
         raise NotFound("Organization", identifier)
-    org = await session.scalar(select(Organization).where(Organization.account_id == account_id, Organization.identifier == identifier))
+    org = await session.scalar(
+        select(Organization).where(col(Organization.account_id) == account_id, col(Organization.identifier) == identifier)
+    )
     if org is None:
         raise NotFound("Organization", identifier)
     return org
@@ -85,7 +88,9 @@ async def get_project(session: AsyncSession, account_id: int, org_identifier: st
     if not (IDENTIFIER_RE.match(org_identifier) and IDENTIFIER_RE.match(identifier)):
         raise NotFound("Project", f"{org_identifier}/{identifier}")
     project = await session.scalar(
-        select(Project).where(Project.account_id == account_id, Project.org_identifier == org_identifier, Project.identifier == identifier)
+        select(Project).where(
+            col(Project.account_id) == account_id, col(Project.org_identifier) == org_identifier, col(Project.identifier) == identifier
+        )
     )
     if project is None:
         raise NotFound("Project", f"{org_identifier}/{identifier}")
@@ -93,15 +98,17 @@ async def get_project(session: AsyncSession, account_id: int, org_identifier: st
 
 
 async def list_organizations(session: AsyncSession, account_id: int) -> list[Organization]:
-    rows = await session.scalars(select(Organization).where(Organization.account_id == account_id).order_by(Organization.identifier))
+    rows = await session.scalars(
+        select(Organization).where(col(Organization.account_id) == account_id).order_by(col(Organization.identifier))
+    )
     return list(rows)
 
 
 async def list_projects(session: AsyncSession, account_id: int, org_identifier: str | None) -> list[Project]:
-    query = select(Project).where(Project.account_id == account_id)
+    query = select(Project).where(col(Project.account_id) == account_id)
     if has_nul(org_identifier):
         return []
     if org_identifier is not None:
-        query = query.where(Project.org_identifier == org_identifier)
-    rows = await session.scalars(query.order_by(Project.org_identifier, Project.identifier))
+        query = query.where(col(Project.org_identifier) == org_identifier)
+    rows = await session.scalars(query.order_by(col(Project.org_identifier), col(Project.identifier)))
     return list(rows)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.models import AuditEvent, Outcome
 from app.db.statements import Prepared
@@ -92,19 +94,21 @@ async def list_events(
     caller.require(Permission.ADMIN)
     if has_nul(resource_type, resource_id):
         return 0, []
-    conditions = [AuditEvent.account_id == caller.account_id]
+    conditions = [col(AuditEvent.account_id) == caller.account_id]
     if channel is not None:
-        conditions.append(AuditEvent.channel == channel)
+        conditions.append(col(AuditEvent.channel) == channel)
     if outcome is not None:
-        conditions.append(AuditEvent.outcome == outcome)
+        conditions.append(col(AuditEvent.outcome) == outcome)
     if resource_type is not None:
-        conditions.append(AuditEvent.resource_type == resource_type)
+        conditions.append(col(AuditEvent.resource_type) == resource_type)
     if resource_id is not None:
-        conditions.append(AuditEvent.resource_id == resource_id)
+        conditions.append(col(AuditEvent.resource_id) == resource_id)
     if since is not None:
-        conditions.append(AuditEvent.occurred_at >= since)
+        conditions.append(col(AuditEvent.occurred_at) >= since)
     total = int(await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0)
     if before_id is not None:
-        conditions.append(AuditEvent.id < before_id)
-    rows = await session.scalars(select(AuditEvent).where(*conditions).order_by(AuditEvent.id.desc()).limit(limit)) if limit > 0 else []
+        conditions.append(col(AuditEvent.id) < before_id)
+    rows: Sequence[AuditEvent] = []
+    if limit > 0:
+        rows = (await session.scalars(select(AuditEvent).where(*conditions).order_by(col(AuditEvent.id).desc()).limit(limit))).all()
     return total, list(rows)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.statements import Prepared
@@ -93,7 +94,8 @@ async def fetch(connection: AsyncConnection, statement: Prepared | Executable, p
     return list(await connection.execute(statement, params))
 
 
-OFFSET, LIMIT = bindparam("offset"), bindparam("limit")
+OFFSET: BindParameter[Any] = bindparam("offset")
+LIMIT: BindParameter[Any] = bindparam("limit")
 
 
 @dataclass(frozen=True)
@@ -362,5 +364,5 @@ async def membership_windows(
             .order_by(ranked.c.key, ranked.c.rank)
         )
         for key, item in result:
-            pages[key].append(item)
+            pages[str(key)].append(item)
     return pages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.models import FeatureFlag
 from app.errors import InvalidInput
@@ -25,7 +26,9 @@ def validate_flag_name(name: str) -> str:
 
 
 async def is_enabled(session: AsyncSession, account_id: int, name: str) -> bool:
-    enabled = await session.scalar(select(FeatureFlag.enabled).where(FeatureFlag.account_id == account_id, FeatureFlag.name == name))
+    enabled = await session.scalar(
+        select(col(FeatureFlag.enabled)).where(col(FeatureFlag.account_id) == account_id, col(FeatureFlag.name) == name)
+    )
     return KNOWN_FLAGS[name][0] if enabled is None else bool(enabled)
 
 
@@ -42,6 +45,6 @@ async def set_flag(session: AsyncSession, caller: Caller, name: str, enabled: bo
 
 
 async def list_flags(session: AsyncSession, account_id: int) -> dict[str, bool]:
-    rows = await session.execute(select(FeatureFlag.name, FeatureFlag.enabled).where(FeatureFlag.account_id == account_id))
+    rows = await session.execute(select(col(FeatureFlag.name), col(FeatureFlag.enabled)).where(col(FeatureFlag.account_id) == account_id))
     stored = {name: bool(enabled) for name, enabled in rows}
     return {name: stored.get(name, default) for name, (default, _) in sorted(KNOWN_FLAGS.items())}

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
 from app.db.statements import Prepared
@@ -115,7 +116,7 @@ def _validate_name(display_name: Any) -> str:
 
 
 # Constants, so that statements built with them can be built once (see common.fetch_owned).
-_IDENTITY_PROVIDER_GROUPS: ColumnElement[bool] = UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value
+_IDENTITY_PROVIDER_GROUPS: ColumnElement[bool] = col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value
 _EVERY_GROUP: ColumnElement[bool] = true()
 
 
@@ -139,13 +140,13 @@ def guard(caller: Caller, group: Any, operation: GuardedOperation) -> None:
 
 
 async def _idp_name_taken(session: AsyncSession, account_id: int, display_name: str, except_id: str | None) -> bool:
-    query = select(UserGroup.id).where(
-        UserGroup.account_id == account_id,
-        UserGroup.display_name_ci == display_name.lower(),
-        UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value,
+    query = select(col(UserGroup.id)).where(
+        col(UserGroup.account_id) == account_id,
+        col(UserGroup.display_name_ci) == display_name.lower(),
+        col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value,
     )
     if except_id is not None:
-        query = query.where(UserGroup.id != except_id)
+        query = query.where(col(UserGroup.id) != except_id)
     return (await session.scalar(query.limit(1))) is not None
 
 
@@ -154,10 +155,10 @@ async def _free_identifier(session: AsyncSession, account_id: int, scope: str, b
     like = like_escaped(base) + LIKE_ESCAPE + "_%"
     taken = set(
         await session.scalars(
-            select(UserGroup.identifier).where(
-                UserGroup.account_id == account_id,
-                UserGroup.scope == scope,
-                (UserGroup.identifier == base) | UserGroup.identifier.like(like, escape=LIKE_ESCAPE),
+            select(col(UserGroup.identifier)).where(
+                col(UserGroup.account_id) == account_id,
+                col(UserGroup.scope) == scope,
+                (col(UserGroup.identifier) == base) | col(UserGroup.identifier).like(like, escape=LIKE_ESCAPE),
             )
         )
     )
@@ -290,9 +291,9 @@ async def get_group_by_identifier(
         raise NotFound("UserGroup", identifier)
     group = await session.scalar(
         select(UserGroup).where(
-            UserGroup.account_id == caller.account_id,
-            UserGroup.scope == _scope(org, project),
-            UserGroup.identifier == identifier,
+            col(UserGroup.account_id) == caller.account_id,
+            col(UserGroup.scope) == _scope(org, project),
+            col(UserGroup.identifier) == identifier,
             visible_to(caller.channel),
         )
     )
@@ -361,7 +362,7 @@ async def _lock_existing_users(session: AsyncSession, account_id: int, ids: Sequ
     unknown id, so the membership insert that follows never meets a foreign-key error."""
     found: set[str] = set()
     for part in chunks(sorted(set(ids))):
-        found.update(await lock_ids(session, User.id, (User.account_id == account_id) & User.id.in_(part), shared=True))
+        found.update(await lock_ids(session, col(User.id), (col(User.account_id) == account_id) & col(User.id).in_(part), shared=True))
     return found
 
 
@@ -370,7 +371,9 @@ async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[s
     for part in chunks(sorted(set(ids))):
         found.update(
             await session.scalars(
-                select(GroupMembership.user_id).where(GroupMembership.group_id == group_id, GroupMembership.user_id.in_(part))
+                select(col(GroupMembership.user_id)).where(
+                    col(GroupMembership.group_id) == group_id, col(GroupMembership.user_id).in_(part)
+                )
             )
         )
     return found
@@ -388,12 +391,14 @@ async def _add(session: AsyncSession, caller: Caller, group: Any, ids: Sequence[
 async def _remove(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
     present = await _current_members(session, group.id, ids)
     for part in chunks(sorted(present)):
-        await session.execute(delete(GroupMembership).where(GroupMembership.group_id == group.id, GroupMembership.user_id.in_(part)))
+        await session.execute(
+            delete(GroupMembership).where(col(GroupMembership.group_id) == group.id, col(GroupMembership.user_id).in_(part))
+        )
     return present
 
 
 async def _all_members(session: AsyncSession, group_id: str) -> set[str]:
-    return set(await session.scalars(select(GroupMembership.user_id).where(GroupMembership.group_id == group_id)))
+    return set(await session.scalars(select(col(GroupMembership.user_id)).where(col(GroupMembership.group_id) == group_id)))
 
 
 async def change_members(session: AsyncSession, caller: Caller, group: Any, changes: Sequence[MemberChange]) -> MembershipResult:
@@ -477,7 +482,7 @@ async def delete_group(session: AsyncSession, caller: Caller, group: GroupRecord
 
 
 def _visible_in_account(visible: ColumnElement[bool]) -> ColumnElement[bool]:
-    return and_(UserGroup.account_id == bindparam("account_id"), visible)
+    return and_(col(UserGroup.account_id) == bindparam("account_id"), visible)
 
 
 # The groups of the caller's account ({"account_id": …}) that the caller sees (True: over SCIM).
@@ -492,14 +497,14 @@ async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple
     return await page(reader, UserGroup, _VISIBLE_IN_ACCOUNT[over_scim], scoped)
 
 
-def _groups_of_users_query(visible: ColumnElement[bool], *, one: bool = False) -> Select[Any]:
+def _groups_of_users_query(visible: ColumnElement[bool], *, one: bool = False) -> Select[str, str, str]:
     """The groups of the users `ids` (of the user `id` when `one`: a statement that can be prepared)."""
-    of = GroupMembership.user_id == bindparam("id") if one else GroupMembership.user_id.in_(bindparam("ids", expanding=True))
+    of = col(GroupMembership.user_id) == bindparam("id") if one else col(GroupMembership.user_id).in_(bindparam("ids", expanding=True))
     return (
-        select(GroupMembership.user_id, UserGroup.id, UserGroup.display_name)
-        .join(UserGroup, UserGroup.id == GroupMembership.group_id)
+        select(col(GroupMembership.user_id), col(UserGroup.id), col(UserGroup.display_name))
+        .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
         .where(of, visible)
-        .order_by(UserGroup.display_name_ci, UserGroup.id)
+        .order_by(col(UserGroup.display_name_ci), col(UserGroup.id))
     )
 
 
@@ -511,12 +516,12 @@ def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Sele
     users_table = User.__table__  # type: ignore[attr-defined]
     ranked = (
         select(
-            func.row_number().over(order_by=(UserGroup.display_name_ci, UserGroup.id)).label("position"),
-            UserGroup.id,
-            UserGroup.display_name,
+            func.row_number().over(order_by=(col(UserGroup.display_name_ci), col(UserGroup.id))).label("position"),
+            col(UserGroup.id),
+            col(UserGroup.display_name),
         )
-        .select_from(MEMBERSHIPS.join(UserGroup.__table__, and_(UserGroup.id == GroupMembership.group_id, visible)))  # type: ignore[attr-defined]
-        .where(GroupMembership.user_id == users_table.c.id)
+        .select_from(MEMBERSHIPS.join(UserGroup.__table__, and_(col(UserGroup.id) == col(GroupMembership.group_id), visible)))  # type: ignore[attr-defined]
+        .where(col(GroupMembership.user_id) == users_table.c.id)
         .correlate(users_table)
         .subquery("ranked")
     )
@@ -640,10 +645,10 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
 
 
 _MEMBERS_OF_GROUPS = (
-    select(GroupMembership.group_id, User.id, User.display_name, User.user_name)
-    .join(User, User.id == GroupMembership.user_id)
-    .where(GroupMembership.group_id.in_(bindparam("ids", expanding=True)))
-    .order_by(GroupMembership.created_at, User.id)
+    select(col(GroupMembership.group_id), col(User.id), col(User.display_name), col(User.user_name))
+    .join(User, col(User.id) == col(GroupMembership.user_id))
+    .where(col(GroupMembership.group_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(GroupMembership.created_at), col(User.id))
 )
 
 
@@ -662,7 +667,9 @@ async def member_counts(session: AsyncSession, group_ids: Sequence[str]) -> dict
     out = {gid: 0 for gid in group_ids}
     for part in chunks(list(group_ids)):
         rows = await session.execute(
-            select(GroupMembership.group_id, func.count()).where(GroupMembership.group_id.in_(part)).group_by(GroupMembership.group_id)
+            select(col(GroupMembership.group_id), func.count())
+            .where(col(GroupMembership.group_id).in_(part))
+            .group_by(col(GroupMembership.group_id))
         )
         out.update({gid: int(n) for gid, n in rows})
     return out
@@ -678,14 +685,15 @@ def admin_filter(
     if search:
         pattern = f"%{like_escaped(search.lower())}%"
         conditions.append(
-            UserGroup.display_name_ci.like(pattern, escape=LIKE_ESCAPE) | func.lower(UserGroup.identifier).like(pattern, escape=LIKE_ESCAPE)
+            col(UserGroup.display_name_ci).like(pattern, escape=LIKE_ESCAPE)
+            | func.lower(col(UserGroup.identifier)).like(pattern, escape=LIKE_ESCAPE)
         )
     if managed_by is not None:
-        conditions.append(UserGroup.managed_by == managed_by)
+        conditions.append(col(UserGroup.managed_by) == managed_by)
     if org_identifier is not None:
-        conditions.append(UserGroup.org_identifier == org_identifier)
+        conditions.append(col(UserGroup.org_identifier) == org_identifier)
     if project_identifier is not None:
-        conditions.append(UserGroup.project_identifier == project_identifier)
+        conditions.append(col(UserGroup.project_identifier) == project_identifier)
     return and_(true(), *conditions)
 
 
@@ -694,10 +702,10 @@ async def members_page_of_groups(session: AsyncSession, group_ids: Sequence[str]
     return await membership_windows(
         session,
         group_ids,
-        key_column=GroupMembership.group_id,
-        item_column=GroupMembership.user_id,
+        key_column=col(GroupMembership.group_id),
+        item_column=col(GroupMembership.user_id),
         item_model=User,
-        order_by=(GroupMembership.created_at, GroupMembership.user_id),
+        order_by=(col(GroupMembership.created_at), col(GroupMembership.user_id)),
         offset=offset,
         limit=limit,
     )

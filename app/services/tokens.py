@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.models import Account, ApiToken, Channel
 from app.db.types import utcnow
@@ -103,7 +104,7 @@ async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiTok
 async def revoke_token(session: AsyncSession, account_id: int, token_id: str) -> ApiToken:
     if has_nul(token_id):
         raise NotFound("ApiToken", token_id)
-    token = await session.scalar(select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.token_id == token_id))
+    token = await session.scalar(select(ApiToken).where(col(ApiToken.account_id) == account_id, col(ApiToken.token_id) == token_id))
     if token is None:
         raise NotFound("ApiToken", token_id)
     if token.revoked_at is None:
@@ -113,7 +114,7 @@ async def revoke_token(session: AsyncSession, account_id: int, token_id: str) ->
 
 
 async def list_tokens(session: AsyncSession, account_id: int) -> list[ApiToken]:
-    rows = await session.scalars(select(ApiToken).where(ApiToken.account_id == account_id).order_by(ApiToken.id))
+    rows = await session.scalars(select(ApiToken).where(col(ApiToken.account_id) == account_id).order_by(col(ApiToken.id)))
     return list(rows)
 
 
@@ -156,21 +157,21 @@ def parse(raw: str | None) -> Presented:
 
 
 _RECORD = select(
-    ApiToken.token_id,
-    ApiToken.account_id,
-    Account.identifier,
-    ApiToken.secret_hash,
-    ApiToken.permissions,
-    ApiToken.expires_at,
-    ApiToken.revoked_at,
-    ApiToken.last_used_at,
-).join(Account, Account.id == ApiToken.account_id)
+    col(ApiToken.token_id),
+    col(ApiToken.account_id),
+    col(Account.identifier),
+    col(ApiToken.secret_hash),
+    col(ApiToken.permissions),
+    col(ApiToken.expires_at),
+    col(ApiToken.revoked_at),
+    col(ApiToken.last_used_at),
+).join(Account, col(Account.id) == col(ApiToken.account_id))
 
 
 async def load(session: AsyncSession, token_id: str) -> TokenRecord | None:
     """The stored token, by its unique id: one indexed lookup, and only a read — the request's own
     transaction must not wait on, or hold, the token's row."""
-    row = (await session.execute(_RECORD.where(ApiToken.token_id == token_id))).first()
+    row = (await session.execute(_RECORD.where(col(ApiToken.token_id) == token_id))).first()
     if row is None:
         return None
     token_id, account_id, identifier, secret_hash, permissions, expires_at, revoked_at, last_used_at = row
@@ -213,10 +214,11 @@ async def record_use(session: AsyncSession, token_id: str) -> bool:
     """Move last_used_at on, at most once per LAST_USED_RESOLUTION, in a transaction of its own;
     True when it moved. On PostgreSQL a row another transaction holds is skipped, never waited for."""
     now = utcnow()
-    due = select(ApiToken.id).where(
-        ApiToken.token_id == token_id, or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION)
+    due = select(col(ApiToken.id)).where(
+        col(ApiToken.token_id) == token_id,
+        or_(col(ApiToken.last_used_at).is_(None), col(ApiToken.last_used_at) <= now - LAST_USED_RESOLUTION),
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    result = await session.execute(update(ApiToken).where(ApiToken.id.in_(due.scalar_subquery())).values(last_used_at=now))
+    result = await session.execute(update(ApiToken).where(col(ApiToken.id).in_(due.scalar_subquery())).values(last_used_at=now))
     return bool(getattr(result, "rowcount", 0))

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.db.casefold import fold
 from app.db.models import GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
@@ -45,7 +46,7 @@ from app.validation import LIKE_ESCAPE, MAX_EMAIL, MAX_INDEXED, has_nul, is_blan
 USERS = User.__table__  # type: ignore[attr-defined]
 INDEX_ROWS = UserAttributeValue.__table__  # type: ignore[attr-defined]
 _INSERT_INDEX_ROWS = Prepared(INDEX_ROWS.insert())
-_DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(UserAttributeValue.user_id == bindparam("user_id")))
+_DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(col(UserAttributeValue.user_id) == bindparam("user_id")))
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
 WRITABLE = (
@@ -153,9 +154,9 @@ def _name_taken(user_name: str) -> Conflict:
 
 
 async def _user_name_taken(session: AsyncSession, account_id: int, user_name: str, except_id: str | None) -> bool:
-    query = select(User.id).where(User.account_id == account_id, User.user_name_ci == user_name.lower())
+    query = select(col(User.id)).where(col(User.account_id) == account_id, col(User.user_name_ci) == user_name.lower())
     if except_id is not None:
-        query = query.where(User.id != except_id)
+        query = query.where(col(User.id) != except_id)
     return (await session.scalar(query.limit(1))) is not None
 
 
@@ -247,8 +248,8 @@ OWNED = {
 }
 _IN_IDP_GROUP = (
     exists()
-    .where(GroupMembership.user_id == User.id, GroupMembership.group_id == UserGroup.id)
-    .where(UserGroup.managed_by == ManagedBy.IDENTITY_PROVIDER.value)
+    .where(col(GroupMembership.user_id) == col(User.id), col(GroupMembership.group_id) == col(UserGroup.id))
+    .where(col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value)
 )
 
 
@@ -259,8 +260,8 @@ async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[s
     found: dict[str, frozenset[Ownership]] = {}
     for part in chunks(sorted(set(user_ids))):
         rows = await session.execute(
-            select(User.id, User.provisioned_by, _IN_IDP_GROUP.label("in_idp_group")).where(
-                User.account_id == account_id, User.id.in_(part)
+            select(col(User.id), col(User.provisioned_by), _IN_IDP_GROUP.label("in_idp_group")).where(
+                col(User.account_id) == account_id, col(User.id).in_(part)
             )
         )
         for user_id, provisioned_by, in_idp_group in rows:
@@ -367,7 +368,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
 
 
 def _reports(account_id: int, user_id: str) -> ColumnElement[bool]:
-    return and_(User.account_id == account_id, User.manager_id == user_id)
+    return and_(col(User.account_id) == account_id, col(User.manager_id) == user_id)
 
 
 async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: str) -> UserRecord:
@@ -378,7 +379,9 @@ async def get_user_for_delete(session: AsyncSession, caller: Caller, user_id: st
     caller.require(Permission.USERS_WRITE)
     if has_nul(user_id):
         raise NotFound("User", user_id)
-    await lock_ids(session, User.id, (User.account_id == caller.account_id) & ((User.id == user_id) | (User.manager_id == user_id)))
+    await lock_ids(
+        session, col(User.id), (col(User.account_id) == caller.account_id) & ((col(User.id) == user_id) | (col(User.manager_id) == user_id))
+    )
     return await get_user(session, caller, user_id)
 
 
@@ -391,13 +394,15 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     caller.require(Permission.USERS_WRITE)
     await guard(session, caller, [user.id], GuardedOperation.DELETE)
     now = utcnow()
-    if await lock_ids(session, User.id, _reports(caller.account_id, user.id)):
+    if await lock_ids(session, col(User.id), _reports(caller.account_id, user.id)):
         await session.execute(
-            update(User).where(_reports(caller.account_id, user.id)).values(manager_id=None, version=User.version + 1, updated_at=now)
+            update(User).where(_reports(caller.account_id, user.id)).values(manager_id=None, version=col(User.version) + 1, updated_at=now)
         )
-    member_of = UserGroup.id.in_(select(GroupMembership.group_id).where(GroupMembership.user_id == user.id))
-    for part in chunks(await lock_ids(session, UserGroup.id, member_of)):
-        await session.execute(update(UserGroup).where(UserGroup.id.in_(part)).values(version=UserGroup.version + 1, updated_at=now))
+    member_of = col(UserGroup.id).in_(select(col(GroupMembership.group_id)).where(col(GroupMembership.user_id) == user.id))
+    for part in chunks(await lock_ids(session, col(UserGroup.id), member_of)):
+        await session.execute(
+            update(UserGroup).where(col(UserGroup.id).in_(part)).values(version=col(UserGroup.version) + 1, updated_at=now)
+        )
     await _DELETE.execute(await session.connection(), {"b_id": user.id})  # memberships and index rows go with it
     await audit.record(
         session, caller, action="user.delete", resource_type="User", resource_id=user.id, detail={"userName": user.user_name}
@@ -424,7 +429,7 @@ async def display_names(reader: Reader, account_id: int, user_ids: Sequence[str]
     out: dict[str, str] = {}
     for part in chunks(sorted(set(user_ids))):
         rows = await connection.execute(_DISPLAY_NAMES, {"account_id": account_id, "ids": list(part)})
-        out.update({uid: display or name for uid, display, name in rows})
+        out.update({str(uid): str(display or name) for uid, display, name in rows})
     return out
 
 
@@ -440,15 +445,15 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
         escaped = like_escaped(search)
         lowered, as_typed = fold(f"%{escaped.lower()}%"), fold(f"%{escaped}%")
         conditions.append(
-            fold(User.user_name_ci).like(lowered, escape=LIKE_ESCAPE)
-            | fold(User.email_ci).like(lowered, escape=LIKE_ESCAPE)
-            | fold(User.display_name).like(as_typed, escape=LIKE_ESCAPE)
+            fold(col(User.user_name_ci)).like(lowered, escape=LIKE_ESCAPE)
+            | fold(col(User.email_ci)).like(lowered, escape=LIKE_ESCAPE)
+            | fold(col(User.display_name)).like(as_typed, escape=LIKE_ESCAPE)
         )
     if active is not None:
         # An unassigned `active` (NULL) is not a deactivation.
-        conditions.append(User.active.is_not(False) if active else User.active.is_(False))
+        conditions.append(col(User.active).is_not(False) if active else col(User.active).is_(False))
     if provisioned_by is not None:
-        conditions.append(User.provisioned_by == provisioned_by)
+        conditions.append(col(User.provisioned_by) == provisioned_by)
     return and_(true(), *conditions)
 
 
@@ -457,9 +462,9 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
     if has_nul(email):
         return None
     lowered = email.strip().lower()
-    for column in (User.email_ci, User.user_name_ci):
+    for column in (col(User.email_ci), col(User.user_name_ci)):
         user = await session.scalar(
-            select(User).where(User.account_id == caller.account_id, column == lowered).order_by(User.created_at).limit(1)
+            select(User).where(col(User.account_id) == caller.account_id, column == lowered).order_by(col(User.created_at)).limit(1)
         )
         if user is not None:
             return user
@@ -474,16 +479,18 @@ async def groups_page_of_users(
     counts = {uid: 0 for uid in user_ids}
     for part in chunks(list(user_ids)):
         rows = await session.execute(
-            select(GroupMembership.user_id, func.count()).where(GroupMembership.user_id.in_(part)).group_by(GroupMembership.user_id)
+            select(col(GroupMembership.user_id), func.count())
+            .where(col(GroupMembership.user_id).in_(part))
+            .group_by(col(GroupMembership.user_id))
         )
         counts.update({uid: int(n) for uid, n in rows})
     pages = await membership_windows(
         session,
         user_ids,
-        key_column=GroupMembership.user_id,
-        item_column=GroupMembership.group_id,
+        key_column=col(GroupMembership.user_id),
+        item_column=col(GroupMembership.group_id),
         item_model=UserGroup,
-        order_by=(UserGroup.display_name_ci, UserGroup.id),
+        order_by=(col(UserGroup.display_name_ci), col(UserGroup.id)),
         offset=offset,
         limit=limit,
     )
