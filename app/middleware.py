@@ -26,10 +26,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.lifecycle import Readiness
 from app.observability import log_access, log_safe, logger, request_id_from, request_id_var
+from app.scim.schema import ERROR as SCIM_ERROR
 from app.security_headers import ALWAYS, NO_STORE, html_headers
 
 SCIM_PREFIX = "/gateway/ng/api/scim/"
-SCIM_ERROR_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
 # Logged, never sent: the client closed the connection before the response (nginx's convention).
 CLIENT_CLOSED_REQUEST = 499
 # Characters kept as they are when a path is written to the access log; the rest is percent-encoded.
@@ -202,7 +202,7 @@ async def _send_error(send: Send, path: str, status: int, detail: str) -> None:
     """A JSON error, SCIM-shaped under the SCIM prefix. It closes the connection: these answers are sent
     when the request was not (or not entirely) read, so the connection cannot carry another one."""
     if path.startswith(SCIM_PREFIX):
-        payload: dict[str, Any] = {"schemas": [SCIM_ERROR_URN], "status": str(status), "detail": detail}
+        payload: dict[str, Any] = {"schemas": [SCIM_ERROR], "status": str(status), "detail": detail}
         content_type = b"application/scim+json"
     else:
         payload = {"error": detail}
