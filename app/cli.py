@@ -167,7 +167,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> int:
-    flags.validate_flag_name(args.name)
+    flags.known(args.name)
     _prepare_database(settings)
 
     async def work(session: AsyncSession) -> None:

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 import strawberry
 
 from app import errors
-from app.db.models import Outcome
 from app.errors import Conflict, DomainError, InvalidInput, ManagedByIdentityProvider, NotFound, PermissionDenied
 from app.graphql.context import Context
 from app.services import audit
@@ -88,18 +87,8 @@ async def run_mutation(
             async with context.session.begin_nested():
                 return await work()
         except DomainError as exc:
-            result = to_error_type(exc)
-            if isinstance(exc, (ManagedByIdentityProvider, PermissionDenied)):
-                await audit.record(
-                    context.session,
-                    context.caller,
-                    action=action,
-                    resource_type=resource_type,
-                    resource_id=getattr(exc, "resource_id", None) or resource_id,
-                    outcome=Outcome.DENIED,
-                    detail={
-                        "reason": exc.message,
-                        **({"operation": exc.operation.value} if isinstance(exc, ManagedByIdentityProvider) else {}),
-                    },
+            if isinstance(exc, audit.REFUSALS):
+                await audit.record_refusal(
+                    context.session, context.caller, exc, action=action, resource_type=resource_type, resource_id=resource_id
                 )
-            return result
+            return to_error_type(exc)

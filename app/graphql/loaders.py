@@ -26,20 +26,20 @@ class Loaders:
         self.ownership = DataLoader[str, frozenset[users.Ownership]](load_fn=self._ownership)
 
     async def _member_counts(self, ids: Sequence[str]) -> list[int]:
-        counts = await self.context.call(groups.member_counts, list(ids))
+        counts = await self.context.call(groups.member_counts, self.context.caller, list(ids))
         return [counts.get(i, 0) for i in ids]
 
     async def _members(self, keys: Sequence[Window]) -> list[list[User]]:
         found: dict[Window, list[User]] = {}
         for (offset, limit), ids in _by_window(keys).items():
-            pages = await self.context.call(groups.members_page_of_groups, ids, offset, limit)
+            pages = await self.context.call(groups.members_page_of_groups, self.context.caller, ids, offset, limit)
             found.update({(gid, offset, limit): pages[gid] for gid in ids})
         return [found[k] for k in keys]
 
     async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
         found: dict[Window, tuple[int, list[UserGroup]]] = {}
         for (offset, limit), ids in _by_window(keys).items():
-            counts, pages = await self.context.call(users.groups_page_of_users, ids, offset, limit)
+            counts, pages = await self.context.call(users.groups_page_of_users, self.context.caller, ids, offset, limit)
             found.update({(uid, offset, limit): (counts[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 

@@ -220,8 +220,8 @@ class Mutation:
         ctx = info.context
 
         async def work() -> FeatureFlag:
-            await flags.set_flag(ctx.session, ctx.caller, input.name, input.enabled)
-            return FeatureFlag(name=input.name, enabled=input.enabled, description=flags.KNOWN_FLAGS[input.name][1])
+            flag = await flags.set_flag(ctx.session, ctx.caller, input.name, input.enabled)
+            return FeatureFlag(name=flag.name, enabled=input.enabled, description=flag.description)
 
         return await run_mutation(ctx, action="flag.set", resource_type="FeatureFlag", resource_id=input.name, work=work)
 

@@ -25,7 +25,6 @@ from app.graphql.types import (
     Viewer,
 )
 from app.services import accounts, audit, flags, groups, tokens, users
-from app.services.caller import Permission
 from app.services.common import PageQuery
 
 
@@ -124,14 +123,12 @@ class Query:
 
     @strawberry.field
     async def organizations(self, info: Info) -> list[Organization]:
-        info.context.caller.require(Permission.GROUPS_READ)
-        rows = await info.context.call(accounts.list_organizations, info.context.caller.account_id)
+        rows = await info.context.call(accounts.list_organizations, info.context.caller)
         return [Organization.from_row(r) for r in rows]
 
     @strawberry.field
     async def projects(self, info: Info, org_identifier: str | None = None) -> list[Project]:
-        info.context.caller.require(Permission.GROUPS_READ)
-        rows = await info.context.call(accounts.list_projects, info.context.caller.account_id, org_identifier)
+        rows = await info.context.call(accounts.list_projects, info.context.caller, org_identifier)
         return [Project.from_row(r) for r in rows]
 
     @strawberry.field(description="The provisioning activity log, newest first. Needs the admin permission.")
@@ -163,11 +160,9 @@ class Query:
 
     @strawberry.field(description="The account's feature flags. Needs the admin permission.")
     async def feature_flags(self, info: Info) -> list[FeatureFlag]:
-        info.context.caller.require(Permission.ADMIN)
-        values = await info.context.call(flags.list_flags, info.context.caller.account_id)
-        return [FeatureFlag(name=n, enabled=v, description=flags.KNOWN_FLAGS[n][1]) for n, v in values.items()]
+        values = await info.context.call(flags.list_flags, info.context.caller)
+        return [FeatureFlag(name=flag.name, enabled=on, description=flag.description) for flag, on in values]
 
     @strawberry.field(description="The account's API tokens (never their secrets). Needs the admin permission.")
     async def api_tokens(self, info: Info) -> list[ApiToken]:
-        info.context.caller.require(Permission.ADMIN)
-        return [ApiToken.from_row(r) for r in await info.context.call(tokens.list_tokens, info.context.caller.account_id)]
+        return [ApiToken.from_row(r) for r in await info.context.call(tokens.list_tokens, info.context.caller)]

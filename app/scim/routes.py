@@ -37,7 +37,7 @@ from app.scim.resources import (
     user_values,
 )
 from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
-from app.services import groups, users
+from app.services import audit, groups, users
 from app.services.caller import Caller
 from app.services.common import PageQuery
 from app.settings import Settings
@@ -95,11 +95,16 @@ def _read_only(request: Request) -> bool:
     return request.method == "GET" or request.scope["path"].endswith("/.search")
 
 
-def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
-    """One endpoint per path. In order: read the whole body (bounded in size and time by the
-    middleware) before any database work; authenticate; decode the body; run the handler in one
-    transaction and commit before answering — a read-only one on a bare connection (`run_read`),
-    which never takes SQLite's write lock. Methods without a handler answer 405 with a SCIM body."""
+# The audit action of a request refused on a resource type (see `_refused`), by method.
+_ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+
+
+def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None) -> Callable[[Request], Awaitable[Response]]:
+    """One endpoint per path, of `resource` (None: discovery). In order: read the whole body (bounded
+    in size and time by the middleware) before any database work; authenticate; decode the body; run
+    the handler in one transaction and commit before answering — a read-only one on a bare
+    connection (`run_read`), which never takes SQLite's write lock. Methods without a handler answer
+    405 with a SCIM body; a refusal (403) is recorded in the audit log."""
     allow = ", ".join(handlers)
 
     async def endpoint(request: Request) -> Response:
@@ -123,6 +128,8 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
                 response = await run_transaction(
                     request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
                 )
+        except audit.REFUSALS as exc:
+            return await _refused(request, verified.caller, exc, resource)
         except DomainError as exc:
             return from_domain_error(exc)
         except ScimProtocolError as exc:
@@ -132,6 +139,20 @@ def dispatch(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
         return response
 
     return endpoint
+
+
+async def _refused(request: Request, caller: Caller, refusal: audit.Refusal, resource: ResourceType | None) -> Response:
+    """The refusal's answer, once a DENIED event says who was refused what (in a transaction of its
+    own: the refused request's was undone)."""
+    name = "resources" if resource is None else resource.name.lower()
+    action = f"{name}.{'read' if _read_only(request) else _ACTIONS[request.method]}"
+    resource_type = "UserGroup" if resource is GROUP else (resource.name if resource else "Resource")
+    resource_id = request.path_params.get("id")
+    await run_transaction(
+        request.app.state.sessionmaker,
+        lambda session: audit.record_refusal(session, caller, refusal, action=action, resource_type=resource_type, resource_id=resource_id),
+    )
+    return from_domain_error(refusal)
 
 
 # --- listing -------------------------------------------------------------------------------------
@@ -490,17 +511,17 @@ async def not_found(request: Request) -> Response:
 
 
 def scim_routes() -> list[BaseRoute]:
-    def route(path: str, handlers: dict[str, Handler]) -> Route:
-        return Route(path, dispatch(handlers), methods=ALL_METHODS)
+    def route(path: str, handlers: dict[str, Handler], resource: ResourceType | None = None) -> Route:
+        return Route(path, dispatch(handlers, resource), methods=ALL_METHODS)
 
     return [
-        route("/Users/.search", {"POST": searcher(USER)}),
-        route("/Groups/.search", {"POST": searcher(GROUP)}),
+        route("/Users/.search", {"POST": searcher(USER)}, USER),
+        route("/Groups/.search", {"POST": searcher(GROUP)}, GROUP),
         route("/.search", {"POST": search_all}),
-        route("/Users", {"GET": lister(USER), "POST": create_user}),
-        route("/Users/{id}", {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user}),
-        route("/Groups", {"GET": lister(GROUP), "POST": create_group}),
-        route("/Groups/{id}", {"GET": get_group, "PUT": replace_group, "PATCH": patch_group, "DELETE": delete_group}),
+        route("/Users", {"GET": lister(USER), "POST": create_user}, USER),
+        route("/Users/{id}", {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user}, USER),
+        route("/Groups", {"GET": lister(GROUP), "POST": create_group}, GROUP),
+        route("/Groups/{id}", {"GET": get_group, "PUT": replace_group, "PATCH": patch_group, "DELETE": delete_group}, GROUP),
         route("/ServiceProviderConfig", {"GET": service_provider_config}),
         route("/ResourceTypes", {"GET": resource_types}),
         route("/ResourceTypes/{name}", {"GET": resource_type}),

@@ -97,15 +97,19 @@ async def get_project(session: AsyncSession, account_id: int, org_identifier: st
     return project
 
 
-async def list_organizations(session: AsyncSession, account_id: int) -> list[Organization]:
+async def list_organizations(session: AsyncSession, caller: Caller) -> list[Organization]:
+    """The caller's organizations (the scopes groups live in: reading them needs groups:read)."""
+    caller.require(Permission.GROUPS_READ)
     rows = await session.scalars(
-        select(Organization).where(col(Organization.account_id) == account_id).order_by(col(Organization.identifier))
+        select(Organization).where(col(Organization.account_id) == caller.account_id).order_by(col(Organization.identifier))
     )
     return list(rows)
 
 
-async def list_projects(session: AsyncSession, account_id: int, org_identifier: str | None) -> list[Project]:
-    query = select(Project).where(col(Project.account_id) == account_id)
+async def list_projects(session: AsyncSession, caller: Caller, org_identifier: str | None) -> list[Project]:
+    """The caller's projects, of one organization or all (groups:read, as organizations)."""
+    caller.require(Permission.GROUPS_READ)
+    query = select(Project).where(col(Project.account_id) == caller.account_id)
     if has_nul(org_identifier):
         return []
     if org_identifier is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,7 @@ from sqlmodel import col
 from app.db.models import AuditEvent, Outcome
 from app.db.statements import Prepared
 from app.db.types import utcnow
+from app.errors import ManagedByIdentityProvider, PermissionDenied
 from app.services.caller import Caller, Permission
 from app.validation import has_nul
 
@@ -23,31 +24,23 @@ TABLE = AuditEvent.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(TABLE.insert())
 
 
-async def record(
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    outcome: Outcome = Outcome.APPLIED,
-    detail: dict[str, Any] | None = None,
-) -> None:
+class Event(TypedDict, total=False):
+    """What an event says, beside who caused it (the caller) and when."""
+
+    action: Required[str]  # e.g. user.update
+    resource_type: Required[str]
+    resource_id: Required[str | None]
+    outcome: Outcome  # APPLIED unless said
+    detail: dict[str, Any] | None
+
+
+async def record(session: AsyncSession, caller: Caller, **event: Unpack[Event]) -> None:
     """Write one event now, in the caller's transaction (or savepoint): it is undone with the change
     it describes. A plain insert, not an ORM object: it is on every write's path."""
-    event = row(caller, action=action, resource_type=resource_type, resource_id=resource_id, outcome=outcome, detail=detail)
-    await _INSERT.execute(await session.connection(), event)
+    await _INSERT.execute(await session.connection(), row(caller, **event))
 
 
-def row(
-    caller: Caller,
-    *,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    outcome: Outcome = Outcome.APPLIED,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def row(caller: Caller, **event: Unpack[Event]) -> dict[str, Any]:
     """The row of one event, for a caller that stores it together with the change it describes
     (`common.insert_new(…, with_rows=…)`); `record` stores it on its own."""
     return {
@@ -55,12 +48,32 @@ def row(
         "occurred_at": utcnow(),
         "caller": caller.principal,
         "channel": caller.channel.value,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": _storable_id(resource_id),
-        "outcome": outcome.value,
-        "detail": detail or {},
+        "action": event["action"],
+        "resource_type": event["resource_type"],
+        "resource_id": _storable_id(event["resource_id"]),
+        "outcome": event.get("outcome", Outcome.APPLIED).value,
+        "detail": event.get("detail") or {},
     }
+
+
+Refusal = PermissionDenied | ManagedByIdentityProvider
+REFUSALS = (PermissionDenied, ManagedByIdentityProvider)  # what `record_refusal` takes, for isinstance
+
+
+async def record_refusal(
+    session: AsyncSession, caller: Caller, refusal: Refusal, *, action: str, resource_type: str, resource_id: str | None
+) -> None:
+    """A DENIED event for a request the rules refused, whichever channel it came through: the token
+    lacked a permission, or the identity provider owns what it tried to change (the event then names
+    the resource the refusal is about, which may not be the one asked for, and the operation).
+    The refused change itself was undone; the caller records this in a transaction that commits."""
+    detail: dict[str, Any] = {"reason": refusal.message}
+    if isinstance(refusal, ManagedByIdentityProvider):
+        detail["operation"] = refusal.operation.value
+        resource_type, resource_id = refusal.resource_type, refusal.resource_id
+    await record(
+        session, caller, action=action, resource_type=resource_type, resource_id=resource_id, outcome=Outcome.DENIED, detail=detail
+    )
 
 
 def _storable_id(resource_id: str | None) -> str | None:

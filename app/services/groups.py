@@ -189,49 +189,33 @@ async def create_group(
     _validate_name(display_name)
     if has_nul(description, external_id, org_identifier, project_identifier):
         raise InvalidInput("values must not contain the NUL character", field="description")
-    from_idp = caller.is_identity_provider
-    scope = _scope(org_identifier, project_identifier)
-    if org_identifier:
-        await accounts.get_organization(session, caller.account_id, org_identifier)
-    if project_identifier:
-        await accounts.get_project(session, caller.account_id, str(org_identifier), project_identifier)
-    if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
-        raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
     if identifier is not None and not IDENTIFIER_RE.match(identifier):
         raise InvalidInput(
             "identifier must start with a letter or '_' and use letters, digits, '_' or '$' (at most 128)", field="identifier"
         )
-    base = identifier or derive_identifier(display_name)
+    if org_identifier:
+        await accounts.get_organization(session, caller.account_id, org_identifier)
+    if project_identifier:
+        await accounts.get_project(session, caller.account_id, str(org_identifier), project_identifier)
+    await _refuse_taken_idp_name(session, caller, display_name)
     now = utcnow()
-    for _ in range(IDENTIFIER_ATTEMPTS):
-        # Parallel creates may pick the same free identifier; the unique constraint picks a winner
-        # and the others look again (they now see the winner: each statement reads what has been
-        # committed), so `base`, `base_2`, `base_3`… are handed out one each.
-        candidate = base if identifier else await _free_identifier(session, caller.account_id, scope, base)
-        group = UserGroup(
-            id=str(uuid.uuid4()),
-            account_id=caller.account_id,
-            org_identifier=org_identifier,
-            project_identifier=project_identifier,
-            scope=scope,
-            identifier=candidate,
-            display_name=display_name,
-            display_name_ci=display_name.lower(),
-            description=description,
-            external_id=external_id,
-            managed_by=(ManagedBy.IDENTITY_PROVIDER if from_idp else ManagedBy.MANAGER).value,
-            created_at=now,
-            updated_at=now,
-            version=1,
-        )
-        if await insert_unique(session, group):
-            break
-        if from_idp and await _idp_name_taken(session, caller.account_id, display_name, None):
-            raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
-        if identifier:
-            raise Conflict(f"the identifier '{identifier}' is already taken in this scope", field="identifier")
-    else:  # pragma: no cover - would need IDENTIFIER_ATTEMPTS concurrent creators
-        raise Conflict("could not allocate a group identifier; retry", field="identifier")
+    group = UserGroup(
+        id=str(uuid.uuid4()),
+        account_id=caller.account_id,
+        org_identifier=org_identifier,
+        project_identifier=project_identifier,
+        scope=_scope(org_identifier, project_identifier),
+        identifier=identifier or derive_identifier(display_name),  # or, when taken, a free one (below)
+        display_name=display_name,
+        display_name_ci=display_name.lower(),
+        description=description,
+        external_id=external_id,
+        managed_by=(ManagedBy.IDENTITY_PROVIDER if caller.is_identity_provider else ManagedBy.MANAGER).value,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    await _insert_with_identifier(session, caller, group, chosen=identifier is not None)
     result = MembershipResult()
     if member_ids:
         await users.guard(session, caller, member_ids, GuardedOperation.CHANGE_GROUPS)
@@ -246,6 +230,31 @@ async def create_group(
         detail={"identifier": group.identifier, "managedBy": group.managed_by, **_member_detail(result)},
     )
     return group, result
+
+
+async def _refuse_taken_idp_name(session: AsyncSession, caller: Caller, display_name: str) -> None:
+    """Over SCIM, the name of a new group must not be another identity-provider group's (any case)."""
+    if caller.is_identity_provider and await _idp_name_taken(session, caller.account_id, display_name, None):
+        raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
+
+
+async def _insert_with_identifier(session: AsyncSession, caller: Caller, group: UserGroup, *, chosen: bool) -> None:
+    """Store the new group with its identifier when the caller `chosen` it (Conflict when its scope
+    has it already), else with the first free of that identifier (derived from the name), `_2`, `_3`…
+
+    Parallel creates may pick the same free identifier; the unique constraint picks a winner and the
+    others look again (they now see the winner: each statement reads what has been committed), so
+    the suffixes are handed out one each."""
+    base = group.identifier
+    for _ in range(IDENTIFIER_ATTEMPTS):
+        group.identifier = base if chosen else await _free_identifier(session, caller.account_id, group.scope, base)
+        if await insert_unique(session, group):
+            return
+        await _refuse_taken_idp_name(session, caller, group.display_name)  # the winner may have taken the name
+        if chosen:
+            raise Conflict(f"the identifier '{base}' is already taken in this scope", field="identifier")
+    # Only IDENTIFIER_ATTEMPTS creators of one name at the same moment would get here.
+    raise Conflict("could not allocate a group identifier; retry", field="identifier")  # pragma: no cover
 
 
 class GroupRecord(SimpleNamespace):
@@ -663,7 +672,9 @@ async def members_of_groups(reader: Reader, group_ids: Sequence[str]) -> dict[st
     return out
 
 
-async def member_counts(session: AsyncSession, group_ids: Sequence[str]) -> dict[str, int]:
+async def member_counts(session: AsyncSession, caller: Caller, group_ids: Sequence[str]) -> dict[str, int]:
+    """How many members each group has (groups the caller has read: the count is part of the group)."""
+    caller.require(Permission.GROUPS_READ)
     out = {gid: 0 for gid in group_ids}
     for part in chunks(list(group_ids)):
         rows = await session.execute(
@@ -697,8 +708,11 @@ def admin_filter(
     return and_(true(), *conditions)
 
 
-async def members_page_of_groups(session: AsyncSession, group_ids: Sequence[str], offset: int, limit: int) -> dict[str, list[User]]:
-    """One window of members per group, in join order."""
+async def members_page_of_groups(
+    session: AsyncSession, caller: Caller, group_ids: Sequence[str], offset: int, limit: int
+) -> dict[str, list[User]]:
+    """One window of members per group, in join order (they are users: users:read)."""
+    caller.require(Permission.USERS_READ)
     return await membership_windows(
         session,
         group_ids,

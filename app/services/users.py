@@ -256,7 +256,8 @@ _IN_IDP_GROUP = (
 async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, frozenset[Ownership]]:
     """For each of these users of the account, why the identity provider owns some of them (no reason:
     it owns nothing), in one query per chunk. The one place that answers it: `guard`, `locked_for`
-    and GraphQL's `User.managedByIdentityProvider` all ask here."""
+    and GraphQL's `User.managedByIdentityProvider` all ask here. It checks no permission: its callers
+    are a write being checked, or a field of users the caller has already read."""
     found: dict[str, frozenset[Ownership]] = {}
     for part in chunks(sorted(set(user_ids))):
         rows = await session.execute(
@@ -358,7 +359,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, v
                     resource_type="User",
                     resource_id=user.id,
                     outcome=Outcome.IGNORED,
-                    detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM} is off"},
+                    detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM.name} is off"},
                 )
             )
         await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
@@ -472,10 +473,11 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
 
 
 async def groups_page_of_users(
-    session: AsyncSession, user_ids: Sequence[str], offset: int, limit: int
+    session: AsyncSession, caller: Caller, user_ids: Sequence[str], offset: int, limit: int
 ) -> tuple[dict[str, int], dict[str, list[UserGroup]]]:
     """For each user: how many groups, and one window of them ordered by name — two queries for
-    any number of users (a window function, not a query per user)."""
+    any number of users (a window function, not a query per user). They are groups: groups:read."""
+    caller.require(Permission.GROUPS_READ)
     counts = {uid: 0 for uid in user_ids}
     for part in chunks(list(user_ids)):
         rows = await session.execute(

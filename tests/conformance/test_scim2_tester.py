@@ -38,7 +38,7 @@ def _run_checks(tenant_url: str, token: str) -> list[Any]:
 
 async def test_scim2_tester_checks_all_succeed(live_server: LiveServer, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     # The tool changes email addresses; Harness's SCIM documentation keeps them unless the account's flag is on.
-    await set_flag(sessionmaker, live_server.tenant, flags.UPDATE_EMAILS_VIA_SCIM, True)
+    await set_flag(sessionmaker, live_server.tenant, flags.UPDATE_EMAILS_VIA_SCIM.name, True)
     results = await asyncio.to_thread(_run_checks, live_server.tenant_url, live_server.tenant.token)
     assert len(results) > 100
     unexpected = []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.models import AuditEvent
 from app.services import tokens
 from tests.support.clients import ScimClient, Tenant, make_tenant
 
@@ -74,6 +76,32 @@ async def test_read_only_token_cannot_patch_or_delete(
     assert (await reader.patch(f"/Users/{user['id']}", [{"op": "add", "path": "title", "value": "x"}])).status_code == 403
     assert (await reader.delete(f"/Users/{user['id']}")).status_code == 403
     assert (await scim.get(f"/Users/{user['id']}")).json().get("title") is None
+
+
+async def test_every_refusal_over_scim_is_audited_as_denied_naming_the_missing_permission(
+    scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await scim.create_user("a@x")
+    limited = await make_tenant(sessionmaker, "acme", ["users:read"])
+    reader = ScimClient(client, limited)
+    assert (await reader.patch(f"/Users/{user['id']}", [{"op": "add", "path": "title", "value": "x"}])).status_code == 403
+    assert (await reader.post("/Groups", {"displayName": "G"})).status_code == 403
+    assert (await reader.post("/Groups/.search", {"filter": 'displayName eq "G"'})).status_code == 403
+    async with sessionmaker() as session:
+        denied = list(await session.scalars(select(AuditEvent).where(AuditEvent.outcome == "DENIED").order_by(AuditEvent.id)))
+    assert [(e.channel, e.caller, e.action, e.resource_type, e.resource_id) for e in denied] == [
+        ("SCIM", limited.token_id, "user.update", "User", user["id"]),
+        ("SCIM", limited.token_id, "group.create", "UserGroup", None),
+        ("SCIM", limited.token_id, "group.read", "UserGroup", None),
+    ]
+    assert [e.detail["reason"] for e in denied] == [
+        "the token lacks the permission users:write",
+        "the token lacks the permission groups:write",
+        "the token lacks the permission groups:read",
+    ]
+    # The refused change itself left nothing behind.
+    assert (await scim.get(f"/Users/{user['id']}")).json().get("title") is None
+    assert await scim.find("Groups", 'displayName eq "G"') == []
 
 
 async def test_tenant_isolation(

@@ -42,7 +42,7 @@ async def test_flag_off_still_allows_a_user_name_that_is_not_the_email(scim: Sci
 
 
 async def test_flag_on_applies_email_changes(scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    await set_flag(sessionmaker, tenant, flags.UPDATE_EMAILS_VIA_SCIM, True)
+    await set_flag(sessionmaker, tenant, flags.UPDATE_EMAILS_VIA_SCIM.name, True)
     user = await scim.create_user("alice@contoso.com", emails=[{"value": "alice@contoso.com", "type": "work", "primary": True}])
     response = await scim.patch(
         f"/Users/{user['id']}",
