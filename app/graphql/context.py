@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,19 +23,37 @@ class Context:
     request: Request
     session: AsyncSession
     caller: Caller
-    # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time.
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaders: Loaders = field(init=False)  # this request's, made with the context
     # The first database failure a resolver met; the endpoint retries or answers 503 instead of committing.
     database_error: BaseException | None = None
 
+    # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time:
+    # the session belongs to one task at a time (see `exclusive`).
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _holder: asyncio.Task[Any] | None = field(default=None, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.loaders = Loaders(self)
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[AsyncSession]:
+        """The session, for this task alone until the block ends. A task that holds it already (a
+        mutation's work calling a service through `call`) simply goes on: it cannot wait for itself."""
+        task = asyncio.current_task()
+        if task is not None and self._holder is task:
+            yield self.session
+            return
+        async with self._lock:
+            self._holder = task
+            try:
+                yield self.session
+            finally:
+                self._holder = None
+
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a service call with the session, one at a time."""
-        async with self.lock:
-            return await fn(self.session, *args, **kwargs)
+        async with self.exclusive() as session:
+            return await fn(session, *args, **kwargs)
 
 
 Info = _Info[Context, None]

@@ -82,7 +82,7 @@ async def run_mutation(
 ) -> T | Any:
     """Run `work` in a savepoint. A domain error undoes everything it did and becomes the matching
     error result; refusals (permission, identity-provider ownership) are audited as DENIED."""
-    async with context.lock:
+    async with context.exclusive():
         try:
             async with context.session.begin_nested():
                 return await work()

@@ -59,11 +59,11 @@ class CreateUserGroupInput:
     user_ids: list[strawberry.ID] | None = None
 
 
-@strawberry.input
+@strawberry.input(description="What to change; a field left out stays as it is.")
 class UpdateUserGroupInput:
     id: strawberry.ID
-    name: str | None = None
-    description: str | None = None
+    name: strawberry.Maybe[str] = strawberry.field(description="The new name; it cannot be null.")
+    description: strawberry.Maybe[str | None] = strawberry.field(description="The new description; null clears it.")
 
 
 @strawberry.input
@@ -84,11 +84,11 @@ class CreateUserInput:
     user_group_ids: list[strawberry.ID] | None = None
 
 
-@strawberry.input
+@strawberry.input(description="What to change; a field left out stays as it is.")
 class UpdateUserInput:
     id: strawberry.ID
-    name: str | None = None
-    email: str | None = None
+    name: strawberry.Maybe[str] = strawberry.field(description="The new full name; it cannot be null.")
+    email: strawberry.Maybe[str] = strawberry.field(description="The new email address; it cannot be null.")
 
 
 @strawberry.input
@@ -153,8 +153,8 @@ class Mutation:
                 ctx.session,
                 ctx.caller,
                 group,
-                display_name=UNSET if input.name is None else input.name,
-                description=UNSET if input.description is None else input.description,
+                display_name=input.name.value if input.name else UNSET,
+                description=input.description.value if input.description else UNSET,
             )
             return UserGroup.from_row(group)
 
@@ -199,7 +199,8 @@ class Mutation:
 
         async def work() -> User:
             user = await users.get_user(ctx.session, ctx.caller, str(input.id), for_update=True)
-            await users.update_profile(ctx.session, ctx.caller, user, name=input.name, email=input.email)
+            name, email = (input.name.value if input.name else None), (input.email.value if input.email else None)
+            await users.update_profile(ctx.session, ctx.caller, user, name=name, email=email)
             return User.from_row(user)
 
         return await run_mutation(ctx, action="user.update", resource_type="User", resource_id=str(input.id), work=work)

@@ -97,6 +97,18 @@ async def test_idp_group_description_may_change(gql: GraphQLClient, world: World
     assert result["updateUserGroup"] == {"description": "Synced from Entra", "name": "Engineering"}
 
 
+async def test_a_description_left_out_stays_and_null_clears_it(gql: GraphQLClient, world: World) -> None:
+    update = "mutation($g: ID!) { updateUserGroup(input: {id: $g, %s}) { ... on UserGroup { name description } } }"
+    await gql(update % 'description: "Native group"', g=world.native)
+    renamed = await gql(update % 'name: "Engineering (here)"', g=world.native)
+    assert renamed["updateUserGroup"] == {"name": "Engineering (here)", "description": "Native group"}
+    cleared = await gql(update % "description: null", g=world.native)
+    assert cleared["updateUserGroup"] == {"name": "Engineering (here)", "description": None}
+    # A name cannot be cleared: null is refused before anything runs.
+    refused = await gql.raw(update % "name: null", g=world.native)
+    assert "cannot be explicitly set to null" in refused.json()["errors"][0]["message"]
+
+
 async def test_native_and_idp_groups_with_the_same_name_are_both_listed(gql: GraphQLClient, world: World) -> None:
     data = await gql('{ userGroups(filter: {search: "engineering"}) { nodes { id identifier managedBy } } }')
     nodes = {n["id"]: n for n in data["userGroups"]["nodes"]}
