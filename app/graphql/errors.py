@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import strawberry
+from strawberry.extensions import FieldExtension
 
 from app import errors
 from app.errors import Conflict, DomainError, InvalidInput, ManagedByIdentityProvider, NotFound, PermissionDenied
@@ -92,3 +93,27 @@ async def run_mutation(
                     context.session, context.caller, exc, action=action, resource_type=resource_type, resource_id=resource_id
                 )
             return to_error_type(exc)
+
+
+class Mutating(FieldExtension):
+    """How every mutation runs: its resolver returns the success type and raises domain errors;
+    this runs it through `run_mutation` (a savepoint, the error as a member of the result union, a
+    refusal audited), with the audit action, the resource type, and the id the input names in its
+    field `resource_id` (None: the mutation creates the resource)."""
+
+    def __init__(self, action: str, resource_type: str, resource_id: str | None = None) -> None:
+        super().__init__()
+        self.action, self.resource_type, self.resource_id = action, resource_type, resource_id
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
+        raise TypeError("mutations are async")  # pragma: no cover - every resolver here is
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
+        named = None if self.resource_id is None else str(getattr(kwargs["input"], self.resource_id))
+        return await run_mutation(
+            info.context,
+            action=self.action,
+            resource_type=self.resource_type,
+            resource_id=named,
+            work=lambda: next_(source, info, **kwargs),
+        )

@@ -3,19 +3,12 @@ type and the error types; the rules themselves live in the services."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import strawberry
 
 from app.graphql.context import Info
-from app.graphql.errors import (
-    ConflictError,
-    IdentityProviderManagedError,
-    NotFoundError,
-    PermissionDeniedError,
-    ValidationError,
-    run_mutation,
-)
+from app.graphql.errors import ConflictError, IdentityProviderManagedError, Mutating, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.types import ApiToken, CreatedApiToken, DeletedUser, DeletedUserGroup, FeatureFlag, Organization, Project, User, UserGroup
 from app.services import accounts, flags, groups, tokens, users
 from app.services.groups import UNSET, MemberChange
@@ -122,160 +115,123 @@ class CreateProjectInput:
     name: str
 
 
+def _ran(action: str, resource_type: str, resource_id: str | None = None) -> list[Any]:
+    """The extension every mutation runs under (see `Mutating`); `resource_id` names the field of the
+    input that holds the id of the resource it is about."""
+    return [Mutating(action, resource_type, resource_id)]
+
+
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a native user group (managedBy MANAGER).")
+    @strawberry.mutation(description="Create a native user group (managedBy MANAGER).", extensions=_ran("group.create", "UserGroup"))
     async def create_user_group(self, info: Info, input: CreateUserGroupInput) -> CreateUserGroupResult:
         ctx = info.context
+        group, _ = await groups.create_group(
+            ctx.session,
+            ctx.caller,
+            display_name=input.name,
+            identifier=input.identifier,
+            description=input.description,
+            org_identifier=input.org_identifier,
+            project_identifier=input.project_identifier,
+            member_ids=[str(i) for i in input.user_ids or []],
+        )
+        return UserGroup.from_row(group)
 
-        async def work() -> UserGroup:
-            group, _ = await groups.create_group(
-                ctx.session,
-                ctx.caller,
-                display_name=input.name,
-                identifier=input.identifier,
-                description=input.description,
-                org_identifier=input.org_identifier,
-                project_identifier=input.project_identifier,
-                member_ids=[str(i) for i in input.user_ids or []],
-            )
-            return UserGroup.from_row(group)
-
-        return await run_mutation(ctx, action="group.create", resource_type="UserGroup", resource_id=None, work=work)
-
-    @strawberry.mutation(description="Rename a native group or change any group's description.")
+    @strawberry.mutation(
+        description="Rename a native group or change any group's description.", extensions=_ran("group.update", "UserGroup", "id")
+    )
     async def update_user_group(self, info: Info, input: UpdateUserGroupInput) -> UserGroupResult:
         ctx = info.context
+        group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
+        await groups.update_group(
+            ctx.session,
+            ctx.caller,
+            group,
+            display_name=input.name.value if input.name else UNSET,
+            description=input.description.value if input.description else UNSET,
+        )
+        return UserGroup.from_row(group)
 
-        async def work() -> UserGroup:
-            group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
-            await groups.update_group(
-                ctx.session,
-                ctx.caller,
-                group,
-                display_name=input.name.value if input.name else UNSET,
-                description=input.description.value if input.description else UNSET,
-            )
-            return UserGroup.from_row(group)
-
-        return await run_mutation(ctx, action="group.update", resource_type="UserGroup", resource_id=str(input.id), work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("group.delete", "UserGroup", "id"))
     async def delete_user_group(self, info: Info, input: DeleteInput) -> DeleteUserGroupResult:
         ctx = info.context
+        group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
+        await groups.delete_group(ctx.session, ctx.caller, group)
+        return DeletedUserGroup(id=input.id)
 
-        async def work() -> DeletedUserGroup:
-            group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
-            await groups.delete_group(ctx.session, ctx.caller, group)
-            return DeletedUserGroup(id=input.id)
-
-        return await run_mutation(ctx, action="group.delete", resource_type="UserGroup", resource_id=str(input.id), work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("group.members", "UserGroup", "user_group_id"))
     async def add_users_to_user_group(self, info: Info, input: UserGroupMembersInput) -> UserGroupResult:
         return await _change_members(info, input, "add")
 
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("group.members", "UserGroup", "user_group_id"))
     async def remove_users_from_user_group(self, info: Info, input: UserGroupMembersInput) -> UserGroupResult:
         return await _change_members(info, input, "remove")
 
-    @strawberry.mutation(description="Create a user in the admin UI (provisionedBy MANAGER).")
+    @strawberry.mutation(description="Create a user in the admin UI (provisionedBy MANAGER).", extensions=_ran("user.create", "User"))
     async def create_user(self, info: Info, input: CreateUserInput) -> UserResult:
         ctx = info.context
+        user = await users.create_user(ctx.session, ctx.caller, users.profile_values(email=input.email, name=input.name))
+        # In id order, like every request that locks several groups, so that two never deadlock.
+        for group_id in sorted({str(i) for i in input.user_group_ids or []}):
+            group = await groups.get_group(ctx.session, ctx.caller, str(group_id), for_update=True)
+            await groups.change_members(ctx.session, ctx.caller, group, [MemberChange("add", (user.id,))])
+        return User.from_row(user)
 
-        async def work() -> User:
-            user = await users.create_user(ctx.session, ctx.caller, users.profile_values(email=input.email, name=input.name))
-            # In id order, like every request that locks several groups, so that two never deadlock.
-            for group_id in sorted({str(i) for i in input.user_group_ids or []}):
-                group = await groups.get_group(ctx.session, ctx.caller, str(group_id), for_update=True)
-                await groups.change_members(ctx.session, ctx.caller, group, [MemberChange("add", (user.id,))])
-            return User.from_row(user)
-
-        return await run_mutation(ctx, action="user.create", resource_type="User", resource_id=None, work=work)
-
-    @strawberry.mutation(description="Change a user's full name or email, where the identity provider does not own them.")
+    @strawberry.mutation(
+        description="Change a user's full name or email, where the identity provider does not own them.",
+        extensions=_ran("user.update", "User", "id"),
+    )
     async def update_user(self, info: Info, input: UpdateUserInput) -> UserResult:
         ctx = info.context
+        user = await users.get_user(ctx.session, ctx.caller, str(input.id), for_update=True)
+        name, email = (input.name.value if input.name else None), (input.email.value if input.email else None)
+        await users.update_profile(ctx.session, ctx.caller, user, name=name, email=email)
+        return User.from_row(user)
 
-        async def work() -> User:
-            user = await users.get_user(ctx.session, ctx.caller, str(input.id), for_update=True)
-            name, email = (input.name.value if input.name else None), (input.email.value if input.email else None)
-            await users.update_profile(ctx.session, ctx.caller, user, name=name, email=email)
-            return User.from_row(user)
-
-        return await run_mutation(ctx, action="user.update", resource_type="User", resource_id=str(input.id), work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("user.delete", "User", "id"))
     async def delete_user(self, info: Info, input: DeleteInput) -> DeleteUserResult:
         ctx = info.context
+        user = await users.get_user_for_delete(ctx.session, ctx.caller, str(input.id))
+        await users.delete_user(ctx.session, ctx.caller, user)
+        return DeletedUser(id=input.id)
 
-        async def work() -> DeletedUser:
-            user = await users.get_user_for_delete(ctx.session, ctx.caller, str(input.id))
-            await users.delete_user(ctx.session, ctx.caller, user)
-            return DeletedUser(id=input.id)
-
-        return await run_mutation(ctx, action="user.delete", resource_type="User", resource_id=str(input.id), work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("flag.set", "FeatureFlag", "name"))
     async def set_feature_flag(self, info: Info, input: SetFeatureFlagInput) -> SetFeatureFlagResult:
-        ctx = info.context
+        flag = await flags.set_flag(info.context.session, info.context.caller, input.name, input.enabled)
+        return FeatureFlag(name=flag.name, enabled=input.enabled, description=flag.description)
 
-        async def work() -> FeatureFlag:
-            flag = await flags.set_flag(ctx.session, ctx.caller, input.name, input.enabled)
-            return FeatureFlag(name=flag.name, enabled=input.enabled, description=flag.description)
-
-        return await run_mutation(ctx, action="flag.set", resource_type="FeatureFlag", resource_id=input.name, work=work)
-
-    @strawberry.mutation(description="Create an API token; the secret is returned only in this response.")
+    @strawberry.mutation(
+        description="Create an API token; the secret is returned only in this response.", extensions=_ran("token.create", "ApiToken")
+    )
     async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenResult:
         ctx = info.context
+        issued = await tokens.issue(
+            ctx.session, ctx.caller, name=input.name, permissions=list(input.permissions), expires_in_days=input.expires_in_days
+        )
+        return CreatedApiToken(token=ApiToken.from_row(issued.token), secret=issued.plaintext)
 
-        async def work() -> CreatedApiToken:
-            issued = await tokens.issue(
-                ctx.session, ctx.caller, name=input.name, permissions=list(input.permissions), expires_in_days=input.expires_in_days
-            )
-            return CreatedApiToken(token=ApiToken.from_row(issued.token), secret=issued.plaintext)
-
-        return await run_mutation(ctx, action="token.create", resource_type="ApiToken", resource_id=None, work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("token.revoke", "ApiToken", "token_id"))
     async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenResult:
         ctx = info.context
+        revoked = ApiToken.from_row(await tokens.revoke(ctx.session, ctx.caller, input.token_id))
+        # Other instances notice within their token cache's TTL; this one at once.
+        ctx.request.app.state.token_cache.forget(input.token_id)
+        return revoked
 
-        async def work() -> ApiToken:
-            revoked = ApiToken.from_row(await tokens.revoke(ctx.session, ctx.caller, input.token_id))
-            # Other instances notice within their token cache's TTL; this one at once.
-            ctx.request.app.state.token_cache.forget(input.token_id)
-            return revoked
-
-        return await run_mutation(ctx, action="token.revoke", resource_type="ApiToken", resource_id=input.token_id, work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("organization.create", "Organization", "identifier"))
     async def create_organization(self, info: Info, input: CreateOrganizationInput) -> OrganizationResult:
         ctx = info.context
+        return Organization.from_row(await accounts.create_organization(ctx.session, ctx.caller, input.identifier, input.name))
 
-        async def work() -> Organization:
-            return Organization.from_row(await accounts.create_organization(ctx.session, ctx.caller, input.identifier, input.name))
-
-        return await run_mutation(ctx, action="organization.create", resource_type="Organization", resource_id=input.identifier, work=work)
-
-    @strawberry.mutation
+    @strawberry.mutation(extensions=_ran("project.create", "Project", "identifier"))
     async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectResult:
         ctx = info.context
-
-        async def work() -> Project:
-            row = await accounts.create_project(ctx.session, ctx.caller, input.org_identifier, input.identifier, input.name)
-            return Project.from_row(row)
-
-        return await run_mutation(ctx, action="project.create", resource_type="Project", resource_id=input.identifier, work=work)
+        return Project.from_row(await accounts.create_project(ctx.session, ctx.caller, input.org_identifier, input.identifier, input.name))
 
 
-async def _change_members(info: Info, input: UserGroupMembersInput, kind: str) -> Any:
+async def _change_members(info: Info, input: UserGroupMembersInput, kind: Literal["add", "remove"]) -> UserGroup:
     ctx = info.context
-
-    async def work() -> UserGroup:
-        group = await groups.get_group(ctx.session, ctx.caller, str(input.user_group_id), for_update=True)
-        await groups.change_members(ctx.session, ctx.caller, group, [MemberChange(kind, tuple(str(i) for i in input.user_ids))])  # type: ignore[arg-type]
-        return UserGroup.from_row(group)
-
-    return await run_mutation(ctx, action="group.members", resource_type="UserGroup", resource_id=str(input.user_group_id), work=work)
+    group = await groups.get_group(ctx.session, ctx.caller, str(input.user_group_id), for_update=True)
+    await groups.change_members(ctx.session, ctx.caller, group, [MemberChange(kind, tuple(str(i) for i in input.user_ids))])
+    return UserGroup.from_row(group)
