@@ -42,15 +42,15 @@ def _user_rows(dataset: Dataset, account_id: int, created: datetime) -> Iterator
         user.__dict__.update(
             id=user_id(n),
             account_id=account_id,
-            user_name=values["user_name"],
-            user_name_ci=values["user_name"].lower(),
+            user_name=values.user_name,
+            user_name_ci=values.user_name.lower(),
             provisioned_by=ProvisionedBy.SCIM.value,
             created_at=at,
             updated_at=at,
             version=1,
             multi_valued={},
         )
-        user_service._assign(user, values)  # type: ignore[arg-type]
+        user_service._assign(user, values.given())  # type: ignore[arg-type]
         yield dict(user.__dict__), user_service._index_rows(user)  # type: ignore[arg-type]
 
 

@@ -11,7 +11,8 @@ from app.graphql.context import Info
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, Mutating, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.types import ApiToken, CreatedApiToken, DeletedUser, DeletedUserGroup, FeatureFlag, Organization, Project, User, UserGroup
 from app.services import accounts, flags, groups, tokens, users
-from app.services.groups import UNSET, MemberChange
+from app.services.common import UNSET
+from app.services.groups import MemberChange
 
 CreateUserGroupResult = Annotated[
     UserGroup | ValidationError | ConflictError | NotFoundError | PermissionDeniedError | IdentityProviderManagedError,

@@ -10,6 +10,7 @@ from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
 from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, ResourceType, resolve
+from app.services.users import UserValues
 from app.validation import MAX_INDEXED, has_nul, is_blank
 
 
@@ -116,8 +117,9 @@ def _string(value: Any, name: str) -> str:
     return value
 
 
-def user_values(doc: dict[str, Any]) -> dict[str, Any]:
-    """Column values of a user from its canonical document. Validates types."""
+def user_values(doc: dict[str, Any]) -> UserValues:
+    """What a SCIM document sets on a user (every writable attribute: an absent one is cleared),
+    from its canonical document. Validates types."""
     user_name = doc.get("userName")
     if not isinstance(user_name, str) or is_blank(user_name):
         raise InvalidInput("userName is required and must be a non-empty string", field="userName")
@@ -159,7 +161,7 @@ def user_values(doc: dict[str, Any]) -> dict[str, Any]:
         if cleaned:
             multi[attribute.name] = cleaned
     values["multi_valued"] = multi
-    return values
+    return UserValues(**values)
 
 
 def _lookup(doc: dict[str, Any], key: str) -> Any:

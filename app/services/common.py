@@ -28,6 +28,15 @@ from app.errors import DomainError, NotFound
 from app.validation import has_nul
 
 T = TypeVar("T")
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+# A value a caller did not give: the stored one stays (on create, the column's default applies).
+UNSET: Any = _Unset()
 # Bound parameters per statement stay well below SQLite's and asyncpg's limits.
 CHUNK = 1000
 

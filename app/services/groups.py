@@ -30,6 +30,7 @@ from app.services.caller import Caller, Permission
 from app.services.common import (
     LIMIT,
     OFFSET,
+    UNSET,
     PageQuery,
     Reader,
     chunks,
@@ -75,12 +76,6 @@ class MembershipResult:
     def changed(self) -> bool:
         return bool(self.added or self.removed)
 
-
-class _Unset:
-    pass
-
-
-UNSET: Any = _Unset()
 
 IDP_GROUP_MESSAGES = {
     GuardedOperation.RENAME: "The name cannot be changed for group {id}: it is managed by your identity provider. Rename it there.",

@@ -8,6 +8,7 @@ place that knows the Limitations of Harness's page "Provision Users and Groups u
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import re
 import uuid
@@ -28,6 +29,7 @@ from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdenti
 from app.services import audit, flags
 from app.services.caller import Caller, Permission
 from app.services.common import (
+    UNSET,
     PageQuery,
     Reader,
     chunks,
@@ -48,33 +50,48 @@ INDEX_ROWS = UserAttributeValue.__table__  # type: ignore[attr-defined]
 _INSERT_INDEX_ROWS = Prepared(INDEX_ROWS.insert())
 _DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(col(UserAttributeValue.user_id) == bindparam("user_id")))
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# Columns a caller may set; the rest (ids, lower-cased copies, versions) the service derives.
-WRITABLE = (
-    "user_name",
-    "external_id",
-    "display_name",
-    "nick_name",
-    "profile_url",
-    "title",
-    "user_type",
-    "preferred_language",
-    "locale",
-    "timezone",
-    "name_formatted",
-    "name_family",
-    "name_given",
-    "name_middle",
-    "name_honorific_prefix",
-    "name_honorific_suffix",
-    "active",
-    "employee_number",
-    "cost_center",
-    "organization",
-    "division",
-    "department",
-    "manager_id",
-    "multi_valued",
-)
+
+
+@dataclass(frozen=True, slots=True)
+class UserValues:
+    """What a caller may set on a user: one field per column of `users` that a caller writes (the
+    rest, DERIVED, the service works out). A field left UNSET keeps the stored value, or on create
+    the column's default. Naming a column that is not here fails at once, instead of being dropped."""
+
+    user_name: Any = UNSET
+    external_id: Any = UNSET
+    display_name: Any = UNSET
+    nick_name: Any = UNSET
+    profile_url: Any = UNSET
+    title: Any = UNSET
+    user_type: Any = UNSET
+    preferred_language: Any = UNSET
+    locale: Any = UNSET
+    timezone: Any = UNSET
+    name_formatted: Any = UNSET
+    name_family: Any = UNSET
+    name_given: Any = UNSET
+    name_middle: Any = UNSET
+    name_honorific_prefix: Any = UNSET
+    name_honorific_suffix: Any = UNSET
+    active: Any = UNSET
+    employee_number: Any = UNSET
+    cost_center: Any = UNSET
+    organization: Any = UNSET
+    division: Any = UNSET
+    department: Any = UNSET
+    manager_id: Any = UNSET
+    multi_valued: Any = UNSET  # emails, phoneNumbers, addresses… as sent, by attribute name
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, by column."""
+        return {name: value for name in WRITABLE if (value := getattr(self, name)) is not UNSET}
+
+
+WRITABLE = tuple(field.name for field in dataclasses.fields(UserValues))
+# The columns of `users` no caller sets: identity, ownership, the lower-cased and primary-email
+# copies, provenance and the version. A test checks that every column is one or the other.
+DERIVED = ("id", "account_id", "user_name_ci", "email", "email_ci", "provisioned_by", "created_at", "updated_at", "version")
 
 
 @dataclass
@@ -185,9 +202,10 @@ async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
     return await owned_row(reader, _USER[False], "User", user_id, caller.account_id)
 
 
-async def create_user(session: AsyncSession, caller: Caller, values: dict[str, Any]) -> UserRecord:
+async def create_user(session: AsyncSession, caller: Caller, given: UserValues) -> UserRecord:
     """Create a user; userName is unique per account ignoring case (409 otherwise)."""
     caller.require(Permission.USERS_WRITE)
+    values = given.given()
     _validate(values)
     now = utcnow()
     user = UserRecord(
@@ -305,15 +323,15 @@ def _same_emails(a: Any, b: Any) -> bool:
     return norm(a) == norm(b)
 
 
-async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, values: dict[str, Any]) -> UpdateResult:
-    """Replace a user's writable attributes with `values` (absent keys stay as they are).
+async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, given: UserValues) -> UpdateResult:
+    """Replace a user's writable attributes with those `given` (UNSET ones stay as they are).
 
     Over SCIM, while the account's UPDATE_EMAILS_VIA_SCIM flag is off, a change of an existing email
     address (the emails, and the userName where it is the email) is skipped and logged as IGNORED;
     the rest of the change applies. A user who has no email yet may be given one.
     """
     caller.require(Permission.USERS_WRITE)
-    values = dict(values)
+    values = given.given()
     merged = {c: values.get(c, getattr(user, c)) for c in WRITABLE}
     _validate(merged)
     ignored: list[str] = []
@@ -516,15 +534,15 @@ def _valid_name(name: str) -> str:
     return name.strip()
 
 
-def profile_values(*, email: str, name: str) -> dict[str, Any]:
+def profile_values(*, email: str, name: str) -> UserValues:
     """Values of a user created in the admin UI: the email is also the userName."""
     email, name = _valid_email(email), _valid_name(name)
-    return {
-        "user_name": email,
-        "display_name": name,
-        "name_formatted": name,
-        "multi_valued": {"emails": [{"value": email, "type": "work", "primary": True}]},
-    }
+    return UserValues(
+        user_name=email,
+        display_name=name,
+        name_formatted=name,
+        multi_valued={"emails": [{"value": email, "type": "work", "primary": True}]},
+    )
 
 
 async def update_profile(
@@ -546,4 +564,4 @@ async def update_profile(
         values["multi_valued"] = {**(user.multi_valued or {}), "emails": emails}
         if user.email_ci is None or user.user_name_ci == user.email_ci:
             values["user_name"] = email
-    return await update_user(session, caller, user, values)
+    return await update_user(session, caller, user, UserValues(**values))
