@@ -130,9 +130,8 @@ class Mutation:
         group, _ = await groups.create_group(
             ctx.session,
             ctx.caller,
-            display_name=input.name,
+            groups.GroupValues(display_name=input.name, description=input.description),
             identifier=input.identifier,
-            description=input.description,
             org_identifier=input.org_identifier,
             project_identifier=input.project_identifier,
             member_ids=[str(i) for i in input.user_ids or []],
@@ -145,13 +144,10 @@ class Mutation:
     async def update_user_group(self, info: Info, input: UpdateUserGroupInput) -> UserGroupResult:
         ctx = info.context
         group = await groups.get_group(ctx.session, ctx.caller, str(input.id), for_update=True)
-        await groups.update_group(
-            ctx.session,
-            ctx.caller,
-            group,
-            display_name=input.name.value if input.name else UNSET,
-            description=input.description.value if input.description else UNSET,
+        changes = groups.GroupValues(
+            display_name=input.name.value if input.name else UNSET, description=input.description.value if input.description else UNSET
         )
+        await groups.update_group(ctx.session, ctx.caller, group, changes)
         return UserGroup.from_row(group)
 
     @strawberry.mutation(extensions=_ran("group.delete", "UserGroup", "id"))

@@ -10,6 +10,7 @@ from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
 from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, ResourceType, resolve
+from app.services.groups import GroupValues
 from app.services.users import UserValues
 from app.validation import MAX_INDEXED, has_nul, is_blank
 
@@ -176,7 +177,8 @@ def _lookup(doc: dict[str, Any], key: str) -> Any:
     return value
 
 
-def group_values(doc: dict[str, Any]) -> dict[str, Any]:
+def group_values(doc: dict[str, Any]) -> GroupValues:
+    """What a SCIM document sets on a group's attributes (the description is not SCIM's: it stays)."""
     display_name = doc.get("displayName")
     if not isinstance(display_name, str) or is_blank(display_name):
         raise InvalidInput("displayName is required and must be a non-empty string", field="displayName")
@@ -189,7 +191,7 @@ def group_values(doc: dict[str, Any]) -> dict[str, Any]:
         value = values[column]
         if value is not None and len(value) > MAX_INDEXED:
             raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
-    return values
+    return GroupValues(**values)
 
 
 # --- stored resources as documents ------------------------------------------------------------------

@@ -425,9 +425,7 @@ async def create_group(scim: Scim) -> Response:
     doc = normalize_document(body, GROUP)
     values = group_values(doc)
     member_ids = compat.member_values(doc.get("members"))
-    group, _ = await groups.create_group(
-        scim.writing, scim.caller, display_name=values["display_name"], external_id=values["external_id"], member_ids=member_ids
-    )
+    group, _ = await groups.create_group(scim.writing, scim.caller, values, member_ids=member_ids)
     return await _group_response(scim, group, 201)
 
 
@@ -444,7 +442,7 @@ async def replace_group(scim: Scim) -> Response:
     member_ids = compat.member_values(doc.get("members"))
     group = await groups.get_group(scim.writing, scim.caller, scim.request.path_params["id"], for_update=True)
     _check_if_match(scim.request, group.version)
-    await groups.update_group(scim.writing, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+    await groups.update_group(scim.writing, scim.caller, group, values)
     await groups.change_members(scim.writing, scim.caller, group, [groups.MemberChange("replace", tuple(member_ids))])
     return await _group_response(scim, group)
 
@@ -457,7 +455,7 @@ async def patch_group(scim: Scim) -> Response:
     values = group_values(result.document)
     _check_if_match(scim.request, group.version)
     if result.document != before:
-        await groups.update_group(scim.writing, scim.caller, group, display_name=values["display_name"], external_id=values["external_id"])
+        await groups.update_group(scim.writing, scim.caller, group, values)
     await groups.change_members(scim.writing, scim.caller, group, result.member_changes)
     query = scim.query
     if "attributes" in query or "excludedattributes" in query:

@@ -11,6 +11,7 @@ members costs the same whatever the group's size.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -165,13 +166,25 @@ async def _free_identifier(session: AsyncSession, account_id: int, scope: str, b
     return with_suffix(base, n)
 
 
+@dataclass(frozen=True, slots=True)
+class GroupValues:
+    """What a caller may set on a group's own attributes (its scope, identifier and members are set
+    apart). A field left UNSET keeps the stored value, or on create the column's default."""
+
+    display_name: Any = UNSET
+    external_id: Any = UNSET
+    description: Any = UNSET
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, by column."""
+        return {f.name: value for f in dataclasses.fields(self) if (value := getattr(self, f.name)) is not UNSET}
+
+
 async def create_group(
     session: AsyncSession,
     caller: Caller,
+    values: GroupValues,
     *,
-    display_name: str,
-    external_id: str | None = None,
-    description: str | None = None,
     org_identifier: str | None = None,
     project_identifier: str | None = None,
     identifier: str | None = None,
@@ -181,7 +194,9 @@ async def create_group(
     display name unique among such groups, and its identifier derived from the name — with a suffix
     when a native group already holds it (Harness's page keeps both). Elsewhere it is a native group."""
     caller.require(Permission.GROUPS_WRITE)
-    _validate_name(display_name)
+    display_name = _validate_name(values.display_name)
+    external_id = None if values.external_id is UNSET else values.external_id
+    description = None if values.description is UNSET else values.description
     if has_nul(description, external_id, org_identifier, project_identifier):
         raise InvalidInput("values must not contain the NUL character", field="description")
     if identifier is not None and not IDENTIFIER_RE.match(identifier):
@@ -311,34 +326,23 @@ def _touch(group: GroupRecord) -> None:
     group.updated_at = utcnow()
 
 
-def _assign(group: GroupRecord, *, display_name: Any, external_id: Any, description: Any) -> list[str]:
-    """Set the given (not UNSET) attributes that differ; return the names of those that changed."""
-    changed: list[str] = []
-    if display_name is not UNSET:
-        group.display_name, group.display_name_ci = display_name, display_name.lower()
-        changed.append("display_name")
-    if external_id is not UNSET and external_id != group.external_id:
-        group.external_id = external_id
-        changed.append("external_id")
-    if description is not UNSET and description != group.description:
-        group.description = description
-        changed.append("description")
+def _assign(group: GroupRecord, values: dict[str, Any]) -> list[str]:
+    """Set the given attributes that differ (and the name's lower-cased copy); return the names of
+    those that changed."""
+    changed = [column for column, value in values.items() if getattr(group, column) != value]
+    for column in changed:
+        setattr(group, column, values[column])
+    if "display_name" in changed:
+        group.display_name_ci = group.display_name.lower()
     if changed:
         _touch(group)
     return changed
 
 
-async def update_group(
-    session: AsyncSession,
-    caller: Caller,
-    group: GroupRecord,
-    *,
-    display_name: Any = UNSET,
-    external_id: Any = UNSET,
-    description: Any = UNSET,
-) -> list[str]:
+async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord, values: GroupValues) -> list[str]:
     """Change name, externalId or description; renames keep the identifier. Returns what changed."""
     caller.require(Permission.GROUPS_WRITE)
+    display_name, description = values.display_name, values.description
     renamed = display_name is not UNSET and display_name != group.display_name
     if renamed:
         _validate_name(display_name)
@@ -354,7 +358,7 @@ async def update_group(
     conflict = unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName"))
     async with conflict if renamed else contextlib.nullcontext():
         before = dict(vars(group))
-        changed = _assign(group, display_name=display_name if renamed else UNSET, external_id=external_id, description=description)
+        changed = _assign(group, values.given())
         await write_changes(session, _UPDATE, group, before)
     await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id, detail={"changed": changed})
     return changed

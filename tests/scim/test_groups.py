@@ -40,7 +40,7 @@ async def test_idp_group_named_like_a_native_group_is_kept_beside_it(
 ) -> None:
     async with sessionmaker() as session, session.begin():
         native, _ = await groups.create_group(
-            session, system_caller(tenant.account_id, tenant.identifier, Channel.GRAPHQL), display_name="example-group"
+            session, system_caller(tenant.account_id, tenant.identifier, Channel.GRAPHQL), groups.GroupValues(display_name="example-group")
         )
     idp = await scim.create_group("example-group")
     assert (await _group_row(sessionmaker, native.id)).identifier == "example_group"

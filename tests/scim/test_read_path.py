@@ -69,7 +69,7 @@ async def test_a_user_is_read_with_their_groups_in_one_statement(
     lonely = await scim.create_user("bob@example.com")
     async with sessionmaker() as session, session.begin():  # a native group: not part of SCIM's view
         caller = system_caller(tenant.account_id, tenant.identifier, Channel.GRAPHQL)
-        await groups.create_group(session, caller, display_name="Native", member_ids=[str(user["id"])])
+        await groups.create_group(session, caller, groups.GroupValues(display_name="Native"), member_ids=[str(user["id"])])
     for name in ("Zeta", "alpha"):
         await scim.create_group(name, members=[{"value": user["id"]}])
     with StatementCounter(engine) as counter:
