@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from app.db.engine import create_engine
 from app.db.models import GroupMembership, ManagedBy, ProvisionedBy, User, UserAttributeValue, UserGroup
-from app.scim.resources import normalize_document, user_values
+from app.scim.parsing import normalize_document, user_values
 from app.scim.schema import USER
 from app.services import users as user_service
 from app.services.identifiers import derive_identifier

@@ -16,7 +16,7 @@ from typing import Any
 from app.errors import InvalidFilter, InvalidInput, InvalidPath, InvalidSyntax, Mutability, NoTarget
 from app.scim import compat
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath, parse_filter
-from app.scim.resources import canonical_elements
+from app.scim.parsing import canonical_elements
 from app.scim.schema import Attribute, ResolvedPath, ResourceType, resolve
 from app.services.groups import MemberChange
 from app.validation import has_nul

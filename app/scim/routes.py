@@ -22,20 +22,11 @@ from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.scim import compat, discovery
 from app.scim.errors import SCIM_MEDIA_TYPE, ScimProtocolError, error_response, from_domain_error, scim_json
+from app.scim.parsing import group_values, normalize_document, user_values
 from app.scim.patch import apply_patch
+from app.scim.projection import Projection
 from app.scim.query import bind_filter, sort_column
-from app.scim.resources import (
-    Links,
-    Projection,
-    etag,
-    group_document,
-    group_values,
-    normalize_document,
-    render_group,
-    render_user,
-    user_document,
-    user_values,
-)
+from app.scim.rendering import Links, etag, group_document, render_group, render_user, user_document
 from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
 from app.services import audit, groups, users
 from app.services.caller import Caller

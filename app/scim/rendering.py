@@ -1,0 +1,157 @@
+"""Stored users and groups as SCIM resources (RFC 7643 §4), and as the canonical documents PATCH works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
+from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED
+
+
+def _timestamp(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _user_layout() -> tuple[tuple[str, bool, str, str], ...]:
+    """Where each column of a user lands in its document: (column, in the enterprise extension,
+    attribute, sub-attribute or ""), in USER_COLUMNS order — worked out once, not per user."""
+    layout = []
+    for key, column in USER_COLUMNS.items():
+        in_extension = key.startswith(ENTERPRISE_USER + ":")
+        name, _, sub = (key[len(ENTERPRISE_USER) + 1 :] if in_extension else key).partition(".")
+        layout.append((column, in_extension, name, sub))
+    return tuple(layout)
+
+
+_USER_LAYOUT = _user_layout()
+_USER_MULTI_VALUED_NAMES = tuple(attribute.name for attribute in USER_MULTI_VALUED)
+
+
+class _Attributes:
+    """An entity's columns by name, read through its attributes."""
+
+    __slots__ = ("_entity",)
+
+    def __init__(self, entity: Any) -> None:
+        self._entity = entity
+
+    def __getitem__(self, column: str) -> Any:
+        return getattr(self._entity, column)
+
+
+class _Columns(Protocol):
+    """The columns of a stored resource, by name."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def _columns(stored: Any) -> _Columns:
+    """The columns of a stored resource by name. A plain row (a named tuple) is read all at once:
+    reading its fields one by one as attributes costs several times more."""
+    fields = getattr(stored, "_fields", None)
+    return _Attributes(stored) if fields is None else dict(zip(fields, stored, strict=True))
+
+
+def user_document(user: Any, *, copy: bool = True) -> dict[str, Any]:
+    """The canonical document of a stored user's writable attributes (what PATCH works on), from
+    an entity or a plain row. `copy=False` shares the elements of multi-valued attributes with
+    `user`, for a document that is only rendered, never changed."""
+    return _user_document(_columns(user), copy)
+
+
+def _user_document(columns: _Columns, copy: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for column, in_extension, name, sub in _USER_LAYOUT:
+        value = columns[column]
+        if value is None:
+            continue
+        container = doc.setdefault(ENTERPRISE_USER, {}) if in_extension else doc
+        if sub:
+            container.setdefault(name, {})[sub] = value
+        else:
+            container[name] = value
+    multi_valued = columns["multi_valued"]
+    if multi_valued:
+        for name in _USER_MULTI_VALUED_NAMES:
+            elements = multi_valued.get(name)
+            if elements:
+                doc[name] = [dict(e) for e in elements] if copy else elements
+    return doc
+
+
+def group_document(group: Any) -> dict[str, Any]:
+    """The document of a stored group's writable attributes, from an entity or a plain row."""
+    doc: dict[str, Any] = {}
+    for key, column in GROUP_COLUMNS.items():
+        value = getattr(group, column)
+        if value is not None:
+            doc[key] = value
+    return doc
+
+
+@dataclass(frozen=True)
+class Links:
+    """Builds absolute resource URLs (`meta.location`, `$ref`)."""
+
+    base: str  # <PUBLIC_URL>/gateway/ng/api/scim/account/<account>
+
+    def user(self, user_id: str) -> str:
+        return f"{self.base}/Users/{user_id}"
+
+    def group(self, group_id: str) -> str:
+        return f"{self.base}/Groups/{group_id}"
+
+
+def render_user(
+    user: Any, links: Links, *, groups: list[tuple[str, str]] | None = None, manager_display: str | None = None
+) -> dict[str, Any]:
+    """A user (an entity or a plain row) as a SCIM resource."""
+    columns = _columns(user)
+    doc = _user_document(columns, copy=False)
+    enterprise = doc.get(ENTERPRISE_USER)
+    if enterprise and "manager" in enterprise:
+        manager_id = columns["manager_id"]
+        manager = {"value": manager_id, "$ref": links.user(str(manager_id))}
+        if manager_display:
+            manager["displayName"] = manager_display
+        enterprise["manager"] = manager
+    user_id = columns["id"]
+    out: dict[str, Any] = {
+        "schemas": [CORE_USER, ENTERPRISE_USER] if enterprise else [CORE_USER],
+        "id": user_id,
+        **{k: v for k, v in doc.items() if k != ENTERPRISE_USER},
+    }
+    if groups:
+        out["groups"] = [{"value": gid, "$ref": links.group(gid), "display": name, "type": "direct"} for gid, name in groups]
+    if enterprise:
+        out[ENTERPRISE_USER] = enterprise
+    out["meta"] = {
+        "resourceType": "User",
+        "created": _timestamp(columns["created_at"]),
+        "lastModified": _timestamp(columns["updated_at"]),
+        "location": links.user(user_id),
+        "version": etag(columns["version"]),
+    }
+    return out
+
+
+def render_group(group: Any, links: Links, *, members: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"schemas": [CORE_GROUP], "id": group.id, **group_document(group)}
+    if members:
+        out["members"] = [
+            {"value": uid, "$ref": links.user(uid), "type": "User", **({"display": name} if name else {})} for uid, name in members
+        ]
+    out["meta"] = {
+        "resourceType": "Group",
+        "created": _timestamp(group.created_at),
+        "lastModified": _timestamp(group.updated_at),
+        "location": links.group(group.id),
+        "version": etag(group.version),
+    }
+    return out
