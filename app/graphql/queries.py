@@ -98,8 +98,6 @@ class Query:
     async def user_group_by_identifier(
         self, info: Info, identifier: str, org_identifier: str | None = None, project_identifier: str | None = None
     ) -> UserGroup | None:
-        if project_identifier is not None and org_identifier is None:
-            return None  # a project is always inside an organization: no such group
         try:
             row = await info.context.call(
                 groups.get_group_by_identifier, info.context.caller, identifier, org_identifier, project_identifier

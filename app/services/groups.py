@@ -305,8 +305,10 @@ async def read_group(reader: Reader, caller: Caller, group_id: str) -> Any:
 async def get_group_by_identifier(
     session: AsyncSession, caller: Caller, identifier: str, org: str | None, project: str | None
 ) -> UserGroup:
+    """The group with this identifier in a scope (the account, an organization, or a project of
+    one), or NotFound — also for a project named without its organization, which no group is in."""
     caller.require(Permission.GROUPS_READ)
-    if has_nul(identifier, org, project):
+    if has_nul(identifier, org, project) or (project is not None and org is None):
         raise NotFound("UserGroup", identifier)
     group = await session.scalar(
         select(UserGroup).where(

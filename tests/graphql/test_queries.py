@@ -174,6 +174,9 @@ async def test_admin_mutations_flags_tokens_scopes(gql: GraphQLClient, client: h
     )
     assert found["userGroupByIdentifier"]["name"] == "Web Admins" and found["userGroups"]["totalCount"] == 1
     assert found["organizations"] == [{"identifier": "eng"}] and found["projects"] == [{"identifier": "web"}]
+    # A project is always inside an organization: named without it, no group is found.
+    orphan = await gql('{ userGroupByIdentifier(identifier: "Web_Admins", projectIdentifier: "web") { name } }')
+    assert orphan["userGroupByIdentifier"] is None
 
 
 async def test_validation_and_conflict_results_name_the_field(gql: GraphQLClient) -> None:
