@@ -139,10 +139,14 @@ async def _refused(request: Request, caller: Caller, refusal: audit.Refusal, res
     action = f"{name}.{'read' if _read_only(request) else _ACTIONS[request.method]}"
     resource_type = "UserGroup" if resource is GROUP else (resource.name if resource else "Resource")
     resource_id = request.path_params.get("id")
-    await run_transaction(
-        request.app.state.sessionmaker,
-        lambda session: audit.record_refusal(session, caller, refusal, action=action, resource_type=resource_type, resource_id=resource_id),
-    )
+
+    async def record(session: AsyncSession) -> None:
+        await audit.record_refusal(session, caller, refusal, action=action, resource_type=resource_type, resource_id=resource_id)
+
+    try:
+        await run_transaction(request.app.state.sessionmaker, record)
+    except DomainError as exc:  # the database cannot take the event now (503): the client asks again
+        return from_domain_error(exc)
     return from_domain_error(refusal)
 
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import AuditEvent
-from app.services import tokens
+from app.errors import Unavailable
+from app.services import audit, tokens
 from tests.support.clients import ScimClient, Tenant, make_tenant
 
 
@@ -128,3 +129,15 @@ async def test_tenant_isolation(
     response = await client.get(f"{tenant.base}/Users/{user['id']}", headers=other_tenant.headers)
     assert response.status_code == 401
     assert (await scim.get(f"/Users/{user['id']}")).status_code == 200
+
+
+async def test_a_refusal_the_database_cannot_record_now_is_503_to_ask_again(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def database_down(*_: object, **__: object) -> None:
+        raise Unavailable()
+
+    monkeypatch.setattr(audit, "record_refusal", database_down)
+    reader = ScimClient(client, await make_tenant(sessionmaker, "acme", ["users:read"]))
+    response = await reader.post("/Users", {"userName": "a@x"})
+    assert response.status_code == 503 and "retry-after" in response.headers
