@@ -56,7 +56,7 @@ class CreateUserGroupInput:
 @strawberry.input(description="What to change; a field left out stays as it is.")
 class UpdateUserGroupInput:
     id: strawberry.ID
-    name: strawberry.Maybe[str] = strawberry.field(description="The new name; it cannot be null.")
+    name: strawberry.Maybe[str | None] = strawberry.field(description="The new name; null is refused (a ValidationError).")
     description: strawberry.Maybe[str | None] = strawberry.field(description="The new description; null clears it.")
 
 
@@ -81,8 +81,8 @@ class CreateUserInput:
 @strawberry.input(description="What to change; a field left out stays as it is.")
 class UpdateUserInput:
     id: strawberry.ID
-    name: strawberry.Maybe[str] = strawberry.field(description="The new full name; it cannot be null.")
-    email: strawberry.Maybe[str] = strawberry.field(description="The new email address; it cannot be null.")
+    name: strawberry.Maybe[str | None] = strawberry.field(description="The new full name; null is refused (a ValidationError).")
+    email: strawberry.Maybe[str | None] = strawberry.field(description="The new email address; null is refused (a ValidationError).")
 
 
 @strawberry.input
@@ -182,7 +182,7 @@ class Mutation:
     async def update_user(self, info: Info, input: UpdateUserInput) -> UserResult:
         ctx = info.context
         user = await users.get_user(ctx.session, ctx.caller, str(input.id), for_update=True)
-        name, email = (input.name.value if input.name else None), (input.email.value if input.email else None)
+        name, email = (input.name.value if input.name else UNSET), (input.email.value if input.email else UNSET)
         await users.update_profile(ctx.session, ctx.caller, user, name=name, email=email)
         return User.from_row(user)
 

@@ -517,7 +517,9 @@ async def groups_page_of_users(
     return counts, pages
 
 
-def _valid_email(email: str) -> str:
+def _valid_email(email: Any) -> str:
+    if not isinstance(email, str):
+        raise InvalidInput("the email is required", field="email")
     email = email.strip()
     if has_nul(email):
         raise InvalidInput("the email must not contain the NUL character", field="email")
@@ -526,7 +528,9 @@ def _valid_email(email: str) -> str:
     return email
 
 
-def _valid_name(name: str) -> str:
+def _valid_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise InvalidInput("the name must not be empty", field="name")
     if has_nul(name):
         raise InvalidInput("the name must not contain the NUL character", field="name")
     if not name.strip():
@@ -545,15 +549,14 @@ def profile_values(*, email: str, name: str) -> UserValues:
     )
 
 
-async def update_profile(
-    session: AsyncSession, caller: Caller, user: UserRecord, *, name: str | None = None, email: str | None = None
-) -> UpdateResult:
-    """The admin UI's edit of name and email; `guard` decides whether the user may be edited."""
+async def update_profile(session: AsyncSession, caller: Caller, user: UserRecord, *, name: Any = UNSET, email: Any = UNSET) -> UpdateResult:
+    """The admin UI's edit of name and email (UNSET: unchanged; neither may be cleared); `guard`
+    decides whether the user may be edited."""
     values: dict[str, Any] = {}
-    if name is not None:
+    if name is not UNSET:
         name = _valid_name(name)
         values.update(display_name=name, name_formatted=name)
-    if email is not None:
+    if email is not UNSET:
         email = _valid_email(email)
         emails = [dict(e) for e in (user.multi_valued or {}).get("emails", [])]
         primary = next((e for e in emails if e.get("value") == user.email), None)

@@ -180,7 +180,13 @@ async def test_admin_mutations_flags_tokens_scopes(gql: GraphQLClient, client: h
 
 
 async def test_validation_and_conflict_results_name_the_field(gql: GraphQLClient) -> None:
-    await gql('mutation { createUser(input: {email: "a@x.com", name: "A"}) { __typename } }')
+    made = await gql('mutation { createUser(input: {email: "a@x.com", name: "A"}) { ... on User { id } } }')
+    for field in ("name", "email"):  # neither can be cleared: null is a typed refusal, not a GraphQL error
+        cleared = await gql(
+            "mutation($u: ID!) { updateUser(input: {id: $u, %s: null}) { ... on ValidationError { field } } }" % field,
+            u=made["createUser"]["id"],
+        )
+        assert cleared["updateUser"] == {"field": field}
     dup = await gql('mutation { createUser(input: {email: "A@X.com", name: "B"}) { ... on ConflictError { field } } }')
     assert dup["createUser"] == {"field": "userName"}
     empty = await gql('mutation { createUserGroup(input: {name: " "}) { ... on ValidationError { field } } }')
