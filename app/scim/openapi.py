@@ -22,6 +22,7 @@ from app.scim.schema import (
     SEARCH_REQUEST,
     USER,
     Attribute,
+    AttributeType,
     ResourceType,
 )
 from app.validation import MAX_INDEXED
@@ -43,12 +44,12 @@ OPS = {"add": "^[Aa][Dd][Dd]$", "remove": "^[Rr][Ee][Mm][Oo][Vv][Ee]$", "replace
 
 
 def _scalar(attribute: Attribute, *, request: bool) -> dict[str, Any]:
-    if attribute.type == "boolean":
+    if attribute.type == AttributeType.BOOLEAN:
         return dict(BOOLEAN_LIKE) if request else {"type": "boolean"}
-    if attribute.type == "dateTime":
+    if attribute.type == AttributeType.DATE_TIME:
         return {"type": "string", "format": "date-time"}
     if attribute.type in ("integer", "decimal"):
-        return {"type": "integer" if attribute.type == "integer" else "number"}
+        return {"type": "integer" if attribute.type == AttributeType.INTEGER else "number"}
     return dict(TEXT) if request else {"type": "string"}
 
 
@@ -65,7 +66,7 @@ def _attribute(attribute: Attribute, *, request: bool) -> dict[str, Any]:
         return {"type": "array", "items": {"anyOf": [MEMBER, {"type": "null"}]}, "description": attribute.description}
     if request and attribute.name == "$ref":
         return {"type": ["string", "null"], "description": "Accepted and ignored: the server builds references itself"}
-    if attribute.type == "complex":
+    if attribute.type == AttributeType.COMPLEX:
         subs = [s for s in attribute.sub_attributes if not (request and s.read_only)]
         schema: dict[str, Any] = {
             "type": "object",
@@ -356,7 +357,7 @@ def _patch_op(resource: ResourceType) -> dict[str, Any]:
                 if schema is resource.schema
                 else _nullable(_attribute(attribute, request=True), True)
             )
-            if attribute.type == "complex" and not attribute.multi_valued:
+            if attribute.type == AttributeType.COMPLEX and not attribute.multi_valued:
                 for sub in attribute.sub_attributes:
                     if not sub.read_only:
                         keys[f"{path}.{sub.name}"] = _nullable(_attribute(sub, request=True), True)
@@ -383,7 +384,7 @@ def _patch_op(resource: ResourceType) -> dict[str, Any]:
                 request["properties"][attribute.name] if schema is resource.schema else _nullable(_attribute(attribute, request=True), True)
             )
             alternatives += _path_alternatives(path, value, removable=not attribute.required)
-            if attribute.type == "complex" and not attribute.multi_valued:
+            if attribute.type == AttributeType.COMPLEX and not attribute.multi_valued:
                 for sub in attribute.sub_attributes:
                     if not sub.read_only:
                         alternatives += _path_alternatives(

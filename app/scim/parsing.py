@@ -7,7 +7,7 @@ from typing import Any
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import USER_COLUMNS
-from app.scim.schema import ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, ResourceType, resolve
+from app.scim.schema import ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
 from app.services.groups import GroupValues
 from app.services.users import UserValues
 from app.validation import MAX_INDEXED, has_nul, is_blank
@@ -24,7 +24,7 @@ def _canonical_element(attribute: Attribute, value: Any) -> dict[str, Any]:
         if sub is None or item is None or item == "":
             continue
         name = f"{attribute.name}.{sub.name}"
-        if sub.type == "boolean":
+        if sub.type == AttributeType.BOOLEAN:
             out[sub.name] = compat.coerce_boolean(item, name)
         elif sub.name == "$ref" or sub.read_only:
             continue  # server-built or server-owned: accepted and ignored
@@ -48,10 +48,10 @@ def _canonical_value(attribute: Attribute, value: Any) -> Any:
             raise InvalidInput(f"{attribute.name} must be a list", field=attribute.name)
         if attribute.name == "members":
             return value  # checked element by element where member ids are read
-        if attribute.type != "complex":
+        if attribute.type != AttributeType.COMPLEX:
             return value
         return [e for e in (_canonical_element(attribute, v) for v in value) if e]
-    if attribute.type == "complex":
+    if attribute.type == AttributeType.COMPLEX:
         element = _canonical_element(attribute, value)
         return element or None
     return value

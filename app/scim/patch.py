@@ -17,7 +17,7 @@ from app.errors import InvalidFilter, InvalidInput, InvalidPath, InvalidSyntax, 
 from app.scim import compat
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, ValuePath, parse_filter
 from app.scim.parsing import canonical_elements
-from app.scim.schema import Attribute, ResolvedPath, ResourceType, resolve
+from app.scim.schema import Attribute, AttributeType, ResolvedPath, ResourceType, resolve
 from app.services.groups import MemberChange
 from app.validation import has_nul
 
@@ -105,7 +105,7 @@ def element_matches(element: dict[str, Any], expr: Expr, attribute: Attribute) -
     if isinstance(expr, Present):
         return actual not in (None, "")
     expected = expr.value
-    if sub.type == "boolean":
+    if sub.type == AttributeType.BOOLEAN:
         try:
             actual_b = compat.coerce_boolean(actual, sub.name) if actual is not None else None
             expected_b = compat.coerce_boolean(expected, sub.name) if expected is not None else None
@@ -200,7 +200,7 @@ class _Engine:
         name = attribute.name
         if attribute.multi_valued:
             self.multi_valued(op, path, container, value)
-        elif attribute.type == "complex":
+        elif attribute.type == AttributeType.COMPLEX:
             self.complex(op, path, container, value)
         elif op == "remove" or compat.is_empty(value):
             container.pop(name, None)
@@ -277,7 +277,7 @@ class _Engine:
 
 def _checked_leaf(value: Any, attribute: Attribute, where: str) -> Any:
     """A value is checked when it is applied, before a later operation can overwrite it."""
-    if attribute.type == "boolean":
+    if attribute.type == AttributeType.BOOLEAN:
         return compat.coerce_boolean(value, where)
     if not isinstance(value, str) or has_nul(value):
         raise InvalidInput(f"{where} must be a string without NUL characters, got {type(value).__name__}", field=where)

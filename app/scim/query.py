@@ -19,7 +19,7 @@ from app.db.models import Channel, GroupMembership, User, UserAttributeValue, Us
 from app.errors import InvalidFilter, InvalidInput
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
-from app.scim.schema import GROUP, USER, Attribute, ResolvedPath, ResourceType, resolve
+from app.scim.schema import GROUP, USER, Attribute, AttributeType, ResolvedPath, ResourceType, resolve
 from app.services.groups import visible_to
 from app.validation import LIKE_ESCAPE, like_escaped
 
@@ -172,7 +172,7 @@ class _Compiler:
         if column_name is None:
             return None
         attribute = path.sub or path.attribute
-        if attribute.type == "complex":
+        if attribute.type == AttributeType.COMPLEX:
             attribute = path.attribute.sub("value") or attribute
         return _Target(getattr(self.model, column_name), attribute, column_name in PRELOWERED)
 
@@ -260,7 +260,7 @@ class UserFilterCompiler(_Compiler):
         assert path.attribute is not None
         if path.attribute.multi_valued:
             return self._element_exists(path.attribute, true() if path.sub is None else None, path.sub)
-        if path.attribute.type == "complex" and path.sub is None and path.attribute.name == "name":
+        if path.attribute.type == AttributeType.COMPLEX and path.sub is None and path.attribute.name == "name":
             parts = [getattr(User, c) for k, c in USER_COLUMNS.items() if k.startswith("name.")]
             return or_(*[and_(p.is_not(None), p != "") for p in parts])
         target = self._column_target(path)

@@ -4,6 +4,7 @@ all read it, so what is advertised is exactly what works."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,17 +20,56 @@ RESOURCE_TYPE = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Schema"
 
 
+class AttributeType(enum.StrEnum):
+    """RFC 7643 §2.3: the data type of an attribute."""
+
+    STRING = "string"
+    BOOLEAN = "boolean"
+    DECIMAL = "decimal"
+    INTEGER = "integer"
+    DATE_TIME = "dateTime"
+    REFERENCE = "reference"
+    BINARY = "binary"
+    COMPLEX = "complex"
+
+
+class Mutability(enum.StrEnum):
+    """RFC 7643 §7: whether and when a client may set an attribute."""
+
+    READ_ONLY = "readOnly"
+    READ_WRITE = "readWrite"
+    IMMUTABLE = "immutable"
+    WRITE_ONLY = "writeOnly"
+
+
+class Returned(enum.StrEnum):
+    """RFC 7643 §7: when an attribute is returned."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    DEFAULT = "default"
+    REQUEST = "request"
+
+
+class Uniqueness(enum.StrEnum):
+    """RFC 7643 §7: within what an attribute's value is unique."""
+
+    NONE = "none"
+    SERVER = "server"
+    GLOBAL = "global"
+
+
 @dataclass(frozen=True)
 class Attribute:
     name: str
-    type: str = "string"  # string boolean decimal integer dateTime reference binary complex
+    type: AttributeType = AttributeType.STRING
     multi_valued: bool = False
     description: str = ""
     required: bool = False
     case_exact: bool = False
-    mutability: str = "readWrite"
-    returned: str = "default"
-    uniqueness: str = "none"
+    mutability: Mutability = Mutability.READ_WRITE
+    returned: Returned = Returned.DEFAULT
+    uniqueness: Uniqueness = Uniqueness.NONE
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
     sub_attributes: tuple[Attribute, ...] = field(default_factory=tuple)
@@ -40,7 +80,7 @@ class Attribute:
 
     @property
     def read_only(self) -> bool:
-        return self.mutability == "readOnly"
+        return self.mutability == Mutability.READ_ONLY
 
     def to_scim(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -52,9 +92,9 @@ class Attribute:
             "mutability": self.mutability,
             "returned": self.returned,
         }
-        if self.type in ("string", "reference", "binary"):
+        if self.type in (AttributeType.STRING, AttributeType.REFERENCE, AttributeType.BINARY):
             doc["caseExact"] = self.case_exact
-        if self.type not in ("complex", "boolean"):
+        if self.type not in (AttributeType.COMPLEX, AttributeType.BOOLEAN):
             doc["uniqueness"] = self.uniqueness
         if self.canonical_values:
             doc["canonicalValues"] = list(self.canonical_values)
@@ -81,7 +121,7 @@ def _multi(
     name: str,
     description: str,
     types: tuple[str, ...],
-    value_type: str = "string",
+    value_type: AttributeType = AttributeType.STRING,
     *,
     value_case_exact: bool = False,
     ref_types: tuple[str, ...] = (),
@@ -89,21 +129,21 @@ def _multi(
     """The common shape of RFC 7643 multi-valued attributes: value, display, type, primary."""
     return Attribute(
         name,
-        "complex",
+        AttributeType.COMPLEX,
         multi_valued=True,
         description=description,
         sub_attributes=(
             Attribute("value", value_type, description=f"The {name} value.", case_exact=value_case_exact, reference_types=ref_types),
             Attribute("display", description="A human-readable name, primarily used for display purposes."),
             Attribute("type", description="A label indicating the attribute's function.", canonical_values=types),
-            Attribute("primary", "boolean", description="Indicates the 'primary' or preferred value."),
+            Attribute("primary", AttributeType.BOOLEAN, description="Indicates the 'primary' or preferred value."),
         ),
     )
 
 
 _NAME = Attribute(
     "name",
-    "complex",
+    AttributeType.COMPLEX,
     description="The components of the user's real name.",
     sub_attributes=(
         Attribute("formatted", description="The full name, formatted for display."),
@@ -118,7 +158,7 @@ _NAME = Attribute(
 _ADDRESS_TYPES = ("work", "home", "other")
 _ADDRESSES = Attribute(
     "addresses",
-    "complex",
+    AttributeType.COMPLEX,
     multi_valued=True,
     description="Physical mailing addresses.",
     sub_attributes=(
@@ -129,21 +169,29 @@ _ADDRESSES = Attribute(
         Attribute("postalCode", description="The zip code or postal code component."),
         Attribute("country", description="The country name component (ISO 3166-1 alpha-2)."),
         Attribute("type", description="A label indicating the attribute's function.", canonical_values=_ADDRESS_TYPES),
-        Attribute("primary", "boolean", description="Indicates the 'primary' or preferred address."),
+        Attribute("primary", AttributeType.BOOLEAN, description="Indicates the 'primary' or preferred address."),
     ),
 )
 
 _GROUPS = Attribute(
     "groups",
-    "complex",
+    AttributeType.COMPLEX,
     multi_valued=True,
     description="The groups the user belongs to. Read-only: change membership through the Group resource.",
-    mutability="readOnly",
+    mutability=Mutability.READ_ONLY,
     sub_attributes=(
-        Attribute("value", description="The identifier of the group.", mutability="readOnly"),
-        Attribute("$ref", "reference", description="The URI of the group.", mutability="readOnly", reference_types=("Group",)),
-        Attribute("display", description="The group's display name.", mutability="readOnly"),
-        Attribute("type", description="direct or indirect membership.", mutability="readOnly", canonical_values=("direct", "indirect")),
+        Attribute("value", description="The identifier of the group.", mutability=Mutability.READ_ONLY),
+        Attribute(
+            "$ref",
+            AttributeType.REFERENCE,
+            description="The URI of the group.",
+            mutability=Mutability.READ_ONLY,
+            reference_types=("Group",),
+        ),
+        Attribute("display", description="The group's display name.", mutability=Mutability.READ_ONLY),
+        Attribute(
+            "type", description="direct or indirect membership.", mutability=Mutability.READ_ONLY, canonical_values=("direct", "indirect")
+        ),
     ),
 )
 
@@ -152,11 +200,11 @@ USER_MULTI_VALUED = (
     _multi("emails", "Email addresses for the user.", ("work", "home", "other")),
     _multi("phoneNumbers", "Phone numbers for the user.", ("work", "home", "mobile", "fax", "pager", "other")),
     _multi("ims", "Instant messaging addresses for the user.", ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
-    _multi("photos", "URLs of photos of the user.", ("photo", "thumbnail"), "reference", ref_types=("external",)),
+    _multi("photos", "URLs of photos of the user.", ("photo", "thumbnail"), AttributeType.REFERENCE, ref_types=("external",)),
     _ADDRESSES,
     _multi("entitlements", "Entitlements of the user.", ()),
     _multi("roles", "Roles of the user.", ()),
-    _multi("x509Certificates", "X.509 certificates of the user (DER, base64).", (), "binary", value_case_exact=True),
+    _multi("x509Certificates", "X.509 certificates of the user (DER, base64).", (), AttributeType.BINARY, value_case_exact=True),
 )
 
 USER_SCHEMA = Schema(
@@ -165,18 +213,21 @@ USER_SCHEMA = Schema(
     "User Account",
     (
         Attribute(
-            "userName", description="Unique identifier for the user, typically the sign-in name.", required=True, uniqueness="server"
+            "userName",
+            description="Unique identifier for the user, typically the sign-in name.",
+            required=True,
+            uniqueness=Uniqueness.SERVER,
         ),
         _NAME,
         Attribute("displayName", description="The name of the user, suitable for display."),
         Attribute("nickName", description="The casual way to address the user."),
-        Attribute("profileUrl", "reference", description="A URI of the user's online profile.", reference_types=("external",)),
+        Attribute("profileUrl", AttributeType.REFERENCE, description="A URI of the user's online profile.", reference_types=("external",)),
         Attribute("title", description="The user's title, such as 'Vice President'."),
         Attribute("userType", description="The relationship between the organization and the user."),
         Attribute("preferredLanguage", description="The user's preferred written or spoken language."),
         Attribute("locale", description="The user's default location for localisation."),
         Attribute("timezone", description="The user's time zone in IANA format."),
-        Attribute("active", "boolean", description="The user's administrative status; false deactivates the user."),
+        Attribute("active", AttributeType.BOOLEAN, description="The user's administrative status; false deactivates the user."),
         *USER_MULTI_VALUED,
         _GROUPS,
     ),
@@ -194,12 +245,14 @@ ENTERPRISE_SCHEMA = Schema(
         Attribute("department", description="The name of a department."),
         Attribute(
             "manager",
-            "complex",
+            AttributeType.COMPLEX,
             description="The user's manager.",
             sub_attributes=(
                 Attribute("value", description="The id of the manager's User resource."),
-                Attribute("$ref", "reference", description="The URI of the manager's User resource.", reference_types=("User",)),
-                Attribute("displayName", description="The manager's display name.", mutability="readOnly"),
+                Attribute(
+                    "$ref", AttributeType.REFERENCE, description="The URI of the manager's User resource.", reference_types=("User",)
+                ),
+                Attribute("displayName", description="The manager's display name.", mutability=Mutability.READ_ONLY),
             ),
         ),
     ),
@@ -213,14 +266,20 @@ GROUP_SCHEMA = Schema(
         Attribute("displayName", description="A human-readable name for the group.", required=True),
         Attribute(
             "members",
-            "complex",
+            AttributeType.COMPLEX,
             multi_valued=True,
             description="The members of the group (users of the same account).",
             sub_attributes=(
-                Attribute("value", description="The id of the member.", mutability="immutable"),
-                Attribute("$ref", "reference", description="The URI of the member.", mutability="immutable", reference_types=("User",)),
-                Attribute("display", description="The member's display name.", mutability="readOnly"),
-                Attribute("type", description="The kind of member.", mutability="immutable", canonical_values=("User",)),
+                Attribute("value", description="The id of the member.", mutability=Mutability.IMMUTABLE),
+                Attribute(
+                    "$ref",
+                    AttributeType.REFERENCE,
+                    description="The URI of the member.",
+                    mutability=Mutability.IMMUTABLE,
+                    reference_types=("User",),
+                ),
+                Attribute("display", description="The member's display name.", mutability=Mutability.READ_ONLY),
+                Attribute("type", description="The kind of member.", mutability=Mutability.IMMUTABLE, canonical_values=("User",)),
             ),
         ),
     ),
@@ -231,21 +290,21 @@ ID = Attribute(
     "id",
     description="Unique identifier assigned by the service provider.",
     case_exact=True,
-    mutability="readOnly",
-    returned="always",
-    uniqueness="server",
+    mutability=Mutability.READ_ONLY,
+    returned=Returned.ALWAYS,
+    uniqueness=Uniqueness.SERVER,
 )
 EXTERNAL_ID = Attribute("externalId", description="Identifier assigned by the provisioning client.", case_exact=True)
 META = Attribute(
     "meta",
-    "complex",
-    mutability="readOnly",
+    AttributeType.COMPLEX,
+    mutability=Mutability.READ_ONLY,
     sub_attributes=(
-        Attribute("resourceType", mutability="readOnly", case_exact=True),
-        Attribute("created", "dateTime", mutability="readOnly"),
-        Attribute("lastModified", "dateTime", mutability="readOnly"),
-        Attribute("location", "reference", mutability="readOnly", case_exact=True, reference_types=("uri",)),
-        Attribute("version", mutability="readOnly", case_exact=True),
+        Attribute("resourceType", mutability=Mutability.READ_ONLY, case_exact=True),
+        Attribute("created", AttributeType.DATE_TIME, mutability=Mutability.READ_ONLY),
+        Attribute("lastModified", AttributeType.DATE_TIME, mutability=Mutability.READ_ONLY),
+        Attribute("location", AttributeType.REFERENCE, mutability=Mutability.READ_ONLY, case_exact=True, reference_types=("uri",)),
+        Attribute("version", mutability=Mutability.READ_ONLY, case_exact=True),
     ),
 )
 COMMON = (ID, EXTERNAL_ID, META)
