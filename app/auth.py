@@ -28,43 +28,47 @@ from app.services import tokens
 logger = logging.getLogger("scimgraph.auth")
 
 
+TokenKey = tuple[str, str]  # (account identifier, token id): a token's name, as presented
+
+
 class TokenCache:
-    """Stored-token records by token id, each for at most TTL seconds after it was read; the least
-    recently used go first beyond MAX_ENTRIES. Unknown token ids are not kept: made-up ids must not
-    fill memory."""
+    """Stored-token records by their account and token id, each for at most TTL seconds after it was
+    read; the least recently used go first beyond MAX_ENTRIES. Unknown tokens are not kept: made-up
+    ones must not fill memory."""
 
     TTL = 1.0
     MAX_ENTRIES = 10_000
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[float, tokens.TokenRecord]] = OrderedDict()
+        self._entries: OrderedDict[TokenKey, tuple[float, tokens.TokenRecord]] = OrderedDict()
 
-    def get(self, token_id: str) -> tokens.TokenRecord | None:
-        entry = self._entries.get(token_id)
+    def get(self, key: TokenKey) -> tokens.TokenRecord | None:
+        entry = self._entries.get(key)
         if entry is None:
             return None
         read_at, record = entry
         if self.clock() - read_at >= self.TTL:
-            del self._entries[token_id]
+            del self._entries[key]
             return None
-        self._entries.move_to_end(token_id)
+        self._entries.move_to_end(key)
         return record
 
     def put(self, record: tokens.TokenRecord, read_at: float) -> None:
-        self._entries[record.token_id] = (read_at, record)
-        self._entries.move_to_end(record.token_id)
+        key = (record.account_identifier, record.token_id)
+        self._entries[key] = (read_at, record)
+        self._entries.move_to_end(key)
         while len(self._entries) > self.MAX_ENTRIES:
             self._entries.popitem(last=False)
 
-    def forget(self, token_id: str) -> None:
-        self._entries.pop(token_id, None)
+    def forget(self, key: TokenKey) -> None:
+        self._entries.pop(key, None)
 
-    def note_use(self, token_id: str) -> None:
+    def note_use(self, key: TokenKey) -> None:
         """last_used_at is being recorded: later requests within the TTL need not record it again."""
-        entry = self._entries.get(token_id)
+        entry = self._entries.get(key)
         if entry is not None:
-            self._entries[token_id] = (entry[0], replace(entry[1], last_used_at=utcnow()))
+            self._entries[key] = (entry[0], replace(entry[1], last_used_at=utcnow()))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -77,10 +81,10 @@ async def authenticate(request: Request, *, channel: Channel, account_identifier
     """The request's caller, or Unauthenticated / Unavailable."""
     presented = tokens.parse(bearer_token(request))
     cache: TokenCache = request.app.state.token_cache
-    record = cache.get(presented.token_id)
+    record = cache.get((presented.account_identifier, presented.token_id))
     if record is None:
         read_at = cache.clock()
-        record = await run_transaction(request.app.state.read_sessionmaker, lambda session: tokens.load(session, presented.token_id))
+        record = await run_transaction(request.app.state.read_sessionmaker, lambda session: tokens.load(session, presented))
         if record is not None:
             cache.put(record, read_at)
     return tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
@@ -92,9 +96,9 @@ async def record_use(request: Request, verified: tokens.Verified) -> None:
         return
     try:
         async with request.app.state.no_wait_sessionmaker() as session, session.begin():
-            recorded = await tokens.record_use(session, verified.caller.principal)
+            recorded = await tokens.record_use(session, verified.caller)
     except Exception as exc:  # the database may be busy or down; a later request will try again
         logger.info("token last-used time not recorded: %s", type(exc).__name__)
         return
     if recorded:
-        request.app.state.token_cache.note_use(verified.caller.principal)
+        request.app.state.token_cache.note_use((verified.caller.account_identifier, verified.caller.principal))

@@ -40,11 +40,11 @@ FILTER = re.compile(r'^\s*(userName|externalId)\s+eq\s+"((?:[^"\\]|\\.)*)"\s*$',
 
 AUTH_SQL = """
 SELECT t.account_id, t.secret_hash, t.revoked_at, t.expires_at, a.identifier
-FROM api_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.token_id = $1
+FROM api_tokens t JOIN accounts a ON a.id = t.account_id WHERE a.identifier = $1 AND t.token_id = $2
 """
 GROUPS = """(SELECT json_agg(json_build_array(g.id, g.display_name) ORDER BY g.display_name_ci, g.id)
-  FROM group_memberships m JOIN user_groups g ON g.id = m.group_id
-  WHERE m.user_id = u.id AND g.managed_by = 'IDENTITY_PROVIDER') AS groups"""
+  FROM group_memberships m JOIN user_groups g ON g.account_id = m.account_id AND g.id = m.group_id
+  WHERE m.account_id = u.account_id AND m.user_id = u.id AND g.managed_by = 'IDENTITY_PROVIDER') AS groups"""
 BY_ID_SQL = f"SELECT u.*, {GROUPS} FROM users u WHERE u.id = $1 AND u.account_id = $2"
 BY_USER_NAME_SQL = f"SELECT u.*, {GROUPS} FROM users u WHERE u.account_id = $1 AND u.user_name_ci = $2"
 BY_EXTERNAL_ID_SQL = (
@@ -178,7 +178,7 @@ class Ceiling:
         parts = raw.strip().split(".")
         if scheme.lower() != "bearer" or len(parts) != 4 or parts[0] != "sat":
             return None
-        row = await connection.fetchrow(AUTH_SQL, parts[2])
+        row = await connection.fetchrow(AUTH_SQL, parts[1], parts[2])
         secret_hash = hashlib.sha256(parts[3].encode()).hexdigest()
         if row is None or not hmac.compare_digest(secret_hash, row["secret_hash"]) or row["revoked_at"] is not None:
             return None

@@ -79,9 +79,9 @@ def _group_rows(dataset: Dataset, account_id: int, created: datetime) -> list[di
     return rows
 
 
-def _membership_rows(dataset: Dataset, created: datetime) -> Iterator[dict[str, Any]]:
+def _membership_rows(dataset: Dataset, account_id: int, created: datetime) -> Iterator[dict[str, Any]]:
     for group, n in dataset.memberships():
-        yield {"group_id": group_id(group), "user_id": user_id(n), "added_via": "SCIM", "created_at": created}
+        yield {"account_id": account_id, "group_id": group_id(group), "user_id": user_id(n), "added_via": "SCIM", "created_at": created}
 
 
 class _Writer:
@@ -140,7 +140,7 @@ async def seed(database_url: str, account_id: int, dataset: Dataset) -> dict[str
         await writer.write(UserAttributeValue.__table__, values)  # type: ignore[attr-defined]
         await writer.write(UserGroup.__table__, _group_rows(dataset, account_id, created))  # type: ignore[attr-defined]
         batch: list[dict[str, Any]] = []
-        for row in _membership_rows(dataset, created):
+        for row in _membership_rows(dataset, account_id, created):
             batch.append(row)
             if len(batch) >= CHUNK:
                 await writer.write(GroupMembership.__table__, batch)  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
-"""Migrations keep the rows that are there. SQLite alters a table by copying it and dropping the
-original; with foreign keys enforced, that drop deleted every membership and attribute row of the
-users (ON DELETE CASCADE)."""
+"""Migrations keep the rows that are there (written as the schema of revision 0004 holds them).
+SQLite alters a table by copying it and dropping the original; with foreign keys enforced, that drop
+deleted every membership and attribute row of the users (ON DELETE CASCADE)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ ROWS = [
     "provisioned_by, created_at, updated_at, version)"
     " VALUES ('u-901', 901, :name, :name_ci, :email, :email_ci, TRUE, '{}', 'SCIM', :now, :now, 1)",
     "INSERT INTO user_attribute_values (user_id, attribute, value_ci, is_primary, data) VALUES ('u-901', 'emails', 'a@x.io', TRUE, '{}')",
+    "INSERT INTO user_attribute_values (user_id, attribute, value_ci, is_primary, data) VALUES ('u-901', 'phoneNumbers', '1', FALSE, '{}')",
     "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, "
     "managed_by, created_at, updated_at, version)"
     " VALUES ('g-901', 901, '', 'g', :group, :group_ci, 'IDENTITY_PROVIDER', :now, :now, 1)",
@@ -71,7 +72,7 @@ def test_upgrading_sqlite_keeps_memberships_and_attribute_rows(tmp_path: Path) -
     migrate.upgrade(url, "0001")
     _with_connection(url, lambda c: _insert(c, VALUES))
     migrate.upgrade(url)
-    assert _with_connection(url, _counts) == (1, 1, 1, 1)
+    assert _with_connection(url, _counts) == (1, 2, 1, 1)
 
 
 def test_widened_lowered_copies_round_trip_with_rows_in_place(database_url: str) -> None:
@@ -85,13 +86,38 @@ def test_widened_lowered_copies_round_trip_with_rows_in_place(database_url: str)
         "group_ci": ("İ" * 256).lower(),
     }
     try:
+        migrate.downgrade(database_url, "0004")
         _with_connection(database_url, lambda c: _insert(c, wide))
         migrate.downgrade(database_url, "0002")
-        assert _with_connection(database_url, _counts) == (1, 1, 1, 1)
+        assert _with_connection(database_url, _counts) == (1, 2, 1, 1)
         cut = _with_connection(database_url, lambda c: c.execute(text("SELECT user_name_ci, email_ci FROM users WHERE id = 'u-901'")))
         assert cut.one() == (wide["name_ci"][:256], wide["email_ci"][:320])
         migrate.upgrade(database_url)
-        assert _with_connection(database_url, _counts) == (1, 1, 1, 1)
+        assert _with_connection(database_url, _counts) == (1, 2, 1, 1)
+    finally:
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
+
+
+def test_account_keys_are_filled_in_and_taken_out_with_rows_in_place(database_url: str) -> None:
+    """0005 gives memberships and attribute rows their user's account and numbers a user's attribute
+    rows; going back gives them integer ids again. No row is lost either way."""
+    keyed = "SELECT account_id, user_id, position, attribute FROM user_attribute_values WHERE user_id = 'u-901' ORDER BY position"
+    try:
+        migrate.downgrade(database_url, "0004")
+        _with_connection(database_url, lambda c: _insert(c, VALUES))
+        migrate.upgrade(database_url, "0005")
+        assert _with_connection(database_url, _counts) == (1, 2, 1, 1)
+        assert _with_connection(database_url, lambda c: c.execute(text(keyed))).all() == [
+            (901, "u-901", 0, "emails"),
+            (901, "u-901", 1, "phoneNumbers"),
+        ]
+        member = "SELECT account_id FROM group_memberships WHERE user_id = 'u-901'"
+        assert _with_connection(database_url, lambda c: c.execute(text(member))).scalar_one() == 901
+        migrate.downgrade(database_url, "0004")
+        assert _with_connection(database_url, _counts) == (1, 2, 1, 1)
+        numbered = "SELECT count(DISTINCT id) FROM user_attribute_values WHERE user_id = 'u-901' AND id IS NOT NULL"
+        assert _with_connection(database_url, lambda c: c.execute(text(numbered))).scalar_one() == 2
     finally:
         migrate.upgrade(database_url)
         _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))

@@ -19,9 +19,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.db.types import BigIntegerPK, UTCDateTime, utcnow
 from app.validation import MAX_EMAIL, MAX_INDEXED
@@ -71,6 +72,12 @@ def _account_fk() -> Any:
     return Field(sa_column=Column(Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False))
 
 
+def _account_column() -> Any:
+    """The account of a row that belongs to another tenant row, whose foreign key (leading with
+    `account_id`) already ties it to the account."""
+    return Field(sa_column=Column(Integer, nullable=False))
+
+
 class Account(SQLModel, table=True):
     __tablename__ = "accounts"
 
@@ -80,11 +87,16 @@ class Account(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+# Every table below `accounts` belongs to one account: `account_id` leads its primary key, each of its
+# unique constraints and foreign keys, and every query names it. That keeps an account's rows
+# together in every index, and is what distributing the tables by account (Citus-style) requires;
+# docs/scaling.md has the path, tests/test_tenant_keys.py checks the rule.
+
+
 class Organization(SQLModel, table=True):
     __tablename__ = "organizations"
-    __table_args__ = (UniqueConstraint("account_id", "identifier"),)
+    __table_args__ = (PrimaryKeyConstraint("account_id", "identifier"),)
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     account_id: int = _account_fk()
     identifier: str = Field(sa_column=Column(String(64), nullable=False))
     name: str = Field(sa_column=Column(Text, nullable=False))
@@ -94,13 +106,12 @@ class Organization(SQLModel, table=True):
 class Project(SQLModel, table=True):
     __tablename__ = "projects"
     __table_args__ = (
-        UniqueConstraint("account_id", "org_identifier", "identifier"),
+        PrimaryKeyConstraint("account_id", "org_identifier", "identifier"),
         ForeignKeyConstraint(
             ["account_id", "org_identifier"], ["organizations.account_id", "organizations.identifier"], ondelete="CASCADE"
         ),
     )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     account_id: int = _account_fk()
     org_identifier: str = Field(sa_column=Column(String(64), nullable=False))
     identifier: str = Field(sa_column=Column(String(64), nullable=False))
@@ -114,6 +125,7 @@ class User(SQLModel, table=True):
 
     __tablename__ = "users"
     __table_args__ = (
+        PrimaryKeyConstraint("account_id", "id"),
         UniqueConstraint("account_id", "user_name_ci"),
         Index(None, "account_id", "external_id"),
         Index(None, "account_id", "email_ci"),
@@ -122,7 +134,7 @@ class User(SQLModel, table=True):
         Index(None, "account_id", "manager_id"),
     )
 
-    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    id: str = Field(sa_column=Column(String(36), nullable=False))
     account_id: int = _account_fk()
     user_name: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
     user_name_ci: str = Field(sa_column=Column(String(MAX_INDEXED * LOWERED_GROWTH), nullable=False))
@@ -159,13 +171,19 @@ class User(SQLModel, table=True):
 
 
 class UserAttributeValue(SQLModel, table=True):
-    """One element of a multi-valued user attribute (emails, phoneNumbers, addresses…), for filtering."""
+    """One element of a multi-valued user attribute (emails, phoneNumbers, addresses…), for filtering;
+    `position` numbers a user's elements."""
 
     __tablename__ = "user_attribute_values"
-    __table_args__ = (Index(None, "attribute", "value_ci"), Index(None, "user_id"))
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "user_id", "position"),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.id"], ondelete="CASCADE"),
+        Index(None, "account_id", "attribute", "value_ci"),
+    )
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
-    user_id: str = Field(sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    account_id: int = _account_column()
+    user_id: str = Field(sa_column=Column(String(36), nullable=False))
+    position: int = Field(sa_column=Column(Integer, nullable=False))
     attribute: str = Field(sa_column=Column(String(32), nullable=False))
     type_ci: str | None = Field(default=None, sa_column=Column(String(64)))
     value_ci: str | None = Field(default=None, sa_column=Column(String(512)))
@@ -179,6 +197,7 @@ class UserGroup(SQLModel, table=True):
 
     __tablename__ = "user_groups"
     __table_args__ = (
+        PrimaryKeyConstraint("account_id", "id"),
         UniqueConstraint("account_id", "scope", "identifier"),
         Index(None, "account_id", "display_name_ci"),
         Index(None, "account_id", "external_id"),
@@ -200,7 +219,7 @@ class UserGroup(SQLModel, table=True):
         ),
     )
 
-    id: str = Field(sa_column=Column(String(36), primary_key=True))
+    id: str = Field(sa_column=Column(String(36), nullable=False))
     account_id: int = _account_fk()
     org_identifier: str | None = Field(default=None, sa_column=Column(String(64)))
     project_identifier: str | None = Field(default=None, sa_column=Column(String(64)))
@@ -218,21 +237,26 @@ class UserGroup(SQLModel, table=True):
 
 class GroupMembership(SQLModel, table=True):
     __tablename__ = "group_memberships"
-    __table_args__ = (PrimaryKeyConstraint("group_id", "user_id"), Index(None, "user_id"))
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "group_id", "user_id"),
+        ForeignKeyConstraint(["account_id", "group_id"], ["user_groups.account_id", "user_groups.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.id"], ondelete="CASCADE"),
+        Index(None, "account_id", "user_id"),
+    )
 
-    group_id: str = Field(sa_column=Column(String(36), ForeignKey("user_groups.id", ondelete="CASCADE"), nullable=False))
-    user_id: str = Field(sa_column=Column(String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    account_id: int = _account_column()
+    group_id: str = Field(sa_column=Column(String(36), nullable=False))
+    user_id: str = Field(sa_column=Column(String(36), nullable=False))
     added_via: str = Field(sa_column=Column(String(16), nullable=False))
     created_at: datetime = _ts()
 
 
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
-    __table_args__ = (Index(None, "account_id"),)
+    __table_args__ = (PrimaryKeyConstraint("account_id", "token_id"),)
 
-    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     account_id: int = _account_fk()
-    token_id: str = Field(sa_column=Column(String(32), nullable=False, unique=True))
+    token_id: str = Field(sa_column=Column(String(32), nullable=False))
     name: str = Field(sa_column=Column(Text, nullable=False))
     secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
     permissions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -252,10 +276,18 @@ class FeatureFlag(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    __tablename__ = "audit_events"
-    __table_args__ = (Index(None, "account_id", "occurred_at"), Index(None, "account_id", "resource_type", "resource_id"))
+    """An entry of the activity log; `id` counts up (a later event has a larger id). SQLite counts
+    up only a column that is the whole primary key, so there — one node, never distributed — the
+    migrations keep `id` alone as the key; PostgreSQL's is (account_id, id)."""
 
-    id: int | None = Field(default=None, sa_column=Column(BigIntegerPK, primary_key=True, autoincrement=True))
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "id"),
+        Index(None, "account_id", "occurred_at"),
+        Index(None, "account_id", "resource_type", "resource_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigIntegerPK, nullable=False, autoincrement=True))
     account_id: int = _account_fk()
     occurred_at: datetime = _ts()
     caller: str = Field(sa_column=Column(String(64), nullable=False))
@@ -265,3 +297,9 @@ class AuditEvent(SQLModel, table=True):
     resource_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     outcome: str = Field(sa_column=Column(String(16), nullable=False))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# How the tables join: always within one account, by the keys above.
+MEMBERSHIP_GROUP = and_(col(GroupMembership.account_id) == col(UserGroup.account_id), col(GroupMembership.group_id) == col(UserGroup.id))
+MEMBERSHIP_USER = and_(col(GroupMembership.account_id) == col(User.account_id), col(GroupMembership.user_id) == col(User.id))
+INDEX_ROW_USER = and_(col(UserAttributeValue.account_id) == col(User.account_id), col(UserAttributeValue.user_id) == col(User.id))

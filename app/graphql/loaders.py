@@ -32,14 +32,15 @@ class Loaders:
     async def _members(self, keys: Sequence[Window]) -> list[list[User]]:
         found: dict[Window, list[User]] = {}
         for (offset, limit), ids in _by_window(keys).items():
-            pages = await self.context.call(groups.members_page_of_groups, self.context.caller, ids, offset, limit)
+            pages = await self.context.call(groups.members_of_groups, self.context.caller, ids, offset=offset, limit=limit)
             found.update({(gid, offset, limit): pages[gid] for gid in ids})
         return [found[k] for k in keys]
 
     async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
         found: dict[Window, tuple[int, list[UserGroup]]] = {}
         for (offset, limit), ids in _by_window(keys).items():
-            counts, pages = await self.context.call(users.groups_page_of_users, self.context.caller, ids, offset, limit)
+            counts = await self.context.call(groups.group_counts, self.context.caller, ids)
+            pages = await self.context.call(groups.groups_of_users, self.context.caller, ids, offset=offset, limit=limit)
             found.update({(uid, offset, limit): (counts[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 

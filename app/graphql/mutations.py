@@ -213,7 +213,7 @@ class Mutation:
         ctx = info.context
         revoked = ApiToken.from_row(await tokens.revoke(ctx.session, ctx.caller, input.token_id))
         # Other instances notice within their token cache's TTL; this one at once.
-        ctx.request.app.state.token_cache.forget(input.token_id)
+        ctx.request.app.state.token_cache.forget((ctx.caller.account_identifier, input.token_id))
         return revoked
 
     @strawberry.mutation(extensions=_ran("organization.create", "Organization", "identifier"))

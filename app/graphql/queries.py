@@ -6,7 +6,6 @@ from datetime import datetime
 
 import strawberry
 
-from app.db import models
 from app.errors import NotFound
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, offset_connection, offset_window, page_size
@@ -83,8 +82,7 @@ class Query:
         f = filter or UserFilter()
         where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
         offset, limit = offset_window(first, after)
-        order = [models.User.created_at, models.User.id]
-        total, rows = await info.context.call(users.list_users, info.context.caller, PageQuery(where, order, offset, limit))
+        total, rows = await info.context.call(users.list_users, info.context.caller, PageQuery(where, users.LIST_ORDER, offset, limit))
         return offset_connection([User.from_row(r) for r in rows], total, offset)
 
     @strawberry.field
@@ -115,8 +113,7 @@ class Query:
             search=f.search, managed_by=_value(f.managed_by), org_identifier=f.org_identifier, project_identifier=f.project_identifier
         )
         offset, limit = offset_window(first, after)
-        order = [models.UserGroup.created_at, models.UserGroup.id]
-        total, rows = await info.context.call(groups.list_groups, info.context.caller, PageQuery(where, order, offset, limit))
+        total, rows = await info.context.call(groups.list_groups, info.context.caller, PageQuery(where, groups.LIST_ORDER, offset, limit))
         return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
 
     @strawberry.field

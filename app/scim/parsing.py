@@ -8,9 +8,10 @@ from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import USER_COLUMNS
 from app.scim.schema import ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
+from app.services import groups, users
 from app.services.groups import GroupValues
 from app.services.users import UserValues
-from app.validation import MAX_INDEXED, has_nul, is_blank
+from app.validation import has_nul
 
 
 def _canonical_element(attribute: Attribute, value: Any) -> dict[str, Any]:
@@ -108,10 +109,6 @@ def _string(value: Any, name: str) -> str:
 def user_values(doc: dict[str, Any]) -> UserValues:
     """What a SCIM document sets on a user (every writable attribute: an absent one is cleared),
     from its canonical document. Validates types."""
-    user_name = doc.get("userName")
-    if not isinstance(user_name, str) or is_blank(user_name):
-        raise InvalidInput("userName is required and must be a non-empty string", field="userName")
-    _string(user_name, "userName")
     values: dict[str, Any] = {}
     for key, column in USER_COLUMNS.items():
         value = _lookup(doc, key)
@@ -121,9 +118,7 @@ def user_values(doc: dict[str, Any]) -> UserValues:
             values[column] = compat.coerce_boolean(value, "active")
         else:
             values[column] = _string(value, key.rsplit(":", 1)[-1])
-    for column, name in (("user_name", "userName"), ("external_id", "externalId"), ("manager_id", "manager")):
-        if values[column] is not None and len(values[column]) > MAX_INDEXED:
-            raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
+    users.check_values(values)
     manager = _lookup(doc, f"{ENTERPRISE_USER}:manager")
     if isinstance(manager, dict) and manager.get("$ref") is not None:
         _string(manager["$ref"], "manager.$ref")
@@ -166,16 +161,10 @@ def _lookup(doc: dict[str, Any], key: str) -> Any:
 
 def group_values(doc: dict[str, Any]) -> GroupValues:
     """What a SCIM document sets on a group's attributes (the description is not SCIM's: it stays)."""
-    display_name = doc.get("displayName")
-    if not isinstance(display_name, str) or is_blank(display_name):
-        raise InvalidInput("displayName is required and must be a non-empty string", field="displayName")
-    external_id = doc.get("externalId")
-    values = {
-        "display_name": _string(display_name, "displayName"),
-        "external_id": None if external_id in (None, "") else _string(external_id, "externalId"),
-    }
-    for column, name in (("display_name", "displayName"), ("external_id", "externalId")):
-        value = values[column]
-        if value is not None and len(value) > MAX_INDEXED:
-            raise InvalidInput(f"{name} is longer than {MAX_INDEXED} characters", field=name)
-    return GroupValues(**values)
+    display_name, external_id = doc.get("displayName"), doc.get("externalId")
+    values = GroupValues(
+        display_name=display_name if not isinstance(display_name, str) else _string(display_name, "displayName"),
+        external_id=None if external_id in (None, "") else _string(external_id, "externalId"),
+    )
+    groups.check_values(values, creating=True)  # a SCIM document names the group every time
+    return values

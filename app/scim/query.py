@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, String, and_, bindparam, exists, literal, 
 from sqlmodel import col
 
 from app.db.casefold import fold
-from app.db.models import Channel, GroupMembership, User, UserAttributeValue, UserGroup
+from app.db.models import INDEX_ROW_USER, MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, User, UserAttributeValue, UserGroup
 from app.errors import InvalidFilter, InvalidInput
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
@@ -284,23 +284,21 @@ class UserFilterCompiler(_Compiler):
         assert path.attribute is not None
         if path.attribute.name == "groups":
             compiler = _ElementCompiler(path.attribute, self._group_element_column, self.binder)
-            return exists(
-                select(1)
-                .select_from(GroupMembership)
-                .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
-                .where(col(GroupMembership.user_id) == col(User.id), visible_to(Channel.SCIM), compiler.compile(inner))
-                .correlate(User)
-            )
+            return self._in_a_group(compiler.compile(inner))
         compiler = _ElementCompiler(path.attribute, self._value_column, self.binder)
-        return exists(
-            select(1)
-            .where(
-                col(UserAttributeValue.user_id) == col(User.id),
-                col(UserAttributeValue.attribute) == path.attribute.name,
-                compiler.compile(inner),
-            )
-            .correlate(User)
-        )
+        return self._an_element(path.attribute, compiler.compile(inner))
+
+    @staticmethod
+    def _in_a_group(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        """The user is in a group that meets `condition`; only the groups SCIM sees count, as in the
+        rendered `groups` attribute."""
+        in_group = select(1).select_from(GroupMembership).join(UserGroup, MEMBERSHIP_GROUP)
+        return exists(in_group.where(MEMBERSHIP_USER, visible_to(Channel.SCIM), condition).correlate(User))
+
+    @staticmethod
+    def _an_element(attribute: Attribute, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        """The user has an element of the multi-valued `attribute` that meets `condition`."""
+        return exists(select(1).where(INDEX_ROW_USER, col(UserAttributeValue.attribute) == attribute.name, condition).correlate(User))
 
     @staticmethod
     def _value_column(sub: Attribute) -> _Target:
@@ -325,29 +323,13 @@ class UserFilterCompiler(_Compiler):
     def _element_exists(
         self, attribute: Attribute, any_element: Any, sub: Attribute | None, *, op: str | None = None, value: Value = None
     ) -> ColumnElement[bool]:
-        if attribute.name == "groups":
-            # Only the groups SCIM sees count, as in the rendered `groups` attribute.
-            cond: ColumnElement[bool] = true()
-            if any_element is None:
-                assert sub is not None
-                target = self._group_element_column(sub)
-                cond = present(target) if op is None else compare(target, op, value, f"groups.{sub.name}", self.binder)
-            return exists(
-                select(1)
-                .select_from(GroupMembership)
-                .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
-                .where(col(GroupMembership.user_id) == col(User.id), visible_to(Channel.SCIM), cond)
-                .correlate(User)
-            )
-        conditions: list[ColumnElement[bool]] = [
-            col(UserAttributeValue.user_id) == col(User.id),
-            col(UserAttributeValue.attribute) == attribute.name,
-        ]
+        column = self._group_element_column if attribute.name == "groups" else self._value_column
+        condition: ColumnElement[bool] = true()
         if any_element is None:
             assert sub is not None
-            target = self._value_column(sub)
-            conditions.append(present(target) if op is None else compare(target, op, value, f"{attribute.name}.{sub.name}", self.binder))
-        return exists(select(1).where(*conditions).correlate(User))
+            target = column(sub)
+            condition = present(target) if op is None else compare(target, op, value, f"{attribute.name}.{sub.name}", self.binder)
+        return self._in_a_group(condition) if attribute.name == "groups" else self._an_element(attribute, condition)
 
 
 class GroupFilterCompiler(_Compiler):
@@ -367,9 +349,9 @@ class GroupFilterCompiler(_Compiler):
         raise InvalidFilter(f"members.{sub.name} cannot be filtered on")
 
     def _members_exist(self, condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
-        query = select(1).select_from(GroupMembership).where(col(GroupMembership.group_id) == col(UserGroup.id))
+        query = select(1).select_from(GroupMembership).where(MEMBERSHIP_GROUP)
         if condition is not None:
-            query = query.join(User, col(User.id) == col(GroupMembership.user_id)).where(condition)
+            query = query.join(User, MEMBERSHIP_USER).where(condition)
         return exists(query.correlate(UserGroup))
 
     def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
@@ -499,15 +481,15 @@ def sort_column(sort_by: str, resource: ResourceType) -> Any:
     path = resolve(sort_by, resource)
     if path is None or path.attribute is None:
         raise InvalidInput(f"sortBy names an unknown attribute '{sort_by}'", field="sortBy")
-    model: Any = User if resource is USER else UserGroup
+    compiler = COMPILERS[resource.name]
+    model: Any = compiler.model
     if path.attribute.name == "id":
         return model.id
     if path.attribute.name == "meta" and path.sub is not None and path.sub.name in ("created", "lastModified"):
         return model.created_at if path.sub.name == "created" else model.updated_at
     if resource is USER and path.attribute.name == "emails" and (path.sub is None or path.sub.name == "value"):
         return col(User.email_ci)
-    overrides, columns = (USER_FILTER_OVERRIDES, USER_COLUMNS) if resource is USER else (GROUP_FILTER_OVERRIDES, GROUP_COLUMNS)
-    name = overrides.get(path.key) or columns.get(path.key)
+    name = compiler.overrides.get(path.key) or compiler.columns.get(path.key)
     if name is None:
         raise InvalidInput(f"cannot sort by '{sort_by}'", field="sortBy")
     return getattr(model, name)
@@ -515,8 +497,8 @@ def sort_column(sort_by: str, resource: ResourceType) -> Any:
 
 def sortable_attributes(resource: ResourceType) -> list[str]:
     """The attribute names `sortBy` accepts (in any letter case)."""
-    columns, overrides = (USER_COLUMNS, USER_FILTER_OVERRIDES) if resource is USER else (GROUP_COLUMNS, GROUP_FILTER_OVERRIDES)
-    names = ["id", "meta.created", "meta.lastModified", *columns, *overrides]
+    compiler = COMPILERS[resource.name]
+    names = ["id", "meta.created", "meta.lastModified", *compiler.columns, *compiler.overrides]
     if resource is USER:
         names += ["emails", "emails.value"]
     return sorted(set(names))

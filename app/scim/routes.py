@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app import auth, jsonbody
-from app.db.models import Channel, User, UserGroup
+from app.db.models import Channel
 from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.scim import compat, discovery
@@ -200,8 +200,7 @@ def list_params(source: dict[str, Any]) -> ListParams:
 
 
 def _order(resource: ResourceType, params: ListParams) -> list[Any]:
-    model: Any = User if resource is USER else UserGroup
-    stable = [model.created_at, model.id]
+    stable = list(users.LIST_ORDER if resource is USER else groups.LIST_ORDER)
     if params.sort_by is None:
         return stable
     column = sort_column(params.sort_by, resource)
@@ -209,13 +208,10 @@ def _order(resource: ResourceType, params: ListParams) -> list[Any]:
 
 
 async def _render_users(
-    scim: Scim, rows: Sequence[Any], projection: Projection, memberships: dict[str, list[tuple[str, str]]] | None = None
+    scim: Scim, rows: Sequence[Any], projection: Projection, memberships: dict[str, list[tuple[str, str]]]
 ) -> list[dict[str, Any]]:
-    """Users (entities or plain rows) as SCIM documents; their groups are read here unless the
-    caller already has them (`memberships`)."""
-    if memberships is None:
-        ids = [u.id for u in rows]
-        memberships = await groups.groups_of_users(scim.session, scim.caller, ids) if projection.wants("groups") and ids else {}
+    """Users (records or plain rows) as SCIM documents, with the groups read with them (`memberships`:
+    see `groups.read_user_with_groups`; a user not there is shown in no group)."""
     managers = [u.manager_id for u in rows if u.manager_id]
     names = (
         await users.display_names(scim.session, scim.caller.account_id, managers) if managers and projection.wants(ENTERPRISE_USER) else {}
@@ -226,11 +222,19 @@ async def _render_users(
     ]
 
 
+_MEMBER_COLUMNS = (groups.USERS.c.id, groups.USERS.c.display_name, groups.USERS.c.user_name)  # what a group's `members` show
+
+
 async def _render_groups(scim: Scim, rows: Sequence[Any], projection: Projection) -> list[dict[str, Any]]:
     """Groups (entities or plain rows) as SCIM documents, with their members when wanted."""
     ids = [g.id for g in rows]
-    members = await groups.members_of_groups(scim.session, ids) if projection.wants("members") and ids else {}
-    return [projection.apply(render_group(g, scim.links, members=members.get(g.id))) for g in rows]
+    members: dict[str, list[Any]] = {}
+    if projection.wants("members") and ids:
+        members = await groups.members_of_groups(scim.session, scim.caller, ids, columns=_MEMBER_COLUMNS)
+    return [
+        projection.apply(render_group(g, scim.links, members=[(m.id, m.display_name or m.user_name) for m in members.get(g.id, ())]))
+        for g in rows
+    ]
 
 
 async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
@@ -349,10 +353,10 @@ def _projection(scim: Scim, resource: ResourceType) -> Projection:
 async def _user_response(
     scim: Scim, user: Any, status: int = 200, *, projection: Projection | None = None, groups_of_user: list[tuple[str, str]] | None = None
 ) -> Response:
-    """One user (an entity or a plain row) as the response; `groups_of_user` when already read."""
+    """One user (a record or a plain row) as the response, with `groups_of_user` as read with it
+    (None when the answer does not show them)."""
     projection = projection or _projection(scim, USER)
-    memberships = None if groups_of_user is None else {user.id: groups_of_user}
-    [doc] = await _render_users(scim, [user], projection, memberships)
+    [doc] = await _render_users(scim, [user], projection, {user.id: groups_of_user or []})
     return _resource_response(doc, user.version, status, scim.links.user(user.id) if status == 201 else None)
 
 

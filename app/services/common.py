@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, bindparam, column, func, insert, select, true, update
+from sqlalchemy import JSON, ColumnElement, and_, bindparam, column, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -179,9 +179,18 @@ async def owned_row(reader: Reader, lookup: Prepared, label: str, id: str, accou
     return row
 
 
+def one_row(table: Any) -> ColumnElement[bool]:
+    """The row of `table` (users, user_groups) that parameters `b_account_id` and `b_id` name."""
+    return and_(table.c.account_id == bindparam("b_account_id"), table.c.id == bindparam("b_id"))
+
+
+def one_row_params(record: Any) -> dict[str, Any]:
+    return {"b_account_id": record.account_id, "b_id": record.id}
+
+
 def row_updater(table: Any) -> Prepared:
-    """An UPDATE of one row of `table` (`b_id` names it), of the columns its parameters name."""
-    return Prepared(update(table).where(table.c.id == bindparam("b_id")))
+    """An UPDATE of one row of `table` (see `one_row`), of the columns its parameters name."""
+    return Prepared(update(table).where(one_row(table)))
 
 
 async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:
@@ -257,7 +266,7 @@ async def write_changes(
     connection = await session.connection()
     if connection.dialect.name != "postgresql" or not with_rows:
         if changes:
-            await updater.execute(connection, {**changes, "b_id": record.id})
+            await updater.execute(connection, {**changes, **one_row_params(record)})
         await _insert_rows(connection, with_rows)
         return
     others = tuple(other for other, _ in with_rows)
@@ -266,21 +275,21 @@ async def write_changes(
         parts = []
         if changes:
             assignments = {name: bindparam(name, type_=table.c[name].type) for name in changes}
-            parts.append(update(table).where(table.c.id == bindparam("b_id")).values(assignments).cte("changed"))
+            parts.append(update(table).where(one_row(table)).values(assignments).cte("changed"))
         return select(true().label("written")).add_cte(*parts, *_rows_of(others))
 
     statement = kept(("write together", table.name, tuple(changes), tuple(t.name for t in others)), build)
-    await fetch(connection, statement, {**changes, "b_id": record.id, **_rows_params(with_rows)})
+    await fetch(connection, statement, {**changes, **one_row_params(record), **_rows_params(with_rows)})
 
 
 def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:
     """PostgreSQL's WITH clauses that store rows of other `tables` beside a write: for each, an
     INSERT … SELECT of its rows, passed as one JSON array (parameter `rows_<i>`) whose objects
-    name every column but the table's primary key (which the database gives). With `after` (a WITH
+    name every column but the one the database counts up (`audit_events.id`). With `after` (a WITH
     clause that returns a row when it stored one) they are stored only together with that row."""
     inserts = []
     for i, other in enumerate(tables):
-        filled = [c for c in other.c if not c.primary_key]
+        filled = [c for c in other.c if c is not other.autoincrement_column]
         rows = (
             func.jsonb_to_recordset(bindparam(f"rows_{i}", type_=postgresql.JSONB))
             .table_valued(*(column(c.key, c.type) for c in filled))
@@ -340,38 +349,3 @@ async def unique_changes(session: AsyncSession, conflict: Callable[[], DomainErr
             await session.flush()
     except IntegrityError:
         raise conflict() from None
-
-
-async def membership_windows(
-    session: AsyncSession,
-    keys: Sequence[str],
-    *,
-    key_column: Any,
-    item_column: Any,
-    item_model: Any,
-    order_by: Sequence[Any],
-    offset: int,
-    limit: int,
-) -> dict[str, list[Any]]:
-    """For each key (a group, or a user), one window of the rows at the other end of its memberships
-    — a window function, so one query for any number of keys rather than one per key."""
-    pages: dict[str, list[Any]] = {key: [] for key in keys}
-    if limit <= 0:
-        return pages
-    for part in chunks(list(keys)):
-        rank = func.row_number().over(partition_by=key_column, order_by=tuple(order_by)).label("rank")
-        ranked = (
-            select(key_column.label("key"), item_column.label("item"), rank)
-            .join(item_model, item_model.id == item_column)
-            .where(key_column.in_(part))
-            .subquery()
-        )
-        result = await session.execute(
-            select(ranked.c.key, item_model)
-            .join(item_model, item_model.id == ranked.c.item)
-            .where(ranked.c.rank > offset, ranked.c.rank <= offset + limit)
-            .order_by(ranked.c.key, ranked.c.rank)
-        )
-        for key, item in result:
-            pages[str(key)].append(item)
-    return pages

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, fu
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db.models import Channel, GroupMembership, ManagedBy, User, UserGroup
+from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, User, UserGroup
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
@@ -42,7 +42,8 @@ from app.services.common import (
     json_rows,
     kept,
     lock_ids,
-    membership_windows,
+    one_row,
+    one_row_params,
     owned_params,
     owned_row,
     page,
@@ -57,6 +58,7 @@ from app.validation import LIKE_ESCAPE, MAX_INDEXED, has_nul, is_blank, like_esc
 IDENTIFIER_ATTEMPTS = 20
 MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
 GROUPS = UserGroup.__table__  # type: ignore[attr-defined]
+USERS = users.USERS
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,21 @@ def _scope(org: str | None, project: str | None) -> str:
 
 def _validate_name(display_name: Any) -> str:
     if not isinstance(display_name, str) or is_blank(display_name):
-        raise InvalidInput("the group name is required", field="displayName")
+        raise InvalidInput("the group name (displayName) is required and must be a non-empty string", field="displayName")
     if has_nul(display_name):
         raise InvalidInput("the group name must not contain the NUL character", field="displayName")
     if len(display_name) > MAX_INDEXED:
-        raise InvalidInput(f"the group name is longer than {MAX_INDEXED} characters", field="displayName")
+        raise InvalidInput(f"the group name (displayName) is longer than {MAX_INDEXED} characters", field="displayName")
     return display_name
+
+
+def check_values(values: GroupValues, *, creating: bool = False) -> None:
+    """The rules a group's values meet, whoever sets them (see `users.check_values`): a name (given
+    on create, and not blank when given later), and no value longer than its column."""
+    if creating or values.display_name is not UNSET:
+        _validate_name(values.display_name)
+    if isinstance(values.external_id, str) and len(values.external_id) > MAX_INDEXED:
+        raise InvalidInput(f"externalId is longer than {MAX_INDEXED} characters", field="externalId")
 
 
 # Constants, so that statements built with them can be built once (see common.fetch_owned).
@@ -194,7 +205,8 @@ async def create_group(
     display name unique among such groups, and its identifier derived from the name — with a suffix
     when a native group already holds it (Harness's page keeps both). Elsewhere it is a native group."""
     caller.require(Permission.GROUPS_WRITE)
-    display_name = _validate_name(values.display_name)
+    check_values(values, creating=True)
+    display_name = values.display_name
     external_id = None if values.external_id is UNSET else values.external_id
     description = None if values.description is UNSET else values.description
     if has_nul(description, external_id, org_identifier, project_identifier):
@@ -285,7 +297,7 @@ _GROUP = {
     for lock in (True, False)
 }
 _UPDATE = row_updater(GROUPS)
-_DELETE = Prepared(delete(GROUPS).where(GROUPS.c.id == bindparam("b_id")))
+_DELETE = Prepared(delete(GROUPS).where(one_row(GROUPS)))
 
 
 async def get_group(session: AsyncSession, caller: Caller, group_id: str, *, for_update: bool = False) -> GroupRecord:
@@ -345,9 +357,9 @@ async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord
     """Change name, externalId or description; renames keep the identifier. Returns what changed."""
     caller.require(Permission.GROUPS_WRITE)
     display_name, description = values.display_name, values.description
+    check_values(values)
     renamed = display_name is not UNSET and display_name != group.display_name
     if renamed:
-        _validate_name(display_name)
         guard(caller, group, GuardedOperation.RENAME)
         if group.managed_by == ManagedBy.IDENTITY_PROVIDER.value and await _idp_name_taken(
             session, caller.account_id, display_name, group.id
@@ -376,15 +388,15 @@ async def _lock_existing_users(session: AsyncSession, account_id: int, ids: Sequ
     return found
 
 
-async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[str]) -> set[str]:
+def _members_of(group: Any) -> ColumnElement[bool]:
+    return and_(col(GroupMembership.account_id) == group.account_id, col(GroupMembership.group_id) == group.id)
+
+
+async def _current_members(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunks(sorted(set(ids))):
         found.update(
-            await session.scalars(
-                select(col(GroupMembership.user_id)).where(
-                    col(GroupMembership.group_id) == group_id, col(GroupMembership.user_id).in_(part)
-                )
-            )
+            await session.scalars(select(col(GroupMembership.user_id)).where(_members_of(group), col(GroupMembership.user_id).in_(part)))
         )
     return found
 
@@ -392,23 +404,24 @@ async def _current_members(session: AsyncSession, group_id: str, ids: Sequence[s
 async def _add(session: AsyncSession, caller: Caller, group: Any, ids: Sequence[str]) -> MembershipResult:
     valid = await _lock_existing_users(session, caller.account_id, ids)
     now = utcnow()
-    rows = [{"group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now} for uid in sorted(valid)]
+    rows = [
+        {"account_id": group.account_id, "group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now}
+        for uid in sorted(valid)
+    ]
     # Current members are skipped by the insert itself; what it returns is what was added.
-    added = await insert_new_rows(session, MEMBERSHIPS, rows, key=("group_id", "user_id"), returning="user_id")
+    added = await insert_new_rows(session, MEMBERSHIPS, rows, key=("account_id", "group_id", "user_id"), returning="user_id")
     return MembershipResult(added=set(added), skipped=set(ids) - valid)
 
 
 async def _remove(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
-    present = await _current_members(session, group.id, ids)
+    present = await _current_members(session, group, ids)
     for part in chunks(sorted(present)):
-        await session.execute(
-            delete(GroupMembership).where(col(GroupMembership.group_id) == group.id, col(GroupMembership.user_id).in_(part))
-        )
+        await session.execute(delete(GroupMembership).where(_members_of(group), col(GroupMembership.user_id).in_(part)))
     return present
 
 
-async def _all_members(session: AsyncSession, group_id: str) -> set[str]:
-    return set(await session.scalars(select(col(GroupMembership.user_id)).where(col(GroupMembership.group_id) == group_id)))
+async def _all_members(session: AsyncSession, group: Any) -> set[str]:
+    return set(await session.scalars(select(col(GroupMembership.user_id)).where(_members_of(group))))
 
 
 async def change_members(session: AsyncSession, caller: Caller, group: Any, changes: Sequence[MemberChange]) -> MembershipResult:
@@ -433,7 +446,7 @@ async def change_members(session: AsyncSession, caller: Caller, group: Any, chan
             total.added -= removed
         else:  # replace / clear: the set difference, in SQL-sized chunks
             wanted = set(change.ids) if change.kind == "replace" else set()
-            current = await _all_members(session, group.id)
+            current = await _all_members(session, group)
             await users.guard(session, caller, sorted(current ^ wanted), GuardedOperation.CHANGE_GROUPS)
             removed = await _remove(session, group, sorted(current - wanted))
             step = await _add(session, caller, group, sorted(wanted - current))
@@ -476,11 +489,11 @@ async def delete_group(session: AsyncSession, caller: Caller, group: GroupRecord
     removing the user from it is refused to do. The audit event lists the members removed."""
     caller.require(Permission.GROUPS_WRITE)
     guard(caller, group, GuardedOperation.DELETE)
-    members = await _all_members(session, group.id)
+    members = await _all_members(session, group)
     locked = await users.locked_for(session, caller, sorted(members), GuardedOperation.CHANGE_GROUPS)
     if locked:
         raise users.refusal(locked[0], GuardedOperation.CHANGE_GROUPS, IDP_MEMBER_MESSAGE.format(group=group.identifier, user=locked[0]))
-    await _DELETE.execute(await session.connection(), {"b_id": group.id})  # its memberships go with it
+    await _DELETE.execute(await session.connection(), one_row_params(group))  # its memberships go with it
     await audit.record(
         session,
         caller,
@@ -499,6 +512,9 @@ def _visible_in_account(visible: ColumnElement[bool]) -> ColumnElement[bool]:
 _VISIBLE_IN_ACCOUNT = {True: _visible_in_account(_IDENTITY_PROVIDER_GROUPS), False: _visible_in_account(_EVERY_GROUP)}
 
 
+LIST_ORDER = (col(UserGroup.created_at), col(UserGroup.id))  # a list's order, and the tie-break of any other
+
+
 async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the groups the caller sees that match the query, as plain rows, and how many match."""
     caller.require(Permission.GROUPS_READ)
@@ -507,32 +523,124 @@ async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple
     return await page(reader, UserGroup, _VISIBLE_IN_ACCOUNT[over_scim], scoped)
 
 
-def _groups_of_users_query(visible: ColumnElement[bool], *, one: bool = False) -> Select[str, str, str]:
-    """The groups of the users `ids` (of the user `id` when `one`: a statement that can be prepared)."""
-    of = col(GroupMembership.user_id) == bindparam("id") if one else col(GroupMembership.user_id).in_(bindparam("ids", expanding=True))
-    return (
-        select(col(GroupMembership.user_id), col(UserGroup.id), col(UserGroup.display_name))
-        .join(UserGroup, col(UserGroup.id) == col(GroupMembership.group_id))
-        .where(of, visible)
-        .order_by(col(UserGroup.display_name_ci), col(UserGroup.id))
+# The two sides of a membership, each in one order whoever reads it: a user's groups by name, a
+# group's members in the order they joined.
+GROUPS_OF_A_USER = (col(UserGroup.display_name_ci), col(UserGroup.id))
+MEMBERS_OF_A_GROUP = (col(GroupMembership.created_at), col(GroupMembership.user_id))
+
+
+@dataclass(frozen=True)
+class _Side:
+    """What a membership leads to from one side: `key`, the membership's column of the side asked
+    about; `table` and `joined`, the other side and how a membership joins it; `order_by`."""
+
+    name: str
+    key: Any
+    table: Any
+    joined: ColumnElement[bool]
+    order_by: tuple[Any, ...]
+
+    def visible(self, caller: Caller) -> tuple[bool, ColumnElement[bool]]:
+        """Which rows of the other side the caller sees, and a key for it: some groups are not seen
+        over SCIM (see `visible_to`); every member of a group the caller could read is."""
+        if self.table is not GROUPS:
+            return False, _EVERY_GROUP
+        return caller.is_identity_provider, visible_to(caller.channel)
+
+
+_GROUPS_OF_USERS = _Side("groups of users", col(GroupMembership.user_id), GROUPS, MEMBERSHIP_GROUP, GROUPS_OF_A_USER)
+_MEMBERS_OF_GROUPS = _Side("members of groups", col(GroupMembership.group_id), USERS, MEMBERSHIP_USER, MEMBERS_OF_A_GROUP)
+_IN_ACCOUNT = col(GroupMembership.account_id) == bindparam("account_id")
+
+
+def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], *, window: bool) -> Select[Any]:
+    """The rows (`columns` of side.table) at the other end of the memberships of the keys
+    (parameter `keys`) in the account (`account_id`) that `visible` lets the caller see, with
+    `related_to`, the key each belongs to; in order per key and, with `window`, only those from
+    parameter `offset`, at most `limit` per key — a window function, one query for any number of keys."""
+    chosen = (
+        select(side.key.label("related_to"), *columns)
+        .select_from(MEMBERSHIPS.join(side.table, side.joined))
+        .where(_IN_ACCOUNT, side.key.in_(bindparam("keys", expanding=True)), visible)
     )
+    if not window:
+        return chosen.order_by(side.key, *side.order_by)
+    position = func.row_number().over(partition_by=side.key, order_by=side.order_by).label("position")
+    ranked = chosen.add_columns(position).subquery("ranked")
+    return (
+        select(*(c for c in ranked.c if c.key != "position"))
+        .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + LIMIT)
+        .order_by(ranked.c.related_to, ranked.c.position)
+    )
+
+
+async def _read_related(
+    reader: Reader, side: _Side, caller: Caller, keys: Sequence[str], columns: Sequence[Any] | None, offset: int, limit: int | None
+) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {key: [] for key in keys}
+    if limit is not None and limit <= 0:
+        return out
+    chosen = tuple(columns) if columns is not None else tuple(side.table.c)
+    restricted, visible = side.visible(caller)
+    window = limit is not None or offset > 0
+    statement = _built(
+        (side.name, restricted, tuple(c.key for c in chosen), window), lambda: _related(side, visible, chosen, window=window)
+    )
+    connection = await connection_of(reader)
+    for part in chunks(list(keys)):
+        params = {"account_id": caller.account_id, "keys": list(part), "offset": offset, "limit": limit}
+        for row in await connection.execute(statement, params):
+            out[row.related_to].append(row)
+    return out
+
+
+_BUILT: dict[Hashable, Select[Any]] = {}
+
+
+def _built(key: Hashable, build: Callable[[], Select[Any]]) -> Select[Any]:
+    """The statement `build()` makes, built once per key (a few: see the callers). Not prepared as
+    `kept` statements are: its IN list takes as many parameters as there are keys."""
+    statement = _BUILT.get(key)
+    if statement is None:
+        statement = _BUILT[key] = build()
+    return statement
+
+
+async def groups_of_users(
+    reader: Reader, caller: Caller, user_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
+) -> dict[str, list[Any]]:
+    """Each user's groups that the caller sees (plain rows of `user_groups`), by name: all of them,
+    or the window from `offset` of at most `limit`. They are groups: groups:read."""
+    caller.require(Permission.GROUPS_READ)
+    return await _read_related(reader, _GROUPS_OF_USERS, caller, user_ids, None, offset, limit)
+
+
+async def members_of_groups(
+    reader: Reader,
+    caller: Caller,
+    group_ids: Sequence[str],
+    *,
+    columns: Sequence[Any] | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> dict[str, list[Any]]:
+    """Each group's members (plain rows of `users`, or of the `columns` of it asked for), in the
+    order they joined: all of them, or the window from `offset` of at most `limit`. They are users:
+    users:read."""
+    caller.require(Permission.USERS_READ)
+    return await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, columns, offset, limit)
 
 
 def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Select[Any]:
     """`users_query` (over the users table) with one more column, `their_groups`: the groups of
     each user that `visible` lets the caller see, as a JSON array of [position, id, display name],
-    the positions in `_groups_of_users_query`'s order. Still one row per user, however many groups
-    they are in, and one statement instead of a second round trip for the groups."""
-    users_table = User.__table__  # type: ignore[attr-defined]
+    the positions in GROUPS_OF_A_USER order. Still one row per user, however many groups they are
+    in, and one statement instead of a second round trip for the groups."""
     ranked = (
-        select(
-            func.row_number().over(order_by=(col(UserGroup.display_name_ci), col(UserGroup.id))).label("position"),
-            col(UserGroup.id),
-            col(UserGroup.display_name),
-        )
-        .select_from(MEMBERSHIPS.join(UserGroup.__table__, and_(col(UserGroup.id) == col(GroupMembership.group_id), visible)))  # type: ignore[attr-defined]
-        .where(col(GroupMembership.user_id) == users_table.c.id)
-        .correlate(users_table)
+        select(func.row_number().over(order_by=GROUPS_OF_A_USER).label("position"), col(UserGroup.id), col(UserGroup.display_name))
+        .select_from(MEMBERSHIPS.join(GROUPS, and_(MEMBERSHIP_GROUP, visible)))
+        .where(MEMBERSHIP_USER)
+        .correlate(USERS)
         .subquery("ranked")
     )
     their_groups = select(json_rows(ranked.c.position, ranked.c.id, ranked.c.display_name)).scalar_subquery()
@@ -540,10 +648,9 @@ def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Sele
 
 
 def _user_with_groups_query(visible: ColumnElement[bool], *, for_update: bool = False) -> Select[Any]:
-    users_table = User.__table__  # type: ignore[attr-defined]
-    by_id = select(users_table).where(users_table.c.id == bindparam("id"), users_table.c.account_id == bindparam("account_id"))
+    by_id = select(USERS).where(USERS.c.id == bindparam("id"), USERS.c.account_id == bindparam("account_id"))
     if for_update:  # the user's row only (as `users.get_user` locks it), not the groups read beside it
-        by_id = by_id.with_for_update(key_share=True, of=users_table)
+        by_id = by_id.with_for_update(key_share=True, of=USERS)
     return _with_groups(by_id, visible)
 
 
@@ -555,14 +662,7 @@ def _users_and_groups(rows: Iterable[Any]) -> list[UserWithGroups]:
     return [(row, [(group_id, name) for _, group_id, name in sorted(row.their_groups or ())]) for row in rows]
 
 
-# Built once; a SCIM GET of a user runs one of the latter (True: SCIM's view, identity-provider groups only).
-_GROUPS_OF_USERS = {True: _groups_of_users_query(_IDENTITY_PROVIDER_GROUPS), False: _groups_of_users_query(_EVERY_GROUP)}
-# One user's, as after a write of that user.
-_GROUPS_OF_USER = {
-    True: Prepared(_groups_of_users_query(_IDENTITY_PROVIDER_GROUPS, one=True)),
-    False: Prepared(_groups_of_users_query(_EVERY_GROUP, one=True)),
-}
-# Keyed by (over SCIM, for update).
+# Keyed by (over SCIM, for update); a SCIM GET of a user runs one of them.
 _USER_WITH_GROUPS = {
     (over_scim, for_update): Prepared(
         _user_with_groups_query(_IDENTITY_PROVIDER_GROUPS if over_scim else _EVERY_GROUP, for_update=for_update)
@@ -570,24 +670,6 @@ _USER_WITH_GROUPS = {
     for over_scim in (True, False)
     for for_update in (True, False)
 }
-
-
-async def groups_of_users(reader: Reader, caller: Caller, user_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    """Group (id, display name) per user — the groups `caller` can see — for a page of users, in
-    one query per chunk."""
-    connection = await connection_of(reader)
-    out: dict[str, list[tuple[str, str]]] = {uid: [] for uid in user_ids}
-    over_scim = caller.is_identity_provider
-    if len(out) == 1:
-        [user_id] = out
-        out[user_id] = [(group_id, name) for _, group_id, name in await _GROUPS_OF_USER[over_scim].all(connection, {"id": user_id})]
-        return out
-    query = _GROUPS_OF_USERS[over_scim]
-    for part in chunks(list(user_ids)):
-        rows = await connection.execute(query, {"ids": list(part)})
-        for user_id, group_id, name in rows:
-            out[user_id].append((group_id, name))
-    return out
 
 
 async def read_user_with_groups(reader: Reader, caller: Caller, user_id: str) -> UserWithGroups:
@@ -616,14 +698,13 @@ async def _user_with_groups(reader: Reader, caller: Caller, user_id: str, *, for
 
 
 def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any], visible: ColumnElement[bool]) -> Select[Any]:
-    users_table = User.__table__  # type: ignore[attr-defined]
     # The page is chosen first, so that the groups are read for its users only, whatever the order
     # (SQLite would otherwise read them for every match before sorting). Not correlated: the
     # subquery reads the users table on its own, whatever the outer query reads.
     # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
     # of the table hashed against the page.
     page_ids = (
-        select(users_table.c.id)
+        select(USERS.c.account_id, USERS.c.id)
         .where(users.OF_ACCOUNT, where)
         .order_by(*order_by)
         .offset(OFFSET)
@@ -631,8 +712,8 @@ def _page_with_groups_query(where: ColumnElement[bool], order_by: Sequence[Any],
         .correlate(None)
         .subquery("page")
     )
-    on_page = page_ids.join(users_table, users_table.c.id == page_ids.c.id)
-    return _with_groups(select(users_table).select_from(on_page).order_by(*order_by), visible)
+    on_page = page_ids.join(USERS, and_(USERS.c.account_id == page_ids.c.account_id, USERS.c.id == page_ids.c.id))
+    return _with_groups(select(USERS).select_from(on_page).order_by(*order_by), visible)
 
 
 async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[UserWithGroups]]:
@@ -649,42 +730,39 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
             lambda: _page_with_groups_query(scoped.where, scoped.order_by, visible_to(caller.channel)),
         )
         found = _users_and_groups(await fetch(connection, statement, scoped.page_params()))
-    users_table = User.__table__  # type: ignore[attr-defined]
-    total = await total_of_page(connection, users_table, (users.OF_ACCOUNT, scoped.where), scoped, len(found))
+    total = await total_of_page(connection, USERS, (users.OF_ACCOUNT, scoped.where), scoped, len(found))
     return total, found
 
 
-_MEMBERS_OF_GROUPS = (
-    select(col(GroupMembership.group_id), col(User.id), col(User.display_name), col(User.user_name))
-    .join(User, col(User.id) == col(GroupMembership.user_id))
-    .where(col(GroupMembership.group_id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(GroupMembership.created_at), col(User.id))
-)
-
-
-async def members_of_groups(reader: Reader, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
-    """Members (user id, display name) of a page of groups."""
+async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequence[str]) -> dict[str, int]:
+    out = {key: 0 for key in keys}
+    restricted, visible = side.visible(caller)
+    counted = MEMBERSHIPS.join(side.table, side.joined) if restricted else MEMBERSHIPS  # the memberships alone: an index-only count
+    statement = _built(
+        ("count " + side.name, restricted),
+        lambda: (
+            select(side.key, func.count())
+            .select_from(counted)
+            .where(_IN_ACCOUNT, side.key.in_(bindparam("keys", expanding=True)), visible)
+            .group_by(side.key)
+        ),
+    )
     connection = await connection_of(reader)
-    out: dict[str, list[tuple[str, str | None]]] = {gid: [] for gid in group_ids}
-    for part in chunks(list(group_ids)):
-        rows = await connection.execute(_MEMBERS_OF_GROUPS, {"ids": list(part)})
-        for group_id, user_id, display, user_name in rows:
-            out[group_id].append((user_id, display or user_name))
+    for part in chunks(list(keys)):
+        out.update({key: int(n) for key, n in await connection.execute(statement, {"account_id": caller.account_id, "keys": list(part)})})
     return out
 
 
-async def member_counts(session: AsyncSession, caller: Caller, group_ids: Sequence[str]) -> dict[str, int]:
+async def member_counts(reader: Reader, caller: Caller, group_ids: Sequence[str]) -> dict[str, int]:
     """How many members each group has (groups the caller has read: the count is part of the group)."""
     caller.require(Permission.GROUPS_READ)
-    out = {gid: 0 for gid in group_ids}
-    for part in chunks(list(group_ids)):
-        rows = await session.execute(
-            select(col(GroupMembership.group_id), func.count())
-            .where(col(GroupMembership.group_id).in_(part))
-            .group_by(col(GroupMembership.group_id))
-        )
-        out.update({gid: int(n) for gid, n in rows})
-    return out
+    return await _count_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids)
+
+
+async def group_counts(reader: Reader, caller: Caller, user_ids: Sequence[str]) -> dict[str, int]:
+    """How many of the groups the caller sees each user is in."""
+    caller.require(Permission.GROUPS_READ)
+    return await _count_related(reader, _GROUPS_OF_USERS, caller, user_ids)
 
 
 def admin_filter(
@@ -707,20 +785,3 @@ def admin_filter(
     if project_identifier is not None:
         conditions.append(col(UserGroup.project_identifier) == project_identifier)
     return and_(true(), *conditions)
-
-
-async def members_page_of_groups(
-    session: AsyncSession, caller: Caller, group_ids: Sequence[str], offset: int, limit: int
-) -> dict[str, list[User]]:
-    """One window of members per group, in join order (they are users: users:read)."""
-    caller.require(Permission.USERS_READ)
-    return await membership_windows(
-        session,
-        group_ids,
-        key_column=col(GroupMembership.group_id),
-        item_column=col(GroupMembership.user_id),
-        item_model=User,
-        order_by=(col(GroupMembership.created_at), col(GroupMembership.user_id)),
-        offset=offset,
-        limit=limit,
-    )

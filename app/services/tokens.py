@@ -116,7 +116,9 @@ async def revoke_token(session: AsyncSession, account_id: int, token_id: str) ->
 async def list_tokens(session: AsyncSession, caller: Caller) -> list[ApiToken]:
     """The account's tokens (their hashes stay here: callers show ids, names and dates). Admins only."""
     caller.require(Permission.ADMIN)
-    rows = await session.scalars(select(ApiToken).where(col(ApiToken.account_id) == caller.account_id).order_by(col(ApiToken.id)))
+    rows = await session.scalars(
+        select(ApiToken).where(col(ApiToken.account_id) == caller.account_id).order_by(col(ApiToken.created_at), col(ApiToken.token_id))
+    )
     return list(rows)
 
 
@@ -170,10 +172,11 @@ _RECORD = select(
 ).join(Account, col(Account.id) == col(ApiToken.account_id))
 
 
-async def load(session: AsyncSession, token_id: str) -> TokenRecord | None:
-    """The stored token, by its unique id: one indexed lookup, and only a read — the request's own
-    transaction must not wait on, or hold, the token's row."""
-    row = (await session.execute(_RECORD.where(col(ApiToken.token_id) == token_id))).first()
+async def load(session: AsyncSession, presented: Presented) -> TokenRecord | None:
+    """The stored token the presented one names (its account and id): one lookup by primary key,
+    and only a read — the request's own transaction must not wait on, or hold, the token's row."""
+    named = _RECORD.where(col(Account.identifier) == presented.account_identifier, col(ApiToken.token_id) == presented.token_id)
+    row = (await session.execute(named)).first()
     if row is None:
         return None
     token_id, account_id, identifier, secret_hash, permissions, expires_at, revoked_at, last_used_at = row
@@ -209,18 +212,24 @@ async def authenticate(session: AsyncSession, raw: str | None, *, channel: Chann
     """Turn a bearer token into a Caller, or raise Unauthenticated (requests go through app.auth,
     which keeps the loaded record for a second)."""
     presented = parse(raw)
-    return check(await load(session, presented.token_id), presented, channel=channel, account_identifier=account_identifier).caller
+    return check(await load(session, presented), presented, channel=channel, account_identifier=account_identifier).caller
 
 
-async def record_use(session: AsyncSession, token_id: str) -> bool:
-    """Move last_used_at on, at most once per LAST_USED_RESOLUTION, in a transaction of its own;
-    True when it moved. On PostgreSQL a row another transaction holds is skipped, never waited for."""
+async def record_use(session: AsyncSession, caller: Caller) -> bool:
+    """Move the caller's token's last_used_at on, at most once per LAST_USED_RESOLUTION, in a
+    transaction of its own; True when it moved. On PostgreSQL a row another transaction holds is
+    skipped, never waited for."""
     now = utcnow()
-    due = select(col(ApiToken.id)).where(
-        col(ApiToken.token_id) == token_id,
+    due = select(col(ApiToken.token_id)).where(
+        col(ApiToken.account_id) == caller.account_id,
+        col(ApiToken.token_id) == caller.principal,
         or_(col(ApiToken.last_used_at).is_(None), col(ApiToken.last_used_at) <= now - LAST_USED_RESOLUTION),
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    result = await session.execute(update(ApiToken).where(col(ApiToken.id).in_(due.scalar_subquery())).values(last_used_at=now))
+    result = await session.execute(
+        update(ApiToken)
+        .where(col(ApiToken.account_id) == caller.account_id, col(ApiToken.token_id).in_(due.scalar_subquery()))
+        .values(last_used_at=now)
+    )
     return bool(getattr(result, "rowcount", 0))

@@ -17,12 +17,22 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.db.casefold import fold
-from app.db.models import GroupMembership, ManagedBy, Outcome, ProvisionedBy, User, UserAttributeValue, UserGroup
+from app.db.models import (
+    MEMBERSHIP_GROUP,
+    MEMBERSHIP_USER,
+    GroupMembership,
+    ManagedBy,
+    Outcome,
+    ProvisionedBy,
+    User,
+    UserAttributeValue,
+    UserGroup,
+)
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
@@ -36,7 +46,8 @@ from app.services.common import (
     connection_of,
     insert_new,
     lock_ids,
-    membership_windows,
+    one_row,
+    one_row_params,
     owned_row,
     page,
     row_updater,
@@ -48,7 +59,11 @@ from app.validation import LIKE_ESCAPE, MAX_EMAIL, MAX_INDEXED, has_nul, is_blan
 USERS = User.__table__  # type: ignore[attr-defined]
 INDEX_ROWS = UserAttributeValue.__table__  # type: ignore[attr-defined]
 _INSERT_INDEX_ROWS = Prepared(INDEX_ROWS.insert())
-_DELETE_INDEX_ROWS = Prepared(delete(UserAttributeValue).where(col(UserAttributeValue.user_id) == bindparam("user_id")))
+_DELETE_INDEX_ROWS = Prepared(
+    delete(UserAttributeValue).where(
+        col(UserAttributeValue.account_id) == bindparam("b_account_id"), col(UserAttributeValue.user_id) == bindparam("b_id")
+    )
+)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -112,15 +127,17 @@ def primary_email(multi_valued: dict[str, Any]) -> str | None:
     return str(chosen["value"]) if chosen else None
 
 
-def _validate(values: dict[str, Any]) -> None:
+def check_values(values: dict[str, Any]) -> None:
+    """The rules a user's writable values (by column) meet, whoever sets them: a userName, and no
+    value longer than its column. The services check them on every write; SCIM also checks a whole
+    document as soon as it is parsed, so that a bad one is refused before anything is read."""
     name = values.get("user_name")
     if not isinstance(name, str) or is_blank(name):
-        raise InvalidInput("userName is required", field="userName")
-    if len(name) > MAX_INDEXED:
-        raise InvalidInput(f"userName is longer than {MAX_INDEXED} characters", field="userName")
-    external_id = values.get("external_id")
-    if external_id is not None and len(external_id) > MAX_INDEXED:
-        raise InvalidInput(f"externalId is longer than {MAX_INDEXED} characters", field="externalId")
+        raise InvalidInput("userName is required and must be a non-empty string", field="userName")
+    for column, label in (("user_name", "userName"), ("external_id", "externalId"), ("manager_id", "manager")):
+        value = values.get(column)
+        if value is not None and len(value) > MAX_INDEXED:
+            raise InvalidInput(f"{label} is longer than {MAX_INDEXED} characters", field=label)
     email = primary_email(values.get("multi_valued") or {})
     if email is not None and len(email) > MAX_EMAIL:
         raise InvalidInput(f"the email address is longer than {MAX_EMAIL} characters", field="emails")
@@ -143,13 +160,15 @@ def _assign(user: UserRecord, values: dict[str, Any]) -> list[str]:
 
 
 def _index_rows(user: UserRecord) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for attribute, elements in (user.multi_valued or {}).items():
         for element in elements:
             value, kind = element.get("value"), element.get("type")
             rows.append(
                 {
+                    "account_id": user.account_id,
                     "user_id": user.id,
+                    "position": len(rows),
                     "attribute": attribute,
                     "type_ci": str(kind).lower()[:64] if kind is not None else None,
                     "value_ci": str(value).lower()[:512] if value is not None else None,
@@ -162,7 +181,7 @@ def _index_rows(user: UserRecord) -> list[dict[str, Any]]:
 
 async def _reindex(session: AsyncSession, user: UserRecord) -> None:
     connection = await session.connection()
-    await _DELETE_INDEX_ROWS.execute(connection, {"user_id": user.id})
+    await _DELETE_INDEX_ROWS.execute(connection, one_row_params(user))
     await _INSERT_INDEX_ROWS.execute(connection, _index_rows(user))
 
 
@@ -186,7 +205,7 @@ class UserRecord(SimpleNamespace):
 _BY_ID = select(USERS).where(USERS.c.id == bindparam("id"), USERS.c.account_id == bindparam("account_id"))
 _USER = {False: Prepared(_BY_ID), True: Prepared(_BY_ID.with_for_update(key_share=True))}
 _UPDATE = row_updater(USERS)
-_DELETE = Prepared(delete(USERS).where(USERS.c.id == bindparam("b_id")))
+_DELETE = Prepared(delete(USERS).where(one_row(USERS)))
 
 
 async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> UserRecord:
@@ -206,7 +225,7 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
     """Create a user; userName is unique per account ignoring case (409 otherwise)."""
     caller.require(Permission.USERS_WRITE)
     values = given.given()
-    _validate(values)
+    check_values(values)
     now = utcnow()
     user = UserRecord(
         **{
@@ -264,11 +283,7 @@ OWNED = {
     Ownership.PROVISIONED: frozenset({GuardedOperation.UPDATE_PROFILE, GuardedOperation.DELETE}),
     Ownership.IN_IDP_GROUP: frozenset({GuardedOperation.UPDATE_PROFILE, GuardedOperation.DELETE, GuardedOperation.CHANGE_GROUPS}),
 }
-_IN_IDP_GROUP = (
-    exists()
-    .where(col(GroupMembership.user_id) == col(User.id), col(GroupMembership.group_id) == col(UserGroup.id))
-    .where(col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value)
-)
+_IN_IDP_GROUP = exists().where(MEMBERSHIP_USER, MEMBERSHIP_GROUP, col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value)
 
 
 async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, frozenset[Ownership]]:
@@ -333,7 +348,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
     caller.require(Permission.USERS_WRITE)
     values = given.given()
     merged = {c: values.get(c, getattr(user, c)) for c in WRITABLE}
-    _validate(merged)
+    check_values(merged)
     ignored: list[str] = []
     if caller.is_identity_provider:
         new_multi = dict(values.get("multi_valued", user.multi_valued) or {})
@@ -417,18 +432,24 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
         await session.execute(
             update(User).where(_reports(caller.account_id, user.id)).values(manager_id=None, version=col(User.version) + 1, updated_at=now)
         )
-    member_of = col(UserGroup.id).in_(select(col(GroupMembership.group_id)).where(col(GroupMembership.user_id) == user.id))
-    for part in chunks(await lock_ids(session, col(UserGroup.id), member_of)):
-        await session.execute(
-            update(UserGroup).where(col(UserGroup.id).in_(part)).values(version=col(UserGroup.version) + 1, updated_at=now)
+    of_account = col(UserGroup.account_id) == caller.account_id
+    member_of = col(UserGroup.id).in_(
+        select(col(GroupMembership.group_id)).where(
+            col(GroupMembership.account_id) == caller.account_id, col(GroupMembership.user_id) == user.id
         )
-    await _DELETE.execute(await session.connection(), {"b_id": user.id})  # memberships and index rows go with it
+    )
+    for part in chunks(await lock_ids(session, col(UserGroup.id), of_account & member_of)):
+        await session.execute(
+            update(UserGroup).where(of_account, col(UserGroup.id).in_(part)).values(version=col(UserGroup.version) + 1, updated_at=now)
+        )
+    await _DELETE.execute(await session.connection(), one_row_params(user))  # memberships and index rows go with it
     await audit.record(
         session, caller, action="user.delete", resource_type="User", resource_id=user.id, detail={"userName": user.user_name}
     )
 
 
 OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's account: {"account_id": caller.account_id}
+LIST_ORDER = (col(User.created_at), col(User.id))  # a list's order, and the tie-break of any other
 
 
 async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
@@ -488,33 +509,6 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
         if user is not None:
             return user
     return None
-
-
-async def groups_page_of_users(
-    session: AsyncSession, caller: Caller, user_ids: Sequence[str], offset: int, limit: int
-) -> tuple[dict[str, int], dict[str, list[UserGroup]]]:
-    """For each user: how many groups, and one window of them ordered by name — two queries for
-    any number of users (a window function, not a query per user). They are groups: groups:read."""
-    caller.require(Permission.GROUPS_READ)
-    counts = {uid: 0 for uid in user_ids}
-    for part in chunks(list(user_ids)):
-        rows = await session.execute(
-            select(col(GroupMembership.user_id), func.count())
-            .where(col(GroupMembership.user_id).in_(part))
-            .group_by(col(GroupMembership.user_id))
-        )
-        counts.update({uid: int(n) for uid, n in rows})
-    pages = await membership_windows(
-        session,
-        user_ids,
-        key_column=col(GroupMembership.user_id),
-        item_column=col(GroupMembership.group_id),
-        item_model=UserGroup,
-        order_by=(col(UserGroup.display_name_ci), col(UserGroup.id)),
-        offset=offset,
-        limit=limit,
-    )
-    return counts, pages
 
 
 def _valid_email(email: Any) -> str:

@@ -200,7 +200,7 @@ async def test_parallel_graphql_deletes_of_users_linked_by_manager_all_succeed_w
     ids = [(await gql(create, e=f"u{i}@x.com"))["createUser"]["id"] for i in range(8)]
     async with sessionmaker() as session, session.begin():
         for i, user_id in enumerate(ids):  # a ring of managers, as Entra would have synced it
-            user = await session.get(User, user_id)
+            user = await session.get(User, (tenant.account_id, user_id))
             assert user is not None
             user.manager_id = ids[(i + 1) % len(ids)]
     group = "mutation($n: String!, $u: [ID!]) { createUserGroup(input: {name: $n, userIds: $u}) { __typename } }"
