@@ -84,7 +84,7 @@ async def authenticate(request: Request, *, channel: Channel, account_identifier
     record = cache.get((presented.account_identifier, presented.token_id))
     if record is None:
         read_at = cache.clock()
-        record = await run_transaction(request.app.state.read_sessionmaker, lambda session: tokens.load(session, presented))
+        record = await run_transaction(request.app.state.token_sessionmaker, lambda session: tokens.load(session, presented))
         if record is not None:
             cache.put(record, read_at)
     return tokens.check(record, presented, channel=channel, account_identifier=account_identifier)

@@ -47,20 +47,28 @@ async def openapi(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready while no shutdown has begun and the database answers within the readiness timeout. The
-    probe is bounded so that a hung database turns it into a prompt 503, not a hung probe."""
-    if request.app.state.readiness.draining:
+    """Ready while no shutdown has begun and the database (and the replica, when there is one)
+    answers within the readiness timeout. The probe is bounded so that a hung database turns it into
+    a prompt 503, not a hung probe."""
+    state = request.app.state
+    if state.readiness.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
-    timeout = request.app.state.settings.readiness_timeout_seconds
-    try:
-        async with asyncio.timeout(timeout):
-            async with request.app.state.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        # Probes run every few seconds: one line each, not a traceback each.
-        logger.warning("readiness check: database unreachable: %s", _failure_reason(exc, timeout))
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    timeout = state.settings.readiness_timeout_seconds
+    body = {"status": "ok", "database": "ok"}
+    for name, engine in (("database", state.engine), ("replica", state.replica)):
+        if engine is None:
+            continue
+        try:
+            async with asyncio.timeout(timeout):
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            # Probes run every few seconds: one line each, not a traceback each.
+            logger.warning("readiness check: %s unreachable: %s", name, _failure_reason(exc, timeout))
+            body.update(status="unavailable", **{name: "unreachable"})
+            continue
+        body[name] = "ok"
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 def _failure_reason(exc: Exception, timeout: float) -> str:
@@ -70,26 +78,38 @@ def _failure_reason(exc: Exception, timeout: float) -> str:
     return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
 
 
-def _attach_database(app: Starlette, engine: AsyncEngine) -> None:
+def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine | None = None) -> None:
+    """The database, and where requests that only read go: `replica` when there is one. Tokens are
+    read from `engine` whatever the request: a new token works at once, a revoked one stops."""
+    reads = replica or engine
     app.state.engine = engine
+    app.state.replica = replica
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.read_sessionmaker = create_sessionmaker(engine, read_only=True)
-    app.state.read_engine = read_only_engine(engine)
+    app.state.token_sessionmaker = create_sessionmaker(engine, read_only=True)
+    app.state.read_sessionmaker = create_sessionmaker(reads, read_only=True)
+    app.state.read_engine = read_only_engine(reads)
     app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Starlette:
-    """Build the app. When `engine` is given the caller owns it; otherwise the lifespan does."""
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica: AsyncEngine | None = None) -> Starlette:
+    """Build the app. When `engine` (and `replica`) are given the caller owns them; otherwise the
+    lifespan makes them from the settings (the replica only when DATABASE_READ_URL is set)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        owned = engine is None
-        _attach_database(app, engine or create_engine(settings.database_url, settings.database_timeouts, pool_size=settings.db_pool_size))
+        if engine is not None:  # the caller's, attached when the app was built
+            yield
+            return
+        made = create_engine(settings.database_url, settings.database_timeouts, pool_size=settings.db_pool_size)
+        copy = settings.database_read_url
+        made_replica = create_engine(copy, settings.database_timeouts, pool_size=settings.db_pool_size) if copy else None
+        _attach_database(app, made, made_replica)
         try:
             yield
         finally:
-            if owned:
-                await app.state.engine.dispose()
+            await made.dispose()
+            if made_replica is not None:
+                await made_replica.dispose()
 
     readiness = Readiness()
     routes: list[BaseRoute] = [
@@ -115,5 +135,5 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Star
     app.state.token_cache = TokenCache()
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
-        _attach_database(app, engine)
+        _attach_database(app, engine, replica)
     return app

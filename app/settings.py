@@ -48,6 +48,9 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    # A read-only copy of the database (a PostgreSQL streaming replica) for requests that only read:
+    # GraphQL queries and SCIM GETs. Tokens are always checked on DATABASE_URL. See docs/scaling.md.
+    database_read_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -74,19 +77,30 @@ class Settings:
         return f"{self.public_url}/gateway/ng/api/scim/account/{account_identifier}"
 
 
-def validate_database_url(url: str) -> str:
+def validate_database_url(url: str, name: str = "DATABASE_URL") -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"DATABASE_URL is not a database URL: {_redact(url)!r}") from None
+        raise ConfigError(f"{name} is not a database URL: {_redact(url)!r}") from None
     if parsed.drivername not in SUPPORTED_DRIVERS:
-        raise ConfigError(f"DATABASE_URL driver {parsed.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DRIVERS)}")
+        raise ConfigError(f"{name} driver {parsed.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DRIVERS)}")
     if parsed.drivername.startswith("sqlite"):
         if not parsed.database or parsed.database == ":memory:":
-            raise ConfigError("DATABASE_URL must name a SQLite file, e.g. sqlite+aiosqlite:///./data/scimgraph.db")
+            raise ConfigError(f"{name} must name a SQLite file, e.g. sqlite+aiosqlite:///./data/scimgraph.db")
     elif not parsed.host or not parsed.database:
-        raise ConfigError("DATABASE_URL for PostgreSQL needs a host and a database name")
+        raise ConfigError(f"{name} for PostgreSQL needs a host and a database name")
     return url
+
+
+def _read_url(env: dict[str, str], database_url: str) -> str | None:
+    """DATABASE_READ_URL: a PostgreSQL replica of a PostgreSQL DATABASE_URL, or nothing."""
+    raw = env.get("DATABASE_READ_URL")
+    if not raw:
+        return None
+    validate_database_url(raw, "DATABASE_READ_URL")
+    if not (database_url.startswith("postgresql") and raw.startswith("postgresql")):
+        raise ConfigError("DATABASE_READ_URL needs PostgreSQL, for both it and DATABASE_URL: it names a replica of DATABASE_URL")
+    return raw
 
 
 def _redact(url: str) -> str:
@@ -134,6 +148,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     drain, readiness_grace = _shutdown_periods(env)
     return Settings(
         database_url=database_url,
+        database_read_url=_read_url(env, database_url),
         db_connect_timeout=db_timeouts["connect"],
         db_pool_timeout=db_timeouts["pool"],
         db_statement_timeout=db_timeouts["statement"],

@@ -17,11 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 from app import auth, jsonbody
-from app.db.engine import classify
 from app.db.models import Channel
 from app.db.transactions import settle_failure
 from app.errors import InvalidSyntax, Unauthenticated, Unavailable
@@ -39,15 +36,6 @@ class _SchemaApp(GraphQL[Context, None]):
     async def get_context(self, request: Any, response: Any) -> Context:
         # Absent only while GraphiQL itself is served, which runs no operation.
         return request.scope.get("state", {}).get("graphql_context")
-
-    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
-        # A resolver that met a database failure answers with a masked error; the endpoint must
-        # know, to retry the transaction or answer 503 rather than commit what remains.
-        context: Context | None = request.scope.get("state", {}).get("graphql_context")
-        for error in result.errors or ():
-            if context is not None and context.database_error is None and classify(error.original_error or error) is not None:
-                context.database_error = error.original_error
-        return await super().process_result(request, result)
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:

@@ -11,7 +11,9 @@ from graphql import SKIP, FieldNode, GraphQLError, ValidationRule, VisitorAction
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
+from app.db.engine import classify
 from app.errors import DomainError
+from app.graphql.context import Context
 from app.graphql.cost import Limits, OperationLimiter
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.mutations import Mutation
@@ -36,8 +38,15 @@ def _expected(error: GraphQLError) -> bool:
 
 class _Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Log what is a bug; note a database failure on the request's context instead (before the
+        errors are masked), so the endpoint retries the transaction or answers 503 — never commits
+        what remains and answers 200 with a masked error."""
+        context = execution_context.context if execution_context is not None else None
         for error in errors:
             if _expected(error):
+                continue
+            if isinstance(context, Context) and error.original_error is not None and classify(error.original_error) is not None:
+                context.database_error = context.database_error or error.original_error
                 continue
             logger.error("unexpected GraphQL error at %s", error.path, exc_info=error.original_error)
 
