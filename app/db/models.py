@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -168,6 +169,25 @@ class User(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+
+
+class UserCount(SQLModel, table=True):
+    """How many users each account has, kept by triggers on `users` (migration 0006) so that a list's
+    total is a sum of a few rows rather than a count of every user. On PostgreSQL each connection
+    adds to its own slot (its backend's pid modulo USER_COUNT_SLOTS), so parallel creates do not
+    queue on one row; the account's count is the sum of its slots. SQLite, one writer at a time, uses
+    slot 0. A migration that rebuilds `users` on SQLite (batch mode copies the table) drops its
+    triggers, and must create them again."""
+
+    __tablename__ = "user_counts"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "slot"),)
+
+    account_id: int = _account_fk()
+    slot: int = Field(sa_column=Column(Integer, nullable=False))
+    users: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+USER_COUNT_SLOTS = 16
 
 
 class UserAttributeValue(SQLModel, table=True):

@@ -176,6 +176,13 @@ class _Compiler:
             attribute = path.attribute.sub("value") or attribute
         return _Target(getattr(self.model, column_name), attribute, column_name in PRELOWERED)
 
+    def _column_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
+        """`raw pr` for a single-valued attribute stored in a column."""
+        target = self._column_target(path)
+        if target is None:
+            raise InvalidFilter(f"'{raw}' cannot be filtered on")
+        return present(target)
+
     def compile(self, expr: Expr) -> ColumnElement[bool]:
         if isinstance(expr, (And, Or, Not)):
             return _logical(expr, self.compile)
@@ -263,10 +270,7 @@ class UserFilterCompiler(_Compiler):
         if path.attribute.type == AttributeType.COMPLEX and path.sub is None and path.attribute.name == "name":
             parts = [getattr(User, c) for k, c in USER_COLUMNS.items() if k.startswith("name.")]
             return or_(*[and_(p.is_not(None), p != "") for p in parts])
-        target = self._column_target(path)
-        if target is None:
-            raise InvalidFilter(f"'{raw}' cannot be filtered on")
-        return present(target)
+        return self._column_present(path, raw)
 
     def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
@@ -358,10 +362,7 @@ class GroupFilterCompiler(_Compiler):
         assert path.attribute is not None
         if path.attribute.name == "members":
             return self._members_exist(None if path.sub is None else present(self._member_column(path.sub)))
-        target = self._column_target(path)
-        if target is None:
-            raise InvalidFilter(f"'{raw}' cannot be filtered on")
-        return present(target)
+        return self._column_present(path, raw)
 
     def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None

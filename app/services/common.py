@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
-from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.statements import Prepared
@@ -130,7 +130,9 @@ class PageQuery:
         return {**self.params, "offset": self.offset, "limit": self.limit}
 
 
-async def page(reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery) -> tuple[int, list[Any]]:
+async def page(
+    reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery, *, counted: Prepared | None = None
+) -> tuple[int, list[Any]]:
     """One page of the rows of `model` (plain rows) within `scope` that match the query, and how many
     match (see `total_of_page`). `scope` must be the same for equal keys of `query`."""
     connection = await connection_of(reader)
@@ -142,20 +144,30 @@ async def page(reader: Reader, model: Any, scope: ColumnElement[bool], query: Pa
             lambda: select(table).where(scope, query.where).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
         )
         rows = await fetch(connection, statement, query.page_params())
-    total = await total_of_page(connection, table, (scope, query.where), query, len(rows))
+    total = await total_of_page(connection, table, (scope, query.where), query, len(rows), counted=counted)
     return total, rows
 
 
 async def total_of_page(
-    connection: AsyncConnection, table: Any, conditions: Sequence[ColumnElement[bool]], query: PageQuery, found: int
+    connection: AsyncConnection,
+    table: Any,
+    conditions: Sequence[ColumnElement[bool]],
+    query: PageQuery,
+    found: int,
+    *,
+    counted: Prepared | None = None,
 ) -> int:
     """How many rows of `table` match all `conditions`, given that the page `query` asked for held
     `found`. A page that is not full ends the result: when it starts at the first match or holds any
     row, the total is the rows before it plus its own, and is not counted again (an equality on a
-    unique column, such as Entra's `userName eq` lookup, is then one statement). Otherwise the
-    database counts (with the count statement kept under the query's key, as for `page`)."""
+    unique column, such as Entra's `userName eq` lookup, is then one statement). A query with no
+    condition of its own asks for every row of the scope: `counted`, when given, is a statement that
+    has them counted already (with the query's parameters). Otherwise the database counts (with the
+    count statement kept under the query's key, as for `page`)."""
     if found < query.limit and (found or query.offset == 0):
         return query.offset + found
+    if counted is not None and isinstance(query.where, True_):
+        return int(await counted.scalar(connection, query.params) or 0)
     statement = kept(
         query.key and ("count", table.name, query.key), lambda: select(func.count().label("total")).select_from(table).where(*conditions)
     )

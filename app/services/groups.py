@@ -730,7 +730,7 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
             lambda: _page_with_groups_query(scoped.where, scoped.order_by, visible_to(caller.channel)),
         )
         found = _users_and_groups(await fetch(connection, statement, scoped.page_params()))
-    total = await total_of_page(connection, USERS, (users.OF_ACCOUNT, scoped.where), scoped, len(found))
+    total = await total_of_page(connection, USERS, (users.OF_ACCOUNT, scoped.where), scoped, len(found), counted=users.COUNTED)
     return total, found
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -31,6 +31,7 @@ from app.db.models import (
     ProvisionedBy,
     User,
     UserAttributeValue,
+    UserCount,
     UserGroup,
 )
 from app.db.statements import Prepared
@@ -452,10 +453,16 @@ OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's accou
 LIST_ORDER = (col(User.created_at), col(User.id))  # a list's order, and the tie-break of any other
 
 
+# How many users the account has ({"account_id": …}), as the triggers of migration 0006 keep it.
+COUNTED = Prepared(
+    select(func.coalesce(func.sum(col(UserCount.users)), 0).label("users")).where(col(UserCount.account_id) == bindparam("account_id"))
+)
+
+
 async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the caller's users matching the query, as plain rows, and how many match."""
     caller.require(Permission.USERS_READ)
-    return await page(reader, User, OF_ACCOUNT, query.within("account", account_id=caller.account_id))
+    return await page(reader, User, OF_ACCOUNT, query.within("account", account_id=caller.account_id), counted=COUNTED)
 
 
 _DISPLAY_NAMES = select(USERS.c.id, USERS.c.display_name, USERS.c.user_name).where(
@@ -494,7 +501,7 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
         conditions.append(col(User.active).is_not(False) if active else col(User.active).is_(False))
     if provisioned_by is not None:
         conditions.append(col(User.provisioned_by) == provisioned_by)
-    return and_(true(), *conditions)
+    return and_(*conditions) if conditions else true()  # no condition: every user, whose count is kept
 
 
 async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -> User | None:
