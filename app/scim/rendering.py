@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -141,7 +142,7 @@ def render_user(
     return out
 
 
-def render_group(group: Any, links: Links, *, members: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+def render_group(group: Any, links: Links, *, members: Sequence[tuple[str, str | None]] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"schemas": [CORE_GROUP], "id": group.id, **group_document(group)}
     if members:
         out["members"] = [

@@ -222,19 +222,11 @@ async def _render_users(
     ]
 
 
-_MEMBER_COLUMNS = (groups.USERS.c.id, groups.USERS.c.display_name, groups.USERS.c.user_name)  # what a group's `members` show
-
-
 async def _render_groups(scim: Scim, rows: Sequence[Any], projection: Projection) -> list[dict[str, Any]]:
     """Groups (entities or plain rows) as SCIM documents, with their members when wanted."""
     ids = [g.id for g in rows]
-    members: dict[str, list[Any]] = {}
-    if projection.wants("members") and ids:
-        members = await groups.members_of_groups(scim.session, scim.caller, ids, columns=_MEMBER_COLUMNS)
-    return [
-        projection.apply(render_group(g, scim.links, members=[(m.id, m.display_name or m.user_name) for m in members.get(g.id, ())]))
-        for g in rows
-    ]
+    members = await groups.member_references(scim.session, scim.caller, ids) if projection.wants("members") and ids else {}
+    return [projection.apply(render_group(g, scim.links, members=members.get(g.id))) for g in rows]
 
 
 async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:

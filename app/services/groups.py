@@ -616,19 +616,23 @@ async def groups_of_users(
 
 
 async def members_of_groups(
-    reader: Reader,
-    caller: Caller,
-    group_ids: Sequence[str],
-    *,
-    columns: Sequence[Any] | None = None,
-    offset: int = 0,
-    limit: int | None = None,
+    reader: Reader, caller: Caller, group_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
 ) -> dict[str, list[Any]]:
-    """Each group's members (plain rows of `users`, or of the `columns` of it asked for), in the
-    order they joined: all of them, or the window from `offset` of at most `limit`. They are users:
-    users:read."""
+    """Each group's members (plain rows of `users`), in the order they joined: all of them, or the
+    window from `offset` of at most `limit`. They are users, profiles and all: users:read."""
     caller.require(Permission.USERS_READ)
-    return await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, columns, offset, limit)
+    return await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, None, offset, limit)
+
+
+_MEMBER_REFERENCES = (USERS.c.id, USERS.c.display_name, USERS.c.user_name)
+
+
+async def member_references(reader: Reader, caller: Caller, group_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each group's members as references — (user id, display name, else userName) — in the order
+    they joined, as SCIM's `members` shows them. They are part of the group: groups:read."""
+    caller.require(Permission.GROUPS_READ)
+    rows = await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, _MEMBER_REFERENCES, 0, None)
+    return {group_id: [(m.id, m.display_name or m.user_name) for m in members] for group_id, members in rows.items()}
 
 
 def _with_groups(users_query: Select[Any], visible: ColumnElement[bool]) -> Select[Any]:

@@ -68,6 +68,20 @@ async def test_missing_permission_is_403_naming_it(
     assert needed in response.json()["detail"]
 
 
+async def test_a_groups_only_token_sees_members_as_references(
+    scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A group's `members` (id and display name) are part of the group: groups:read shows them,
+    without users:read, which the users' own documents need."""
+    user = await scim.create_user("member@x", displayName="Mem Ber")
+    group = await scim.create_group("G", members=[{"value": user["id"]}])
+    groups_only = ScimClient(client, await make_tenant(sessionmaker, "acme", ["groups:read"]))
+    response = await groups_only.get(f"/Groups/{group['id']}")
+    assert response.status_code == 200, response.text
+    assert [(m["value"], m["display"]) for m in response.json()["members"]] == [(user["id"], "Mem Ber")]
+    assert (await groups_only.get(f"/Users/{user['id']}")).status_code == 403
+
+
 async def test_read_only_token_cannot_patch_or_delete(
     scim: ScimClient, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
