@@ -23,7 +23,7 @@ from app.lifecycle import Readiness
 from app.middleware import SCIM_PREFIX, EdgeMiddleware
 from app.scim.errors import error_response
 from app.scim.openapi import openapi_document
-from app.scim.routes import scim_routes
+from app.scim.routes import scim_app
 from app.settings import Settings
 
 logger = logging.getLogger("scimgraph")
@@ -116,7 +116,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
-        Mount("/gateway/ng/api/scim/account/{account}", routes=scim_routes()),
+        Mount("/gateway/ng/api/scim/account/{account}", app=scim_app()),
         Route("/graphql", GraphQLEndpoint(settings)),
     ]
     app = Starlette(

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import auth, jsonbody
 from app.db.models import Channel
@@ -497,6 +498,44 @@ async def schema(scim: Scim) -> Response:
 
 async def not_found(request: Request) -> Response:
     return error_response(404, f"no SCIM endpoint at {request.url.path}")
+
+
+# The first segment of every SCIM endpoint, by its lower-cased form.
+_ENDPOINTS = {name.lower(): name for name in ("Users", "Groups", "ServiceProviderConfig", "ResourceTypes", "Schemas", ".search")}
+
+
+class CanonicalPaths:
+    """Clients name SCIM's endpoints in any letter case and with a trailing slash (Microsoft's SCIM
+    test collection sends `/users` and `/Users/?filter=…`); RFC 7644 spells them `/Users`, `/Groups`
+    and so on. The first segment of the path below the Tenant URL is given its canonical case and
+    a trailing slash is dropped before the routes match; ids and other segments stay as sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            root = scope.get("root_path", "")
+            below = scope["path"][len(root) :]
+            canonical = _canonical(below)
+            if canonical != below:
+                scope = {**scope, "path": root + canonical}
+        await self.app(scope, receive, send)
+
+
+def _canonical(path: str) -> str:
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    _, first, *rest = path.split("/", 2) if path.startswith("/") else ("", path)
+    name = _ENDPOINTS.get(first.lower())
+    if name is None or name == first:
+        return path
+    return "/".join(["", name, *rest])
+
+
+def scim_app() -> ASGIApp:
+    """The SCIM endpoints below the Tenant URL."""
+    return CanonicalPaths(Router(routes=scim_routes()))
 
 
 def scim_routes() -> list[BaseRoute]:

@@ -356,3 +356,25 @@ async def test_quirk_add_on_active_is_accepted(scim: ScimClient) -> None:
     user = await scim.create_user("a@x")
     response = await scim.patch(f"/Users/{user['id']}", [{"op": "Add", "path": "active", "value": "False"}])
     assert response.json()["active"] is False
+
+
+async def test_quirk_endpoints_in_any_case_and_with_a_trailing_slash(scim: ScimClient) -> None:
+    """Microsoft's SCIM test collection asks for `/users` and `/Users/?filter=…`; ids keep their case."""
+    user = await scim.create_user("case@example.com")
+    group = await scim.create_group("Case")
+    assert (await scim.post("/users", {"schemas": [CORE_USER], "userName": "lower@example.com"})).status_code == 201
+    for path, params in [
+        ("/users", {}),
+        ("/Users/", {"filter": 'userName eq "case@example.com"'}),
+        (f"/users/{user['id']}/", {}),
+        (f"/GROUPS/{group['id']}", {}),
+        ("/serviceproviderconfig", {}),
+        ("/resourcetypes/user", {}),
+        ("/schemas/", {}),
+    ]:
+        response = await scim.get(path, params=params)
+        assert response.status_code == 200, (path, response.text)
+    found = (await scim.get("/Users/", params={"filter": 'userName eq "case@example.com"'})).json()
+    assert [r["id"] for r in found["Resources"]] == [user["id"]]
+    assert (await scim.get(f"/users/{user['id'].upper()}")).status_code == 404  # ids are case-exact
+    assert (await scim.get("/userz")).status_code == 404
