@@ -64,16 +64,19 @@ def manager_reference(value: Any) -> dict[str, Any] | None:
 
 def member_values(value: Any) -> list[str]:
     """Member lists from Entra carry `"$ref": null` and several members per operation; Okta sends
-    objects too. Returns the member ids."""
+    objects too. Microsoft's SCIM test collection sends a member as the bare id (`"value": "<id>"`),
+    and a single member object without a list: both are read as a list of one. Returns the member ids."""
     if is_empty(value) or value == []:
         return []
+    if isinstance(value, (str, dict)):
+        value = [value]
     if not isinstance(value, list):
         raise InvalidInput('members takes a list of {"value": id} objects', field="members")
     ids: list[str] = []
     for item in value:
         if item is None:
             continue  # null means absent
-        member = item.get("value") if isinstance(item, dict) else None
+        member = item.get("value") if isinstance(item, dict) else item
         if not isinstance(member, str) or not member or has_nul(member):
             raise InvalidInput(f'each member must be an object with the user id as "value", got {item!r}', field="members")
         ids.append(member)

@@ -63,7 +63,11 @@ MEMBER = {
 
 def _attribute(attribute: Attribute, *, request: bool) -> dict[str, Any]:
     if request and attribute.name == "members":
-        return {"type": "array", "items": {"anyOf": [MEMBER, {"type": "null"}]}, "description": attribute.description}
+        # A list of member objects; also, as Microsoft's SCIM test collection sends them, a bare id,
+        # one object without a list, and bare ids in the list (app/scim/compat.py). A bare "" is no
+        # member at all, as "" is for any attribute.
+        listed = {"type": "array", "items": {"anyOf": [MEMBER, {**TEXT, "minLength": 1}, {"type": "null"}]}}
+        return {"anyOf": [listed, MEMBER, dict(TEXT)], "description": attribute.description}
     if request and attribute.name == "$ref":
         return {"type": ["string", "null"], "description": "Accepted and ignored: the server builds references itself"}
     if attribute.type == AttributeType.COMPLEX:

@@ -44,11 +44,11 @@ def canonical_elements(attribute: Attribute, value: Any) -> list[dict[str, Any]]
 def _canonical_value(attribute: Attribute, value: Any) -> Any:
     if attribute.name == "manager":
         return compat.manager_reference(value)
+    if attribute.name == "members":
+        return value  # read and checked by compat.member_values, which knows the forms clients send
     if attribute.multi_valued:
         if not isinstance(value, list):
             raise InvalidInput(f"{attribute.name} must be a list", field=attribute.name)
-        if attribute.name == "members":
-            return value  # checked element by element where member ids are read
         if attribute.type != AttributeType.COMPLEX:
             return value
         return [e for e in (_canonical_element(attribute, v) for v in value) if e]

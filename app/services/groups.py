@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, fu
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, User, UserGroup
+from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, Outcome, User, UserGroup
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
@@ -459,8 +459,23 @@ async def change_members(session: AsyncSession, caller: Caller, group: Any, chan
         _touch(group)
         await write_changes(session, _UPDATE, group, before)
     await audit.record(
-        session, caller, action="group.members", resource_type="UserGroup", resource_id=group.id, detail=_member_detail(total)
+        session,
+        caller,
+        action="group.members",
+        resource_type="UserGroup",
+        resource_id=group.id,
+        detail=_member_detail(MembershipResult(added=total.added, removed=total.removed)),
     )
+    if total.skipped:  # over SCIM only: elsewhere `_refuse_unknown` has refused them
+        await audit.record(
+            session,
+            caller,
+            action="group.members",
+            resource_type="UserGroup",
+            resource_id=group.id,
+            outcome=Outcome.IGNORED,
+            detail={"skipped": audit.id_list(total.skipped), "reason": "no user of this account has these ids"},
+        )
     return total
 
 

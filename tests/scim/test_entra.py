@@ -378,3 +378,20 @@ async def test_quirk_endpoints_in_any_case_and_with_a_trailing_slash(scim: ScimC
     assert [r["id"] for r in found["Resources"]] == [user["id"]]
     assert (await scim.get(f"/users/{user['id'].upper()}")).status_code == 404  # ids are case-exact
     assert (await scim.get("/userz")).status_code == 404
+
+
+async def test_quirk_member_as_a_bare_id_or_a_lone_object(scim: ScimClient) -> None:
+    """Microsoft's SCIM test collection adds a member as `"value": "<id>"`; a lone object, bare ids in
+    a list and an unknown id alongside valid ones work too: the valid ids apply, the rest are skipped."""
+    a, b, c = [(await scim.create_user(f"{n}@example.com"))["id"] for n in "abc"]
+    group = await scim.create_group("Members")
+    for value in (a, {"value": b}, [c, "no-such-user"]):
+        response = await scim.patch(f"/Groups/{group['id']}", [{"op": "add", "path": "members", "value": value}])
+        assert response.status_code == 204, (value, response.text)
+    members = (await scim.get(f"/Groups/{group['id']}")).json()["members"]
+    assert sorted(m["value"] for m in members) == sorted([a, b, c])
+    removed = await scim.patch(f"/Groups/{group['id']}", [{"op": "remove", "path": "members", "value": [a, "never-a-member"]}])
+    assert removed.status_code == 204, removed.text
+    assert sorted(m["value"] for m in (await scim.get(f"/Groups/{group['id']}")).json()["members"]) == sorted([b, c])
+    created = await scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": "Bare", "members": b})
+    assert created.status_code == 201 and [m["value"] for m in created.json()["members"]] == [b]
