@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import Account, User, UserCount
-from app.db.types import utcnow
-from tests.support.clients import GraphQLClient, ScimClient, Tenant, make_tenant
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, bulk_users, make_tenant
 from tests.support.statements import StatementCounter
 
 
@@ -54,23 +52,7 @@ async def test_a_filtered_list_still_counts_its_matches(scim: ScimClient) -> Non
 
 
 async def test_bulk_inserts_and_deletes_are_counted(tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    now = utcnow()
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "account_id": tenant.account_id,
-            "user_name": f"bulk{i}@x",
-            "user_name_ci": f"bulk{i}@x",
-            "multi_valued": {},
-            "provisioned_by": "SCIM",
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
-        for i in range(250)
-    ]
-    async with sessionmaker() as session, session.begin():
-        await session.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]
+    await bulk_users(sessionmaker, tenant, 250, "bulk")
     assert await _counts(sessionmaker, tenant.account_id) == (250, 250)
     async with sessionmaker() as session, session.begin():
         await session.execute(delete(User).where(User.account_id == tenant.account_id, User.user_name_ci.like("bulk1%")))

@@ -458,24 +458,13 @@ async def change_members(session: AsyncSession, caller: Caller, group: Any, chan
         before = dict(vars(group))
         _touch(group)
         await write_changes(session, _UPDATE, group, before)
-    await audit.record(
-        session,
-        caller,
-        action="group.members",
-        resource_type="UserGroup",
-        resource_id=group.id,
-        detail=_member_detail(MembershipResult(added=total.added, removed=total.removed)),
-    )
+    about: audit.Event = {"action": "group.members", "resource_type": "UserGroup", "resource_id": group.id}
+    events: list[audit.Event] = [{**about, "detail": _member_detail(MembershipResult(added=total.added, removed=total.removed))}]
     if total.skipped:  # over SCIM only: elsewhere `_refuse_unknown` has refused them
-        await audit.record(
-            session,
-            caller,
-            action="group.members",
-            resource_type="UserGroup",
-            resource_id=group.id,
-            outcome=Outcome.IGNORED,
-            detail={"skipped": audit.id_list(total.skipped), "reason": "no user of this account has these ids"},
-        )
+        skipped = {"skipped": audit.id_list(total.skipped), "reason": "no user of this account has these ids"}
+        events.append({**about, "outcome": Outcome.IGNORED, "detail": skipped})
+    for event in events:
+        await audit.record(session, caller, **event)
     return total
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -13,30 +12,8 @@ from app.db.models import GroupMembership, User
 from app.db.types import utcnow
 from app.scim.query import compile_filter
 from app.scim.schema import GROUP, USER
-from tests.support.clients import ScimClient, Tenant
+from tests.support.clients import ScimClient, Tenant, bulk_users
 from tests.support.statements import StatementCounter
-
-
-async def _bulk_users(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant, n: int, prefix: str) -> list[str]:
-    now = utcnow()
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "account_id": tenant.account_id,
-            "user_name": f"{prefix}{i}@x",
-            "user_name_ci": f"{prefix}{i}@x",
-            "active": True,
-            "multi_valued": {},
-            "provisioned_by": "SCIM",
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
-        for i in range(n)
-    ]
-    async with sessionmaker() as session, session.begin():
-        await session.execute(User.__table__.insert(), rows)  # type: ignore[attr-defined]
-    return [r["id"] for r in rows]
 
 
 async def test_adding_50_members_costs_the_same_for_small_and_large_groups(
@@ -44,8 +21,8 @@ async def test_adding_50_members_costs_the_same_for_small_and_large_groups(
 ) -> None:
     counts = []
     for size in (10, 2000):
-        members = await _bulk_users(sessionmaker, tenant, size, f"m{size}-")
-        newcomers = await _bulk_users(sessionmaker, tenant, 50, f"n{size}-")
+        members = await bulk_users(sessionmaker, tenant, size, f"m{size}-")
+        newcomers = await bulk_users(sessionmaker, tenant, 50, f"n{size}-")
         group = await scim.create_group(f"G{size}")
         async with sessionmaker() as session, session.begin():
             await session.execute(
@@ -88,7 +65,7 @@ async def test_lookups_use_indexes(
 ) -> None:
     from app.db.models import UserGroup
 
-    ids = await _bulk_users(sessionmaker, tenant, 300, "user")
+    ids = await bulk_users(sessionmaker, tenant, 300, "user")
     async with sessionmaker() as session, session.begin():
         for n, uid in enumerate(ids):
             await session.execute(User.__table__.update().where(User.id == uid).values(external_id=f"ext-{n}"))  # type: ignore[attr-defined]
