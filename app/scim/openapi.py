@@ -203,7 +203,12 @@ def _list_parameters(resource: ResourceType) -> list[dict[str, Any]]:
 
 
 PROJECTION_PARAMETERS = [
-    {"name": "attributes", "in": "query", "schema": {"type": "string"}, "description": "comma-separated attribute names to return"},
+    {
+        "name": "attributes",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": 'comma-separated attribute names to return; a name may carry a value filter, emails[type eq "work"], to return only the matching elements',
+    },
     {
         "name": "excludedAttributes",
         "in": "query",

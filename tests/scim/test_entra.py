@@ -395,3 +395,49 @@ async def test_quirk_member_as_a_bare_id_or_a_lone_object(scim: ScimClient) -> N
     assert sorted(m["value"] for m in (await scim.get(f"/Groups/{group['id']}")).json()["members"]) == sorted([b, c])
     created = await scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": "Bare", "members": b})
     assert created.status_code == 201 and [m["value"] for m in created.json()["members"]] == [b]
+
+
+async def test_quirk_value_filter_in_attributes_and_excluded_attributes(scim: ScimClient) -> None:
+    """Microsoft's SCIM test collection asks for `attributes=emails[type eq "work"]`: the answer carries
+    the emails, narrowed to the matching elements; in `excludedAttributes` the matching ones go."""
+    emails = [
+        {"type": "work", "value": "w@example.com", "primary": True},
+        {"type": "home", "value": "h@example.com"},
+        {"type": "other", "value": "o,x@example.com"},
+    ]
+    user = await scim.create_user("w@example.com", emails=emails)
+    path = f"/Users/{user['id']}"
+
+    one = (await scim.get(path, params={"attributes": 'emails[type eq "work"]'})).json()
+    assert one["emails"] == [emails[0]] and one["id"] == user["id"] and "userName" not in one
+    listed = (await scim.get("/Users", params={"filter": f'id eq "{user["id"]}"', "attributes": 'emails[type eq "work"]'})).json()
+    assert listed["Resources"][0]["emails"] == [emails[0]]
+    values = (await scim.get(path, params={"attributes": 'userName,emails[type eq "work" or value co ","].value'})).json()
+    assert values["userName"] == "w@example.com"
+    assert values["emails"] == [{"value": "w@example.com"}, {"value": "o,x@example.com"}]
+    union = (await scim.get(path, params={"attributes": 'emails[type eq "home"],emails.type'})).json()
+    assert union["emails"] == [{"type": "work"}, emails[1], {"type": "other"}]
+    nothing = (await scim.get(path, params={"attributes": 'userName,emails[type eq "fax"]'})).json()
+    assert "emails" not in nothing and nothing["userName"] == "w@example.com"
+
+    excluded = (await scim.get(path, params={"excludedAttributes": 'emails[type eq "work"]'})).json()
+    assert excluded["emails"] == emails[1:] and excluded["userName"] == "w@example.com"
+    excluded_sub = (await scim.get(path, params={"excludedAttributes": 'emails[type ne "work"].value'})).json()
+    assert excluded_sub["emails"] == [emails[0], {"type": "home"}, {"type": "other"}]
+
+    searched = await scim.post(
+        "/Users/.search",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": f'id eq "{user["id"]}"',
+            "attributes": ['emails[type eq "home"]'],
+        },
+    )
+    assert searched.status_code == 200, searched.text
+    assert searched.json()["Resources"][0]["emails"] == [emails[1]]
+
+    for bad in ('emails[type eq "work"', 'emails[nope eq "x"]', 'userName[value eq "x"]', 'emails[type eq "work"].nope', "emails[type eq]"):
+        response = await scim.get(path, params={"attributes": bad})
+        assert response.status_code == 400, (bad, response.text)
+        assert response.json()["scimType"] == "invalidFilter", bad
+    assert (await scim.get(path, params={"attributes": 'nosuch[type eq "work"]'})).status_code == 200
