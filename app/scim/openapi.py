@@ -207,7 +207,10 @@ PROJECTION_PARAMETERS = [
         "name": "attributes",
         "in": "query",
         "schema": {"type": "string"},
-        "description": 'comma-separated attribute names to return; a name may carry a value filter, emails[type eq "work"], to return only the matching elements',
+        "description": (
+            'comma-separated attribute names to return; a name may carry a value filter, emails[type eq "work"], '
+            "to return only the matching elements"
+        ),
     },
     {
         "name": "excludedAttributes",
