@@ -20,7 +20,7 @@ from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
 from app.lifecycle import Readiness
-from app.middleware import SCIM_PREFIX, EdgeMiddleware
+from app.middleware import SCIM_PREFIX, BodyLimits, EdgeMiddleware
 from app.scim.errors import error_response
 from app.scim.openapi import openapi_document
 from app.scim.routes import scim_app
@@ -123,7 +123,10 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         routes=routes,
         middleware=[
             Middleware(
-                EdgeMiddleware, readiness=readiness, max_body_bytes=settings.max_body_bytes, read_timeout=settings.body_read_timeout_seconds
+                EdgeMiddleware,
+                readiness=readiness,
+                body_limits=BodyLimits(settings.max_body_bytes, settings.max_group_body_bytes),
+                read_timeout=settings.body_read_timeout_seconds,
             )
         ],
         lifespan=lifespan,

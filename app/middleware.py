@@ -6,7 +6,8 @@ around `receive` and one around `send`, however many duties they carry.
 - the security headers (app/security_headers.py) on every response;
 - the bounds on the request body, in size (413) and in time between pieces (408). Handlers read the
   whole body before they open a database transaction, so these two bounds are what a slow or endless
-  upload can cost the server;
+  upload can cost the server. A whole group document (SCIM POST /Groups, PUT /Groups/{id}) may be
+  larger than any other body: it carries every member (`BodyLimits`);
 - the accounting of a request that did not end normally: an unexpected error (logged, generic 500), a
   client that went away (one INFO line, nothing sent, 499 in the access log), or a request still
   running when the shutdown drain period ran out (503).
@@ -18,6 +19,7 @@ import asyncio
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +32,12 @@ from app.scim.schema import ERROR as SCIM_ERROR
 from app.security_headers import ALWAYS, NO_STORE, html_headers
 
 SCIM_PREFIX = "/gateway/ng/api/scim/"
+# SCIM requests that carry a whole group, members included: in any letter case, with or without a
+# trailing slash, as the SCIM routes match them.
+_GROUP_DOCUMENTS = {
+    "POST": re.compile(r"/gateway/ng/api/scim/account/[^/]+/groups/?", re.IGNORECASE),
+    "PUT": re.compile(r"/gateway/ng/api/scim/account/[^/]+/groups/[^/]+/?", re.IGNORECASE),
+}
 # Logged, never sent: the client closed the connection before the response (nginx's convention).
 CLIENT_CLOSED_REQUEST = 499
 # Characters kept as they are when a path is written to the access log; the rest is percent-encoded.
@@ -50,18 +58,32 @@ class BodyReadTimeout(Exception):
     """The client sent nothing more of its request body for the configured time."""
 
 
+@dataclass(frozen=True)
+class BodyLimits:
+    """The largest request body accepted, in bytes: `group_documents` for a SCIM POST or PUT of a
+    group (Okta sends a group's full member list; 100,000 members are about 5 MB), `default` for
+    every other request."""
+
+    default: int
+    group_documents: int
+
+    def of(self, method: str, path: str) -> int:
+        pattern = _GROUP_DOCUMENTS.get(method)
+        return self.group_documents if pattern is not None and pattern.fullmatch(path) else self.default
+
+
 class EdgeMiddleware:
     """The request id, the access log, the security headers, the body bounds, and the one place a
     request that did not end normally is logged and, if nothing was sent yet, answered.
 
-    Bodies over `max_body_bytes` are refused with 413 — by Content-Length up front, and by counting
+    Bodies over their limit (`BodyLimits`) are refused with 413 — by Content-Length up front, and by counting
     for chunked bodies — and a client that sends no more of an unfinished body for `read_timeout`
     seconds gets 408. Both answers close the connection: the rest of the body is never read."""
 
-    def __init__(self, app: ASGIApp, *, readiness: Readiness | None = None, max_body_bytes: int, read_timeout: float) -> None:
+    def __init__(self, app: ASGIApp, *, readiness: Readiness | None = None, body_limits: BodyLimits, read_timeout: float) -> None:
         self.app = app
         self.readiness = readiness or Readiness()
-        self.max_body_bytes = max_body_bytes
+        self.body_limits = body_limits
         self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,15 +101,16 @@ class EdgeMiddleware:
         request_id = request_id_from(incoming_id)
         token = request_id_var.set(request_id)
         path = scope.get("path", "")
-        exchange = _Exchange(self, receive, send, request_id.encode())
+        limit = self.body_limits.of(scope.get("method", ""), path)
+        exchange = _Exchange(self, receive, send, request_id.encode(), limit)
         try:
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(path, exchange.send)
+            if length is not None and length.isdigit() and int(length) > limit:
+                await self._too_large(path, exchange.send, limit)
             else:
                 await self.app(scope, exchange.receive, exchange.send)
         except Exception as exc:
             if isinstance(exc, BodyTooLarge | BodyReadTimeout) and not exchange.response_started:
-                await self._body_refused(exc, path, exchange.send)
+                await self._body_refused(exc, path, exchange.send, limit)
             else:
                 await self._ended_by_error(exc, exchange, path, request_id)
         except asyncio.CancelledError:
@@ -103,15 +126,15 @@ class EdgeMiddleware:
             log_access(log_safe(scope.get("method")), _loggable_path(path), status, (time.perf_counter() - started) * 1000)
             request_id_var.reset(token)
 
-    async def _body_refused(self, exc: Exception, path: str, send: Send) -> None:
+    async def _body_refused(self, exc: Exception, path: str, send: Send, limit: int) -> None:
         if isinstance(exc, BodyTooLarge):
-            await self._too_large(path, send)
+            await self._too_large(path, send, limit)
         else:
             detail = f"the request body stalled: nothing more of it arrived within {self.read_timeout:g} seconds"
             await _send_error(send, path, 408, detail)
 
-    async def _too_large(self, path: str, send: Send) -> None:
-        await _send_error(send, path, 413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+    async def _too_large(self, path: str, send: Send, limit: int) -> None:
+        await _send_error(send, path, 413, f"request body exceeds the limit of {limit} bytes")
 
     async def _ended_by_error(self, exc: Exception, exchange: _Exchange, path: str, request_id: str) -> None:
         if isinstance(exc, ClientDisconnect) or exchange.client_gone:
@@ -150,10 +173,22 @@ class _Exchange:
     the bytes are counted against the size limit; once the body is complete, waits pass through
     unbounded (that is a wait for disconnect). `send`: the response headers are completed."""
 
-    __slots__ = ("_edge", "_receive", "_send", "_request_id", "_received", "_body_complete", "status", "response_started", "client_gone")
+    __slots__ = (
+        "_edge",
+        "_receive",
+        "_send",
+        "_request_id",
+        "_limit",
+        "_received",
+        "_body_complete",
+        "status",
+        "response_started",
+        "client_gone",
+    )
 
-    def __init__(self, edge: EdgeMiddleware, receive: Receive, send: Send, request_id: bytes) -> None:
+    def __init__(self, edge: EdgeMiddleware, receive: Receive, send: Send, request_id: bytes, limit: int) -> None:
         self._edge = edge
+        self._limit = limit
         self._receive = receive
         self._send = send
         self._request_id = request_id
@@ -174,7 +209,7 @@ class _Exchange:
                 raise BodyReadTimeout() from None
             if message["type"] == "http.request":
                 self._received += len(message.get("body", b""))
-                if self._received > self._edge.max_body_bytes:
+                if self._received > self._limit:
                     raise BodyTooLarge()
                 self._body_complete = not message.get("more_body", False)
             else:

@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/scimgraph.db"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+# A SCIM POST or PUT of a group carries every member: 100,000 members are about 5 MB of JSON.
+DEFAULT_MAX_GROUP_BODY_BYTES = 16 * 1024 * 1024
 # The HTTP edge, in seconds: how long a client may take to send its request headers, and to send each
 # next piece of its body; how long /readyz waits for the database; and how shutdown drains.
 DEFAULT_HEADER_TIMEOUT_SECONDS = 10.0
@@ -56,6 +58,7 @@ class Settings:
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_group_body_bytes: int = DEFAULT_MAX_GROUP_BODY_BYTES
     header_timeout_seconds: float = DEFAULT_HEADER_TIMEOUT_SECONDS
     body_read_timeout_seconds: float = DEFAULT_BODY_READ_TIMEOUT_SECONDS
     readiness_timeout_seconds: float = DEFAULT_READINESS_TIMEOUT_SECONDS
@@ -134,13 +137,8 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     scheme = urlsplit(public_url).scheme
     if scheme not in ("http", "https") or not urlsplit(public_url).netloc:
         raise ConfigError(f"PUBLIC_URL must be an http(s) URL, got {public_url!r}")
-    body_raw = env.get("MAX_BODY_BYTES") or str(DEFAULT_MAX_BODY_BYTES)
-    try:
-        max_body = int(body_raw)
-    except ValueError:
-        raise ConfigError(f"MAX_BODY_BYTES must be a positive number, got {body_raw!r}") from None
-    if max_body < 1024:
-        raise ConfigError(f"MAX_BODY_BYTES must be at least 1024, got {max_body}")
+    max_body = _bytes(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024)
+    max_group_body = _bytes(env, "MAX_GROUP_BODY_BYTES", max(DEFAULT_MAX_GROUP_BODY_BYTES, max_body), max_body, " (MAX_BODY_BYTES)")
     db_timeouts = {
         name: _seconds_between(env, f"DB_{name.upper()}_TIMEOUT", default, 0.1, 3600)
         for name, default in (("connect", 5.0), ("pool", 5.0), ("statement", 15.0))
@@ -158,6 +156,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         log_level=log_level,
         public_url=public_url,
         max_body_bytes=max_body,
+        max_group_body_bytes=max_group_body,
         header_timeout_seconds=_seconds_between(env, "HEADER_TIMEOUT_SECONDS", DEFAULT_HEADER_TIMEOUT_SECONDS, 0.1, 300),
         body_read_timeout_seconds=_seconds_between(env, "BODY_READ_TIMEOUT_SECONDS", DEFAULT_BODY_READ_TIMEOUT_SECONDS, 0.1, 300),
         readiness_timeout_seconds=_seconds_between(env, "READINESS_TIMEOUT_SECONDS", DEFAULT_READINESS_TIMEOUT_SECONDS, 0.1, 60),
@@ -202,6 +201,19 @@ def _seconds_between(env: dict[str, str], name: str, default: float, low: float,
         value = math.nan
     if not low <= value <= high:  # also refuses nan
         raise ConfigError(f"{name} must be a number of seconds from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
+def _bytes(env: dict[str, str], name: str, default: int, low: int, low_named: str = "") -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of bytes, got {raw!r}") from None
+    if value < low:
+        raise ConfigError(f"{name} must be at least {low}{low_named}, got {value}")
     return value
 
 

@@ -122,6 +122,10 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
                 f"1 worker is CPU-bound (>= {CPU_BOUND_PERCENT:g}% of a core during GET by id)", f"{cpu:.0f}%", cpu >= CPU_BOUND_PERCENT
             )
         )
+    large = one.get("large_group_put")
+    if large:
+        puts = ", ".join(f"{p['seconds']:.1f} s ({p['status']}, {p['request_bytes'] / 1e6:.1f} MB)" for p in large["puts"])
+        out.append(_target(f"PUT of the {large['members']:,}-member group with its full member list: 200, every member", puts, large["ok"]))
     rss = {
         f"{run}:{role}": mb
         for run in ("service_1w", "service_2w")
@@ -205,6 +209,10 @@ def table(results: dict[str, Any]) -> str:
         rss = results["runs"].get(run, {}).get("peak_rss_mb")
         if rss:
             lines.append(f"peak RSS {run}: " + ", ".join(f"{role} {mb:.0f} MB" for role, mb in rss.items()))
+    large = results["runs"].get("service_1w", {}).get("large_group_put")
+    if large:
+        rss_text = ", ".join(f"{role} {mb:.0f} MB" for role, mb in large["peak_rss_mb"].items())
+        lines.append(f"peak RSS service_1w including the PUT of the {large['members']:,}-member group: {rss_text}")
     for run in runs:
         skipped = results["runs"].get(run, {}).get("skipped")
         if skipped:

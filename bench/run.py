@@ -20,6 +20,7 @@ from bench import database, procs, profile, queries, report, seed
 from bench.config import BenchConfig
 from bench.dataset import Dataset, user_id
 from bench.httpload import Connection, Phase, PhaseResult, Probe, Request, build_request, run_phase
+from bench.large_group import put_full_member_list
 from bench.replay import replay
 from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Target, Timing, parity_user, phase
 
@@ -170,6 +171,12 @@ class Bench:
             if workers == 1:
                 await self.single_worker_extras(server, target, tenant, run)
             run["peak_rss_mb"] = server.peak_rss()
+            if workers == 1:
+                # Last, so that the peak above is that of the request types of the performance targets:
+                # a 100,000-member document takes its own memory, reported with it.
+                run["large_group_put"] = await put_full_member_list(target, self.dataset.members)
+                run["large_group_put"]["peak_rss_mb"] = server.peak_rss()
+                log(f"  PUT of the {self.dataset.members}-member group: {run['large_group_put']['puts']}")
         finally:
             server.stop()
         self.results["runs"][f"service_{workers}w"] = run

@@ -95,6 +95,8 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
         assert (replay["errors"], replay["requests"]) == (0, 40 * 2 + 2 * 3), replay
     assert set(results["runs"]["service_2w"]["peak_rss_mb"]) == {"parent", "worker1", "worker2"}
     assert results["runs"]["service_1w"]["statements"]["users"]["n_plus_1"] is False
+    large = results["runs"]["service_1w"]["large_group_put"]
+    assert large["ok"] and [p["status"] for p in large["puts"]] == [200, 200], large
     if postgres:
         assert list(results["runs"]["ceiling"]["phases"]) == list(CEILING_PHASES)
         assert all(p["errors"] == 0 for p in results["runs"]["ceiling"]["phases"].values())

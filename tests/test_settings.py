@@ -34,6 +34,14 @@ def test_edge_timeouts_default_and_can_be_set() -> None:
     assert (tuned.shutdown_drain_seconds, tuned.shutdown_readiness_grace_seconds) == (50, 0)
 
 
+def test_body_limits_default_and_a_group_limit_never_below_the_general_one() -> None:
+    defaults = load_settings({})
+    assert (defaults.max_body_bytes, defaults.max_group_body_bytes) == (1024 * 1024, 16 * 1024 * 1024)
+    assert load_settings({"MAX_GROUP_BODY_BYTES": "4194304"}).max_group_body_bytes == 4 * 1024 * 1024
+    # Raising the general limit above 16 MiB raises the group default with it.
+    assert load_settings({"MAX_BODY_BYTES": str(32 * 1024 * 1024)}).max_group_body_bytes == 32 * 1024 * 1024
+
+
 def test_a_short_drain_shortens_the_default_readiness_grace() -> None:
     # The grace is part of the drain, so a drain shorter than the default grace is all grace.
     settings = load_settings({"SHUTDOWN_DRAIN_SECONDS": "2"})
@@ -62,6 +70,9 @@ def test_public_url_overrides_host_and_port() -> None:
         ({"READINESS_TIMEOUT_SECONDS": "61"}, "READINESS_TIMEOUT_SECONDS"),
         ({"SHUTDOWN_DRAIN_SECONDS": "-1"}, "SHUTDOWN_DRAIN_SECONDS"),
         ({"SHUTDOWN_DRAIN_SECONDS": "10", "SHUTDOWN_READINESS_GRACE_SECONDS": "15"}, "must not exceed SHUTDOWN_DRAIN_SECONDS"),
+        ({"MAX_BODY_BYTES": "1k"}, "MAX_BODY_BYTES must be a whole number of bytes"),
+        ({"MAX_BODY_BYTES": "100"}, "MAX_BODY_BYTES must be at least 1024"),
+        ({"MAX_BODY_BYTES": "2000000", "MAX_GROUP_BODY_BYTES": "1000000"}, "MAX_GROUP_BODY_BYTES must be at least 2000000"),
     ],
 )
 def test_bad_values_are_one_line_errors(env: dict[str, str], message: str) -> None:

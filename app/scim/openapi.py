@@ -138,7 +138,7 @@ ERRORS = {
     "409": "A uniqueness rule would be broken (scimType uniqueness)",
     "412": "If-Match does not match the current version",
     "408": "The request body did not arrive within the configured read timeout",
-    "413": "The request body is larger than the configured limit",
+    "413": "The body is over its limit: MAX_GROUP_BODY_BYTES for POST /Groups and PUT /Groups/{id}, else MAX_BODY_BYTES",
     "415": "The body is not application/scim+json or application/json in UTF-8",
     "503": "The database is unavailable or too busy right now; retry after the Retry-After seconds",
 }

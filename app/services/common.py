@@ -10,11 +10,12 @@ no row locks (it runs one writer at a time) and ignores them.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, and_, bindparam, column, func, insert, select, true, update
+from sqlalchemy import JSON, ColumnElement, Select, Text, and_, bindparam, column, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -323,16 +324,19 @@ async def _insert_rows(connection: AsyncConnection, with_rows: Sequence[Rows]) -
             await connection.execute(table.insert(), list(rows))
 
 
-async def insert_new_rows(
-    session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], *, key: tuple[str, ...], returning: str
-) -> list[Any]:
-    """Insert the rows whose `key` is not there yet, in chunks; `returning` of each row stored."""
-    connection = await session.connection()
-    statement = _insert_skipping(connection.dialect.name, table, key, returning).statement
-    stored: list[Any] = []
-    for part in chunks(rows):
-        stored.extend((await connection.execute(statement, list(part))).scalars())
-    return stored
+def id_set(dialect: str) -> Select[Any]:
+    """A SELECT of one text column, `id`: the ids given as the bound parameter `ids` (see
+    `id_values`). However many ids there are, they are one parameter, so a statement over them is
+    compiled once and sent in one round trip: a PostgreSQL array, or a JSON array that SQLite reads
+    with json_each."""
+    if dialect == "postgresql":
+        return select(func.unnest(bindparam("ids", type_=postgresql.ARRAY(Text))).label("id"))
+    return select(column("value", Text).label("id")).select_from(func.json_each(bindparam("ids", type_=Text)))
+
+
+def id_values(dialect: str, ids: Iterable[str]) -> Any:
+    """The value of `id_set`'s parameter."""
+    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
 
 
 async def insert_unique(session: AsyncSession, row: Any) -> bool:

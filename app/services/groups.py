@@ -19,10 +19,12 @@ from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, func, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.base import Executable
 from sqlmodel import col
 
-from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, Outcome, User, UserGroup
+from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, Outcome, UserGroup
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
@@ -37,11 +39,11 @@ from app.services.common import (
     chunks,
     connection_of,
     fetch,
-    insert_new_rows,
+    id_set,
+    id_values,
     insert_unique,
     json_rows,
     kept,
-    lock_ids,
     one_row,
     one_row_params,
     owned_params,
@@ -378,46 +380,79 @@ async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord
     return changed
 
 
-async def _lock_existing_users(session: AsyncSession, account_id: int, ids: Sequence[str]) -> set[str]:
-    """The ids of users that exist, each locked against deletion until this transaction ends, in
-    id order. A user deleted by a concurrent request is waited for and then left out, like an
-    unknown id, so the membership insert that follows never meets a foreign-key error."""
-    found: set[str] = set()
-    for part in chunks(sorted(set(ids))):
-        found.update(await lock_ids(session, col(User.id), (col(User.account_id) == account_id) & col(User.id).in_(part), shared=True))
-    return found
-
-
 def _members_of(group: Any) -> ColumnElement[bool]:
     return and_(col(GroupMembership.account_id) == group.account_id, col(GroupMembership.group_id) == group.id)
 
 
-async def _current_members(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for part in chunks(sorted(set(ids))):
-        found.update(
-            await session.scalars(select(col(GroupMembership.user_id)).where(_members_of(group), col(GroupMembership.user_id).in_(part)))
-        )
-    return found
+# Membership changes are one statement each, whatever the number of ids: the ids travel as one
+# parameter (`common.id_set`), so a 100,000-member PUT costs three round trips, not one per member
+# or per chunk.
+_MEMBERS = and_(MEMBERSHIPS.c.account_id == bindparam("account_id"), MEMBERSHIPS.c.group_id == bindparam("group_id"))
+
+
+def _insert_members(dialect: str) -> Executable:
+    """Make members of the named users that exist in the account and are not members yet; returns
+    the ids added. The users to add are locked against deletion (FOR KEY SHARE, in id order) until
+    the transaction ends; one deleted meanwhile by another transaction is left out like an unknown id,
+    so the insert never meets a foreign-key error. Current members are neither locked nor written
+    (a full member list re-sent by the identity provider is mostly current members); a member added
+    meanwhile by another request is skipped by the conflict clause."""
+    values = [bindparam(name, type_=MEMBERSHIPS.c[name].type) for name in ("account_id", "group_id")]
+    stamps = [bindparam(name, type_=MEMBERSHIPS.c[name].type) for name in ("added_via", "created_at")]
+    member = select(MEMBERSHIPS.c.user_id).where(_MEMBERS, MEMBERSHIPS.c.user_id == USERS.c.id)
+    existing = (
+        select(*values, USERS.c.id, *stamps)
+        .where(USERS.c.account_id == bindparam("account_id"), USERS.c.id.in_(id_set(dialect)), ~member.exists())
+        .order_by(USERS.c.id)
+        .with_for_update(read=True, key_share=True)
+    )
+    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        build(MEMBERSHIPS)
+        .from_select(["account_id", "group_id", "user_id", "added_via", "created_at"], existing)
+        .on_conflict_do_nothing(index_elements=["account_id", "group_id", "user_id"])
+        .returning(MEMBERSHIPS.c.user_id)
+    )
+
+
+def _unknown_users(dialect: str) -> Executable:
+    """The ids that name no user of the account."""
+    ids = id_set(dialect).subquery()
+    known = select(USERS.c.id).where(USERS.c.account_id == bindparam("account_id"), USERS.c.id == ids.c.id)
+    return select(ids.c.id).where(~known.exists())
+
+
+def _delete_members(dialect: str, *, keeping: bool) -> Executable:
+    """End the memberships of the ids (`keeping`: of everyone but the ids); returns the ids removed."""
+    ids = id_set(dialect)
+    chosen = MEMBERSHIPS.c.user_id.not_in(ids) if keeping else MEMBERSHIPS.c.user_id.in_(ids)
+    return delete(MEMBERSHIPS).where(_MEMBERS, chosen).returning(MEMBERSHIPS.c.user_id)
+
+
+async def _run_on_members(
+    session: AsyncSession, group: Any, name: str, build: Callable[[str], Executable], ids: Sequence[str], **params: Any
+) -> set[str]:
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    statement = kept(("group members", name, dialect), lambda: build(dialect))
+    values = {"account_id": group.account_id, "group_id": group.id, "ids": id_values(dialect, ids), **params}
+    return {row[0] for row in await fetch(connection, statement, values)}
 
 
 async def _add(session: AsyncSession, caller: Caller, group: Any, ids: Sequence[str]) -> MembershipResult:
-    valid = await _lock_existing_users(session, caller.account_id, ids)
-    now = utcnow()
-    rows = [
-        {"account_id": group.account_id, "group_id": group.id, "user_id": uid, "added_via": caller.channel.value, "created_at": now}
-        for uid in sorted(valid)
-    ]
-    # Current members are skipped by the insert itself; what it returns is what was added.
-    added = await insert_new_rows(session, MEMBERSHIPS, rows, key=("account_id", "group_id", "user_id"), returning="user_id")
-    return MembershipResult(added=set(added), skipped=set(ids) - valid)
+    added = await _run_on_members(session, group, "add", _insert_members, ids, added_via=caller.channel.value, created_at=utcnow())
+    skipped: set[str] = set()
+    if len(added) < len(set(ids)):  # some were members already, or name no user: find out which
+        skipped = await _run_on_members(session, group, "unknown", _unknown_users, ids)
+    return MembershipResult(added=added, skipped=skipped)
 
 
 async def _remove(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
-    present = await _current_members(session, group, ids)
-    for part in chunks(sorted(present)):
-        await session.execute(delete(GroupMembership).where(_members_of(group), col(GroupMembership.user_id).in_(part)))
-    return present
+    return await _run_on_members(session, group, "remove", lambda dialect: _delete_members(dialect, keeping=False), ids)
+
+
+async def _remove_all_but(session: AsyncSession, group: Any, ids: Sequence[str]) -> set[str]:
+    return await _run_on_members(session, group, "keep", lambda dialect: _delete_members(dialect, keeping=True), ids)
 
 
 async def _all_members(session: AsyncSession, group: Any) -> set[str]:
@@ -433,26 +468,23 @@ async def change_members(session: AsyncSession, caller: Caller, group: Any, chan
     guard(caller, group, GuardedOperation.CHANGE_MEMBERS)
     total = MembershipResult()
     for change in changes:
+        removed: set[str] = set()
+        step = MembershipResult()
         if change.kind == "add":
             await users.guard(session, caller, change.ids, GuardedOperation.CHANGE_GROUPS)
             step = await _add(session, caller, group, change.ids)
-            total.added |= step.added
-            total.removed -= step.added
-            total.skipped |= step.skipped
         elif change.kind == "remove":
             await users.guard(session, caller, change.ids, GuardedOperation.CHANGE_GROUPS)
             removed = await _remove(session, group, change.ids)
-            total.removed |= removed - total.added
-            total.added -= removed
-        else:  # replace / clear: the set difference, in SQL-sized chunks
-            wanted = set(change.ids) if change.kind == "replace" else set()
-            current = await _all_members(session, group)
-            await users.guard(session, caller, sorted(current ^ wanted), GuardedOperation.CHANGE_GROUPS)
-            removed = await _remove(session, group, sorted(current - wanted))
-            step = await _add(session, caller, group, sorted(wanted - current))
-            total.removed |= removed
-            total.added |= step.added
-            total.skipped |= step.skipped
+        else:  # replace / clear: remove everyone else, then add who is missing
+            wanted = change.ids if change.kind == "replace" else ()
+            removed = await _remove_all_but(session, group, wanted)
+            step = await _add(session, caller, group, wanted)
+            # Checked once the difference is known; a refusal rolls the whole transaction back.
+            await users.guard(session, caller, sorted(removed | step.added), GuardedOperation.CHANGE_GROUPS)
+        total.removed = (total.removed | (removed - total.added)) - step.added
+        total.added = (total.added - removed) | step.added
+        total.skipped |= step.skipped
     _refuse_unknown(caller, total)
     if total.changed:
         before = dict(vars(group))
