@@ -168,7 +168,7 @@ class Mutation:
     @strawberry.mutation(description="Create a user in the admin UI (provisionedBy MANAGER).", extensions=_ran("user.create", "User"))
     async def create_user(self, info: Info, input: CreateUserInput) -> UserResult:
         ctx = info.context
-        user = await users.create_user(ctx.session, ctx.caller, users.profile_values(email=input.email, name=input.name))
+        user = (await users.create_user(ctx.session, ctx.caller, users.profile_values(email=input.email, name=input.name))).user
         # In id order, like every request that locks several groups, so that two never deadlock.
         for group_id in sorted({str(i) for i in input.user_group_ids or []}):
             group = await groups.get_group(ctx.session, ctx.caller, str(group_id), for_update=True)

@@ -25,7 +25,13 @@ class Flag:
 
 
 UPDATE_EMAILS_VIA_SCIM = Flag("UPDATE_EMAILS_VIA_SCIM", False, "Apply email address changes sent by the identity provider over SCIM.")
-KNOWN_FLAGS: dict[str, Flag] = {flag.name: flag for flag in (UPDATE_EMAILS_VIA_SCIM,)}
+ADOPT_EXISTING_USERS = Flag(
+    "ADOPT_EXISTING_USERS",
+    True,
+    "A user created in the admin UI becomes the identity provider's when SCIM first creates (same userName) or "
+    "changes them; off: such a SCIM create answers 409 and the user stays the admin UI's.",
+)
+KNOWN_FLAGS: dict[str, Flag] = {flag.name: flag for flag in (UPDATE_EMAILS_VIA_SCIM, ADOPT_EXISTING_USERS)}
 
 
 def known(name: str) -> Flag:

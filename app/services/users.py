@@ -115,6 +115,7 @@ class UpdateResult:
     user: UserRecord
     changed: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    adopted: bool = False  # the identity provider took the user over with this change (see `_adopt`)
 
 
 def primary_email(multi_valued: dict[str, Any]) -> str | None:
@@ -222,8 +223,9 @@ async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
     return await owned_row(reader, _USER[False], "User", user_id, caller.account_id)
 
 
-async def create_user(session: AsyncSession, caller: Caller, given: UserValues) -> UserRecord:
-    """Create a user; userName is unique per account ignoring case (409 otherwise)."""
+async def create_user(session: AsyncSession, caller: Caller, given: UserValues) -> CreateResult:
+    """Create a user; userName is unique per account ignoring case (409 otherwise), except that over
+    SCIM the name of a user created in the admin UI adopts that user (see `_adoptable`)."""
     caller.require(Permission.USERS_WRITE)
     values = given.given()
     check_values(values)
@@ -255,9 +257,43 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
     stored = await insert_new(
         session, USERS, vars(user), key=("account_id", "user_name_ci"), with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])]
     )
-    if not stored:
-        raise _name_taken(user.user_name)
-    return user
+    if stored:
+        return CreateResult(user)
+    if caller.is_identity_provider:
+        existing = await _by_name_for_update(session, caller.account_id, user.user_name_ci)
+        if existing is not None and await _adoptable(session, caller, existing):
+            # The identity provider creates a user the admin UI made before it was connected: the same
+            # user, from now on the identity provider's. Its POST sets every attribute, as a PUT would.
+            return CreateResult(existing, adopted=(await update_user(session, caller, existing, given)).adopted)
+    raise _name_taken(user.user_name)
+
+
+@dataclass
+class CreateResult:
+    user: UserRecord
+    adopted: bool = False  # an existing user of the admin UI's was taken over, not created
+
+
+_BY_NAME_FOR_UPDATE = Prepared(
+    select(USERS).where(USERS.c.account_id == bindparam("account_id"), USERS.c.user_name_ci == bindparam("user_name_ci")).with_for_update()
+)
+
+
+async def _by_name_for_update(session: AsyncSession, account_id: int, user_name_ci: str) -> UserRecord | None:
+    row = await _BY_NAME_FOR_UPDATE.first(await session.connection(), {"account_id": account_id, "user_name_ci": user_name_ci})
+    return None if row is None else UserRecord(**row._mapping)
+
+
+async def _adoptable(session: AsyncSession, caller: Caller, user: UserRecord) -> bool:
+    """Whether a change by `caller` makes the identity provider the owner of `user`: the caller is
+    SCIM, the user was created in the admin UI, and the account's ADOPT_EXISTING_USERS flag is on
+    (Harness's SCIM migration takes existing users over). A user already provisioned over SCIM is
+    never adopted again: a second create of them stays a conflict."""
+    return (
+        caller.is_identity_provider
+        and user.provisioned_by == ProvisionedBy.MANAGER.value
+        and await flags.is_enabled(session, caller.account_id, flags.ADOPT_EXISTING_USERS)
+    )
 
 
 IDP_USER_MESSAGE = (
@@ -378,13 +414,26 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
     # Only a new userName can meet the unique constraint; only then is the change made in a savepoint
     # (a parallel request may take the name between the check and the write).
     unique = unique_changes(session, lambda: _name_taken(new_name)) if renamed else contextlib.nullcontext()
+    adopted = await _adoptable(session, caller, user)
     async with unique:
         before = dict(vars(user))
         changed = _assign(user, values)
-        if changed:
+        if adopted:
+            user.provisioned_by = ProvisionedBy.SCIM.value
+        if changed or adopted:
             user.version += 1
             user.updated_at = utcnow()
         events = [audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, detail={"changed": changed})]
+        if adopted:
+            events.append(
+                audit.row(
+                    caller,
+                    action="user.adopted",
+                    resource_type="User",
+                    resource_id=user.id,
+                    detail={"provisionedBy": {"before": ProvisionedBy.MANAGER.value, "after": ProvisionedBy.SCIM.value}},
+                )
+            )
         if ignored:
             events.append(
                 audit.row(
@@ -399,7 +448,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
         await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
     if changed and user.multi_valued != old_multi:
         await _reindex(session, user)
-    return UpdateResult(user, changed, ignored)
+    return UpdateResult(user, changed, ignored, adopted)
 
 
 def _reports(account_id: int, user_id: str) -> ColumnElement[bool]:

@@ -132,7 +132,10 @@ async def test_admin_mutations_flags_tokens_scopes(gql: GraphQLClient, client: h
         'mutation { setFeatureFlag(input: {name: "UPDATE_EMAILS_VIA_SCIM", enabled: true}) { ... on FeatureFlag { name enabled } } }'
     )
     assert flag["setFeatureFlag"] == {"name": "UPDATE_EMAILS_VIA_SCIM", "enabled": True}
-    assert (await gql("{ featureFlags { name enabled } }"))["featureFlags"] == [{"name": "UPDATE_EMAILS_VIA_SCIM", "enabled": True}]
+    assert (await gql("{ featureFlags { name enabled } }"))["featureFlags"] == [
+        {"name": "ADOPT_EXISTING_USERS", "enabled": True},  # on unless set: Harness's SCIM migration adopts existing users
+        {"name": "UPDATE_EMAILS_VIA_SCIM", "enabled": True},
+    ]
     bad = await gql('mutation { setFeatureFlag(input: {name: "NOPE", enabled: true}) { ... on ValidationError { field message } } }')
     assert bad["setFeatureFlag"]["field"] == "name"
     created = await gql(
