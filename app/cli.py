@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.types import utcnow
 from app.errors import DomainError
-from app.services import accounts, flags, tokens
+from app.services import accounts, flags, tokens, users
 from app.services.caller import Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
@@ -178,6 +179,37 @@ def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts_settings(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> int:
+        caller = await _system_caller(session, args.account)
+        if args.deprovision_retention_days is None:
+            return await accounts.deprovision_retention_days(session, caller)
+        return await accounts.set_deprovision_retention_days(session, caller, args.deprovision_retention_days)
+
+    print(f"deprovision retention: {_run_in_session(settings, work)} days for account {args.account}")
+    return 0
+
+
+def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
+    """Delete what has outlived its retention, in every account: users the identity provider
+    deleted, kept as tombstones for the account's deprovision retention. Meant to run daily."""
+    _prepare_database(settings)
+    now = utcnow()
+
+    async def work(session: AsyncSession) -> list[tuple[str, int]]:
+        done = []
+        for account in await accounts.list_accounts(session):
+            assert account.id is not None
+            done.append((account.identifier, await users.purge_expired(session, system_caller(account.id, account.identifier), now)))
+        return done
+
+    for identifier, count in _run_in_session(settings, work):
+        print(f"{identifier}: {count} deprovisioned user{'' if count == 1 else 's'} purged")
+    return 0
+
+
 async def _system_caller(session: AsyncSession, identifier: str) -> Caller:
     account = await accounts.get_account(session, identifier)
     assert account.id is not None
@@ -219,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("identifier")
     create.add_argument("--name")
     create.set_defaults(handler=cmd_accounts_create)
+    asettings = acc.add_parser("settings", help="show or change an account's settings")
+    asettings.add_argument("--account", required=True)
+    asettings.add_argument(
+        "--deprovision-retention-days", type=int, help="days a user deleted by the identity provider is kept, restorable (0: none)"
+    )
+    asettings.set_defaults(handler=cmd_accounts_settings)
 
     tok = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)
     tcreate = tok.add_parser("create", help="create a token; the secret is the last line of output")
@@ -238,6 +276,10 @@ def _parser() -> argparse.ArgumentParser:
     fset.add_argument("name")
     fset.add_argument("state", choices=["on", "off"])
     fset.set_defaults(handler=cmd_flags_set)
+
+    sub.add_parser(
+        "purge", help="delete deprovisioned users whose account's retention has ended, in every account (run daily)"
+    ).set_defaults(handler=cmd_purge)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(handler=cmd_export_schema)
 

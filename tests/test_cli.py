@@ -30,6 +30,20 @@ def test_accounts_and_tokens(cli_db: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["flags", "set", "--account", "acme", "UPDATE_EMAILS_VIA_SCIM", "on"]) == 0
 
 
+def test_account_settings_and_purge(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accounts", "create", "acme"]) == 0
+    assert main(["accounts", "create", "other"]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "settings", "--account", "acme"]) == 0
+    assert capsys.readouterr().out.strip() == "deprovision retention: 30 days for account acme"
+    assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "7"]) == 0
+    assert capsys.readouterr().out.strip() == "deprovision retention: 7 days for account acme"
+    assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "-3"]) == 1
+    assert "from 0 to 3650" in capsys.readouterr().err
+    assert main(["purge"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["acme: 0 deprovisioned users purged", "other: 0 deprovisioned users purged"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -1,5 +1,5 @@
-"""A list of every user answers its total from `user_counts`, which triggers on `users` keep (migration
-0006): it must agree with counting the users, however they come and go."""
+"""A list of every user answers its total from `user_counts`, which triggers on `users` keep (migrations
+0006 and 0007): it must agree with counting the users that are not tombstones, however they come and go."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ async def _counts(sessionmaker: async_sessionmaker[AsyncSession], account_id: in
     """(what user_counts says, what counting the users says) for the account."""
     async with sessionmaker() as session:
         kept = await session.scalar(select(func.coalesce(func.sum(UserCount.users), 0)).where(UserCount.account_id == account_id))
-        counted = await session.scalar(select(func.count()).select_from(User).where(User.account_id == account_id))
+        counted = await session.scalar(
+            select(func.count()).select_from(User).where(User.account_id == account_id, User.deprovisioned_at.is_(None))  # type: ignore[union-attr]
+        )
     return int(kept or 0), int(counted or 0)
 
 

@@ -79,6 +79,9 @@ def _account_column() -> Any:
     return Field(sa_column=Column(Integer, nullable=False))
 
 
+DEFAULT_DEPROVISION_RETENTION_DAYS = 30
+
+
 class Account(SQLModel, table=True):
     __tablename__ = "accounts"
 
@@ -86,6 +89,12 @@ class Account(SQLModel, table=True):
     identifier: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     name: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = _ts()
+    # How long a user deleted over SCIM is kept as a tombstone, restorable by the identity provider;
+    # 0 deletes at once (see services.users.deprovision_user).
+    deprovision_retention_days: int = Field(
+        default=DEFAULT_DEPROVISION_RETENTION_DAYS,
+        sa_column=Column(Integer, nullable=False, server_default=str(DEFAULT_DEPROVISION_RETENTION_DAYS)),
+    )
 
 
 # Every table below `accounts` belongs to one account: `account_id` leads its primary key, each of its
@@ -133,6 +142,14 @@ class User(SQLModel, table=True):
         Index(None, "account_id", "created_at"),
         # Deleting a user clears `manager` on the users they manage: found by index, not by a scan.
         Index(None, "account_id", "manager_id"),
+        # Tombstones, for `python -m app purge`: few rows, so the index holds only them.
+        Index(
+            None,
+            "account_id",
+            "deprovisioned_at",
+            postgresql_where=text("deprovisioned_at IS NOT NULL"),
+            sqlite_where=text("deprovisioned_at IS NOT NULL"),
+        ),
     )
 
     id: str = Field(sa_column=Column(String(36), nullable=False))
@@ -169,11 +186,18 @@ class User(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    # Set when the identity provider deleted the user and a tombstone is kept: the user is gone from
+    # SCIM and from lists, and comes back with the same id if provisioned again before the account's
+    # retention ends. `deprovisioned_groups` remembers the native groups they were in, as
+    # [[group id, added_via], …], to restore them.
+    deprovisioned_at: datetime | None = _ts(nullable=True)
+    deprovisioned_groups: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class UserCount(SQLModel, table=True):
-    """How many users each account has, kept by triggers on `users` (migration 0006) so that a list's
-    total is a sum of a few rows rather than a count of every user. On PostgreSQL each connection
+    """How many users each account has, tombstones not counted, kept by triggers on `users`
+    (migrations 0006 and 0007) so that a list's total is a sum of a few rows rather than a count of
+    every user. On PostgreSQL each connection
     adds to its own slot (its backend's pid modulo USER_COUNT_SLOTS), so parallel creates do not
     queue on one row; the account's count is the sum of its slots. SQLite, one writer at a time, uses
     slot 0. A migration that rebuilds `users` on SQLite (batch mode copies the table) drops its

@@ -9,7 +9,18 @@ import strawberry
 
 from app.graphql.context import Info
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, Mutating, NotFoundError, PermissionDeniedError, ValidationError
-from app.graphql.types import ApiToken, CreatedApiToken, DeletedUser, DeletedUserGroup, FeatureFlag, Organization, Project, User, UserGroup
+from app.graphql.types import (
+    AccountSettings,
+    ApiToken,
+    CreatedApiToken,
+    DeletedUser,
+    DeletedUserGroup,
+    FeatureFlag,
+    Organization,
+    Project,
+    User,
+    UserGroup,
+)
 from app.services import accounts, flags, groups, tokens, users
 from app.services.common import UNSET
 from app.services.groups import MemberChange
@@ -32,6 +43,8 @@ UserResult = Annotated[
 DeleteUserResult = Annotated[
     DeletedUser | NotFoundError | PermissionDeniedError | IdentityProviderManagedError, strawberry.union("DeleteUserResult")
 ]
+PurgeUserResult = Annotated[DeletedUser | NotFoundError | ValidationError | PermissionDeniedError, strawberry.union("PurgeUserResult")]
+AccountSettingsResult = Annotated[AccountSettings | ValidationError | PermissionDeniedError, strawberry.union("AccountSettingsResult")]
 SetFeatureFlagResult = Annotated[FeatureFlag | ValidationError | PermissionDeniedError, strawberry.union("SetFeatureFlagResult")]
 CreateApiTokenResult = Annotated[CreatedApiToken | ValidationError | PermissionDeniedError, strawberry.union("CreateApiTokenResult")]
 RevokeApiTokenResult = Annotated[ApiToken | NotFoundError | PermissionDeniedError, strawberry.union("RevokeApiTokenResult")]
@@ -69,6 +82,11 @@ class DeleteInput:
 class UserGroupMembersInput:
     user_group_id: strawberry.ID
     user_ids: list[strawberry.ID]
+
+
+@strawberry.input
+class AccountSettingsInput:
+    deprovision_retention_days: int
 
 
 @strawberry.input
@@ -192,6 +210,24 @@ class Mutation:
         user = await users.get_user_for_delete(ctx.session, ctx.caller, str(input.id))
         await users.delete_user(ctx.session, ctx.caller, user)
         return DeletedUser(id=input.id)
+
+    @strawberry.mutation(
+        description=(
+            "Delete a user the identity provider deprovisioned now, instead of when the account's retention ends. "
+            "Needs the admin permission."
+        ),
+        extensions=_ran("user.purge", "User", "id"),
+    )
+    async def purge_user(self, info: Info, input: DeleteInput) -> PurgeUserResult:
+        await users.purge_user(info.context.session, info.context.caller, str(input.id))
+        return DeletedUser(id=input.id)
+
+    @strawberry.mutation(
+        description="Change the account's settings. Needs the admin permission.", extensions=_ran("account.settings", "Account")
+    )
+    async def update_account_settings(self, info: Info, input: AccountSettingsInput) -> AccountSettingsResult:
+        days = await accounts.set_deprovision_retention_days(info.context.session, info.context.caller, input.deprovision_retention_days)
+        return AccountSettings(deprovision_retention_days=days)
 
     @strawberry.mutation(extensions=_ran("flag.set", "FeatureFlag", "name"))
     async def set_feature_flag(self, info: Info, input: SetFeatureFlagInput) -> SetFeatureFlagResult:

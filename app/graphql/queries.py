@@ -10,6 +10,7 @@ from app.errors import NotFound
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, offset_connection, offset_window, page_size
 from app.graphql.types import (
+    AccountSettings,
     ApiToken,
     AuditChannel,
     AuditEvent,
@@ -63,10 +64,10 @@ class Query:
         account = await info.context.call(accounts.get_account, caller.account_identifier)
         return Viewer(account_identifier=account.identifier, account_name=account.name, permissions=sorted(caller.permissions))
 
-    @strawberry.field
+    @strawberry.field(description="One user, also while deprovisioned (see User.deprovisionedAt); null if there is none.")
     async def user(self, info: Info, id: strawberry.ID) -> User | None:
         try:
-            return User.from_row(await info.context.call(users.get_user, info.context.caller, str(id)))
+            return User.from_row(await info.context.call(users.get_user, info.context.caller, str(id), deprovisioned=True))
         except NotFound:
             return None
 
@@ -152,6 +153,11 @@ class Query:
             edges=edges,
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
+
+    @strawberry.field(description="The account's settings. Needs the admin permission.")
+    async def account_settings(self, info: Info) -> AccountSettings:
+        days = await info.context.call(accounts.deprovision_retention_days, info.context.caller)
+        return AccountSettings(deprovision_retention_days=days)
 
     @strawberry.field(description="The account's feature flags. Needs the admin permission.")
     async def feature_flags(self, info: Info) -> list[FeatureFlag]:

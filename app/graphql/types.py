@@ -32,6 +32,12 @@ class User:
     provisioned_by: ProvisionedBy  # type: ignore[valid-type]
     created_at: datetime
     updated_at: datetime
+    deprovisioned_at: datetime | None = strawberry.field(
+        description=(
+            "When the identity provider deleted the user, who is kept until the account's retention ends (see "
+            "accountSettings) and comes back with this id if provisioned again; null for every user in lists."
+        )
+    )
     row: strawberry.Private[Any]  # the user's row: a record (services.users.UserRecord) or a plain row
 
     @classmethod
@@ -49,6 +55,7 @@ class User:
             provisioned_by=models.ProvisionedBy(row.provisioned_by),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            deprovisioned_at=row.deprovisioned_at,
             row=row,
         )
 
@@ -165,6 +172,16 @@ class AuditEvent:
             outcome=models.Outcome(row.outcome),
             detail=JSON(row.detail),
         )
+
+
+@strawberry.type(description="Settings of the account. Reading and changing them needs the admin permission.")
+class AccountSettings:
+    deprovision_retention_days: int = strawberry.field(
+        description=(
+            "Days a user deleted by the identity provider is kept, restorable with the same id and native groups; "
+            "0 deletes at once. `python -m app purge` removes those past it."
+        )
+    )
 
 
 @strawberry.type

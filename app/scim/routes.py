@@ -363,8 +363,8 @@ async def create_user(scim: Scim) -> Response:
     values = user_values(normalize_document(scim.body, USER))
     created = await users.create_user(scim.writing, scim.caller, values)
     projection = _projection(scim, USER)
-    groups_of_user: list[tuple[str, str]] = []  # a new user is in no group yet; an adopted one may be
-    if created.adopted and projection.wants("groups"):
+    groups_of_user: list[tuple[str, str]] = []  # a new user is in no group yet; an adopted or restored one may be
+    if (created.adopted or created.restored) and projection.wants("groups"):
         _, groups_of_user = await groups.get_user_with_groups(scim.writing, scim.caller, created.user.id)
     return await _user_response(scim, created.user, 201, projection=projection, groups_of_user=groups_of_user)
 

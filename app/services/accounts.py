@@ -38,6 +38,11 @@ async def get_account(session: AsyncSession, identifier: str) -> Account:
     return account
 
 
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    """Every account, by identifier: for operators' commands that work on all of them."""
+    return list(await session.scalars(select(Account).order_by(col(Account.identifier))))
+
+
 async def any_account(session: AsyncSession) -> bool:
     return (await session.scalar(select(col(Account.id)).limit(1))) is not None
 
@@ -116,3 +121,35 @@ async def list_projects(session: AsyncSession, caller: Caller, org_identifier: s
         query = query.where(col(Project.org_identifier) == org_identifier)
     rows = await session.scalars(query.order_by(col(Project.org_identifier), col(Project.identifier)))
     return list(rows)
+
+
+MAX_RETENTION_DAYS = 3650
+
+
+async def deprovision_retention_days(session: AsyncSession, caller: Caller) -> int:
+    """How many days the caller's account keeps a user the identity provider deleted (0: none)."""
+    caller.require(Permission.ADMIN)
+    return (await get_account(session, caller.account_identifier)).deprovision_retention_days
+
+
+async def set_deprovision_retention_days(session: AsyncSession, caller: Caller, days: int) -> int:
+    """Set how long the account keeps deprovisioned users as tombstones; 0 deletes them at once.
+    Tombstones kept already follow the new period (`python -m app purge`)."""
+    caller.require(Permission.ADMIN)
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(
+            f"deprovisionRetentionDays must be a whole number of days from 0 to {MAX_RETENTION_DAYS}", field="deprovisionRetentionDays"
+        )
+    account = await get_account(session, caller.account_identifier)
+    before = account.deprovision_retention_days
+    account.deprovision_retention_days = days
+    await session.flush()
+    await audit.record(
+        session,
+        caller,
+        action="account.settings",
+        resource_type="Account",
+        resource_id=account.identifier,
+        detail={"deprovisionRetentionDays": {"before": before, "after": days}},
+    )
+    return days

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, Text, and_, bindparam, column, func, insert, select, true, update
+from sqlalchemy import JSON, ColumnElement, Select, Text, and_, any_, bindparam, cast, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -206,14 +206,21 @@ def row_updater(table: Any) -> Prepared:
     return Prepared(update(table).where(one_row(table)))
 
 
-async def lock_ids(session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False) -> list[Any]:
+async def lock_ids(
+    session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False, exclusive: bool = False
+) -> list[Any]:
     """Lock the rows matching `where` in the order of `column` (their id) and return those ids.
 
     `shared` takes FOR KEY SHARE: the rows cannot be deleted until this transaction ends, which is
     what a row that will reference them needs. A row deleted meanwhile by another transaction is
-    not returned: the caller skips it instead of meeting a foreign-key error."""
+    not returned: the caller skips it instead of meeting a foreign-key error. `exclusive` takes FOR
+    UPDATE, which also keeps out those FOR KEY SHARE locks (a row about to go, or to stop being
+    referable); the default, FOR NO KEY UPDATE, lets them through."""
     query = select(column).where(where).order_by(column)
-    query = query.with_for_update(read=True, key_share=True) if shared else query.with_for_update(key_share=True)
+    if shared:
+        query = query.with_for_update(read=True, key_share=True)
+    else:
+        query = query.with_for_update(key_share=not exclusive)
     return list(await session.scalars(query))
 
 
@@ -236,35 +243,54 @@ Rows = tuple[Any, Sequence[dict[str, Any]]]  # a table, and rows to insert into 
 
 
 async def insert_new(
-    session: AsyncSession, table: Any, values: dict[str, Any], *, key: tuple[str, ...], with_rows: Sequence[Rows] = ()
+    session: AsyncSession,
+    table: Any,
+    values: dict[str, Any],
+    *,
+    key: tuple[str, ...],
+    with_rows: Sequence[Rows] = (),
+    unless: tuple[str, ColumnElement[bool]] | None = None,
 ) -> bool:
     """Insert one row unless a row with the same `key` columns (a unique constraint) exists: True when
     stored. A conflict (another request got there first) is not an error: nothing is stored and the
     transaction goes on, with no savepoint. `with_rows` are rows of other tables stored only together
-    with it (its index rows, its audit event); see `_rows_of`.
+    with it (its index rows, its audit event); see `_rows_of`. `unless`, a name and a condition on
+    rows of `table` (its parameters named as `values` name them), is one more reason not to store:
+    a row matching it exists. The caller finds out which reason held.
 
     On PostgreSQL all of it is one statement, not one per table: on the request path each statement
     is a round trip, and those are most of what a write costs."""
     connection = await session.connection()
     dialect = connection.dialect.name
+    build_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    def stored_row() -> Any:
+        binds = {name: bindparam(name, type_=table.c[name].type) for name in values}
+        if unless is None:
+            chosen = build_insert(table).values(binds)
+        else:
+            row = select(*binds.values()).where(~exists().where(unless[1]))
+            chosen = build_insert(table).from_select(list(binds), row)
+        return chosen.on_conflict_do_nothing(index_elements=list(key)).returning(table.c[key[0]])
+
+    guard = unless and unless[0]
     if dialect != "postgresql":
-        if await _insert_skipping(dialect, table, key, key[0]).first(connection, values) is None:
+        statement = (
+            _insert_skipping(dialect, table, key, key[0])
+            if unless is None
+            else kept(("insert unless", dialect, table.name, tuple(values), key, guard), stored_row)
+        )
+        if not await fetch(connection, statement, values):
             return False
         await _insert_rows(connection, with_rows)
         return True
     others = tuple(other for other, _ in with_rows)
 
     def build() -> Executable:
-        stored = (
-            postgresql.insert(table)
-            .values({name: bindparam(name, type_=table.c[name].type) for name in values})
-            .on_conflict_do_nothing(index_elements=list(key))
-            .returning(table.c[key[0]])
-            .cte("stored")
-        )
+        stored = stored_row().cte("stored")
         return select(stored.c[key[0]]).add_cte(*_rows_of(others, after=stored))
 
-    statement = kept(("insert together", table.name, tuple(values), key, tuple(t.name for t in others)), build)
+    statement = kept(("insert together", table.name, tuple(values), key, tuple(t.name for t in others), guard), build)
     return bool(await fetch(connection, statement, {**values, **_rows_params(with_rows)}))
 
 
@@ -332,6 +358,21 @@ def id_set(dialect: str) -> Select[Any]:
     if dialect == "postgresql":
         return select(func.unnest(bindparam("ids", type_=postgresql.ARRAY(Text))).label("id"))
     return select(column("value", Text).label("id")).select_from(func.json_each(bindparam("ids", type_=Text)))
+
+
+def among_ids(column: Any, dialect: str, ids: Any = None) -> ColumnElement[bool]:
+    """`column` is one of the ids of the parameter `ids` (see `id_set`), or of the one-column SELECT
+    `ids`. On PostgreSQL it is `= ANY(array)`, which an index answers with one lookup per id whatever
+    the planner's statistics say: written as a join (`IN (SELECT unnest(…))`), a table whose
+    statistics are not current yet (right after a first bulk sync) can be planned as a nested loop
+    over every row, minutes for 25,000 ids."""
+    if dialect != "postgresql":
+        return column.in_(id_set(dialect) if ids is None else ids)
+    if ids is None:
+        return column == any_(bindparam("ids", type_=postgresql.ARRAY(Text)))
+    listed = ids.subquery()
+    # Cast, so that ANY reads one array value, not the rows of a subquery.
+    return column == any_(cast(select(func.array_agg(listed.c.id)).scalar_subquery(), postgresql.ARRAY(Text)))
 
 
 def id_values(dialect: str, ids: Iterable[str]) -> Any:

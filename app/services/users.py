@@ -14,10 +14,11 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, select, true, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +26,7 @@ from app.db.casefold import fold
 from app.db.models import (
     MEMBERSHIP_GROUP,
     MEMBERSHIP_USER,
+    Account,
     GroupMembership,
     ManagedBy,
     Outcome,
@@ -106,8 +108,20 @@ class UserValues:
 
 WRITABLE = tuple(field.name for field in dataclasses.fields(UserValues))
 # The columns of `users` no caller sets: identity, ownership, the lower-cased and primary-email
-# copies, provenance and the version. A test checks that every column is one or the other.
-DERIVED = ("id", "account_id", "user_name_ci", "email", "email_ci", "provisioned_by", "created_at", "updated_at", "version")
+# copies, provenance, the version and the tombstone. A test checks that every column is one or the other.
+DERIVED = (
+    "id",
+    "account_id",
+    "user_name_ci",
+    "email",
+    "email_ci",
+    "provisioned_by",
+    "created_at",
+    "updated_at",
+    "version",
+    "deprovisioned_at",
+    "deprovisioned_groups",
+)
 
 
 @dataclass
@@ -204,17 +218,24 @@ class UserRecord(SimpleNamespace):
     with one UPDATE of the columns that changed (`common.write_changes`)."""
 
 
+# A user that is not a tombstone (see `delete_user`): what SCIM and every list see.
+LIVE = USERS.c.deprovisioned_at.is_(None)
 _BY_ID = select(USERS).where(USERS.c.id == bindparam("id"), USERS.c.account_id == bindparam("account_id"))
-_USER = {False: Prepared(_BY_ID), True: Prepared(_BY_ID.with_for_update(key_share=True))}
+_USER = {False: Prepared(_BY_ID.where(LIVE)), True: Prepared(_BY_ID.where(LIVE).with_for_update(key_share=True))}
+_ANY_USER = {False: Prepared(_BY_ID), True: Prepared(_BY_ID.with_for_update(key_share=True))}
 _UPDATE = row_updater(USERS)
 _DELETE = Prepared(delete(USERS).where(one_row(USERS)))
 
 
-async def get_user(session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False) -> UserRecord:
+async def get_user(
+    session: AsyncSession, caller: Caller, user_id: str, *, for_update: bool = False, deprovisioned: bool = False
+) -> UserRecord:
     """A user of the caller's account, locked against other changes until the transaction ends when
-    `for_update`, or NotFound."""
+    `for_update`, or NotFound. A tombstone is found only with `deprovisioned` (the admin UI's view of
+    one user, and purging)."""
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    return UserRecord(**(await owned_row(session, _USER[for_update], "User", user_id, caller.account_id))._mapping)
+    statement = (_ANY_USER if deprovisioned else _USER)[for_update]
+    return UserRecord(**(await owned_row(session, statement, "User", user_id, caller.account_id))._mapping)
 
 
 async def read_user(reader: Reader, caller: Caller, user_id: str) -> Any:
@@ -253,18 +274,35 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
         resource_id=user.id,
         detail={"attributes": sorted(k for k, v in values.items() if v not in (None, {}, []))},
     )
-    # An existing userName (any case) is found by the unique constraint, in the same statement.
+    # An existing userName (any case) is found by the unique constraint, in the same statement; so is,
+    # over SCIM, a tombstone with the same externalId (the identity provider renamed the user meanwhile).
+    restorable = caller.is_identity_provider and user.external_id is not None
     stored = await insert_new(
-        session, USERS, vars(user), key=("account_id", "user_name_ci"), with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])]
+        session,
+        USERS,
+        vars(user),
+        key=("account_id", "user_name_ci"),
+        with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])],
+        unless=("tombstone with externalId", _TOMBSTONE_WITH_EXTERNAL_ID) if restorable else None,
     )
     if stored:
         return CreateResult(user)
-    if caller.is_identity_provider:
-        existing = await _by_name_for_update(session, caller.account_id, user.user_name_ci)
-        if existing is not None and await _adoptable(session, caller, existing):
+    existing = await _by_name_for_update(session, caller.account_id, user.user_name_ci)
+    if existing is None and restorable:
+        existing = await _tombstone_for_update(session, caller.account_id, user.external_id)
+    if existing is not None and caller.is_identity_provider:
+        if existing.deprovisioned_at is not None:
+            return CreateResult(await _restore(session, caller, existing, given), restored=True)
+        if await _adoptable(session, caller, existing):
             # The identity provider creates a user the admin UI made before it was connected: the same
             # user, from now on the identity provider's. Its POST sets every attribute, as a PUT would.
             return CreateResult(existing, adopted=(await update_user(session, caller, existing, given)).adopted)
+    if existing is not None and existing.deprovisioned_at is not None:
+        raise Conflict(
+            f"userName '{user.user_name}' belongs to a user the identity provider deprovisioned, kept until the account's "
+            "retention ends so that it can come back; purge that user (purgeUser) to use the name now",
+            field="userName",
+        )
     raise _name_taken(user.user_name)
 
 
@@ -272,15 +310,26 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
 class CreateResult:
     user: UserRecord
     adopted: bool = False  # an existing user of the admin UI's was taken over, not created
+    restored: bool = False  # a tombstone came back, with its id
 
 
-_BY_NAME_FOR_UPDATE = Prepared(
-    select(USERS).where(USERS.c.account_id == bindparam("account_id"), USERS.c.user_name_ci == bindparam("user_name_ci")).with_for_update()
+_OF_ACCOUNT_ROW = USERS.c.account_id == bindparam("account_id")
+_TOMBSTONE_WITH_EXTERNAL_ID = and_(_OF_ACCOUNT_ROW, USERS.c.external_id == bindparam("external_id"), USERS.c.deprovisioned_at.is_not(None))
+_BY_NAME_FOR_UPDATE = Prepared(select(USERS).where(_OF_ACCOUNT_ROW, USERS.c.user_name_ci == bindparam("user_name_ci")).with_for_update())
+_TOMBSTONE_FOR_UPDATE = Prepared(
+    select(USERS).where(_TOMBSTONE_WITH_EXTERNAL_ID).order_by(USERS.c.deprovisioned_at.desc(), USERS.c.id).limit(1).with_for_update()
 )
 
 
 async def _by_name_for_update(session: AsyncSession, account_id: int, user_name_ci: str) -> UserRecord | None:
+    """The user, tombstone or not, holding a userName."""
     row = await _BY_NAME_FOR_UPDATE.first(await session.connection(), {"account_id": account_id, "user_name_ci": user_name_ci})
+    return None if row is None else UserRecord(**row._mapping)
+
+
+async def _tombstone_for_update(session: AsyncSession, account_id: int, external_id: str) -> UserRecord | None:
+    """The latest tombstone with an externalId."""
+    row = await _TOMBSTONE_FOR_UPDATE.first(await session.connection(), {"account_id": account_id, "external_id": external_id})
     return None if row is None else UserRecord(**row._mapping)
 
 
@@ -473,8 +522,14 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     """Delete a user and all of their memberships; their groups' versions move on, and users they
     managed lose that manager.
 
+    Over SCIM, while the account keeps deprovisioned users (`deprovision_retention_days` > 0), the
+    user becomes a tombstone instead of going: gone from SCIM (404) and from every list, memberships
+    ended, but the row kept with `deprovisioned_at` and the native groups they were in, so that the
+    identity provider provisioning them again within the retention brings back the same id and
+    those memberships (`_restore`). `python -m app purge` deletes tombstones past the retention.
+
     Locks follow the services' order (see app.services.common): the users first, in id order, then
-    the groups, in id order, and the row itself is deleted last."""
+    the groups, in id order, and the row itself is written last."""
     caller.require(Permission.USERS_WRITE)
     await guard(session, caller, [user.id], GuardedOperation.DELETE)
     now = utcnow()
@@ -482,23 +537,146 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
         await session.execute(
             update(User).where(_reports(caller.account_id, user.id)).values(manager_id=None, version=col(User.version) + 1, updated_at=now)
         )
-    of_account = col(UserGroup.account_id) == caller.account_id
+    touched = await _touch_groups_of(session, caller.account_id, user.id, now)
+    retention = await retention_days(session, caller.account_id) if caller.is_identity_provider else 0
+    detail: dict[str, Any] = {"userName": user.user_name}
+    if retention <= 0:
+        await _DELETE.execute(await session.connection(), one_row_params(user))  # memberships and index rows go with it
+        await audit.record(session, caller, action="user.delete", resource_type="User", resource_id=user.id, detail=detail)
+        return
+    # The user is held FOR NO KEY UPDATE so far, which lets a membership being added to them (it
+    # locks them FOR KEY SHARE) go ahead: taken any earlier, a stronger lock would deadlock with a
+    # request holding the group and waiting for the user. Now FOR UPDATE: an add in progress
+    # finishes first (and its membership is ended below, its group touched), a later one waits and
+    # then finds a tombstone, which it skips.
+    await lock_ids(session, col(User.id), (col(User.account_id) == caller.account_id) & (col(User.id) == user.id), exclusive=True)
+    await _touch_groups_of(session, caller.account_id, user.id, now, besides=touched)
+    connection = await session.connection()
+    params = {"account_id": caller.account_id, "user_id": user.id}
+    native = [[row.group_id, row.added_via] for row in await _NATIVE_MEMBERSHIPS.all(connection, params)]
+    await _END_MEMBERSHIPS.execute(connection, params)
+    before = dict(vars(user))
+    user.deprovisioned_at, user.deprovisioned_groups = now, native
+    user.version += 1
+    user.updated_at = now
+    detail |= {"deprovisioned": True, "retentionDays": retention, "nativeGroups": len(native)}
+    event = audit.row(caller, action="user.delete", resource_type="User", resource_id=user.id, detail=detail)
+    await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, [event])])
+
+
+async def _touch_groups_of(session: AsyncSession, account_id: int, user_id: str, now: Any, *, besides: Sequence[str] = ()) -> list[str]:
+    """Lock the groups the user is a member of, in id order, and move their versions on (their
+    members are about to change); those in `besides` are done already. Their ids."""
+    of_account = col(UserGroup.account_id) == account_id
     member_of = col(UserGroup.id).in_(
-        select(col(GroupMembership.group_id)).where(
-            col(GroupMembership.account_id) == caller.account_id, col(GroupMembership.user_id) == user.id
-        )
+        select(col(GroupMembership.group_id)).where(col(GroupMembership.account_id) == account_id, col(GroupMembership.user_id) == user_id)
     )
-    for part in chunks(await lock_ids(session, col(UserGroup.id), of_account & member_of)):
+    locked = [group_id for group_id in await lock_ids(session, col(UserGroup.id), of_account & member_of) if group_id not in besides]
+    for part in chunks(locked):
         await session.execute(
             update(UserGroup).where(of_account, col(UserGroup.id).in_(part)).values(version=col(UserGroup.version) + 1, updated_at=now)
         )
-    await _DELETE.execute(await session.connection(), one_row_params(user))  # memberships and index rows go with it
-    await audit.record(
-        session, caller, action="user.delete", resource_type="User", resource_id=user.id, detail={"userName": user.user_name}
+    return [*besides, *locked]
+
+
+_GROUPS = UserGroup.__table__  # type: ignore[attr-defined]
+_MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
+_MEMBERSHIPS_OF_USER = and_(_MEMBERSHIPS.c.account_id == bindparam("account_id"), _MEMBERSHIPS.c.user_id == bindparam("user_id"))
+_NATIVE_MEMBERSHIPS = Prepared(
+    select(_MEMBERSHIPS.c.group_id, _MEMBERSHIPS.c.added_via)
+    .select_from(_MEMBERSHIPS.join(_GROUPS, MEMBERSHIP_GROUP))
+    .where(_MEMBERSHIPS_OF_USER, _GROUPS.c.managed_by == ManagedBy.MANAGER.value)
+    .order_by(_MEMBERSHIPS.c.created_at, _MEMBERSHIPS.c.group_id)
+)
+_END_MEMBERSHIPS = Prepared(delete(_MEMBERSHIPS).where(_MEMBERSHIPS_OF_USER))
+# One remembered membership back, if its group still exists and is still native.
+_RESTORE_MEMBERSHIP = Prepared(
+    insert(_MEMBERSHIPS)
+    .from_select(
+        ["account_id", "group_id", "user_id", "added_via", "created_at"],
+        select(
+            _GROUPS.c.account_id,
+            _GROUPS.c.id,
+            bindparam("user_id", type_=_MEMBERSHIPS.c.user_id.type),
+            bindparam("added_via", type_=_MEMBERSHIPS.c.added_via.type),
+            bindparam("created_at", type_=_MEMBERSHIPS.c.created_at.type),
+        ).where(
+            _GROUPS.c.account_id == bindparam("account_id"),
+            _GROUPS.c.id == bindparam("group_id"),
+            _GROUPS.c.managed_by == ManagedBy.MANAGER.value,
+        ),
     )
+    .returning(_MEMBERSHIPS.c.group_id)
+)
+_RETENTION = Prepared(select(col(Account.deprovision_retention_days)).where(col(Account.id) == bindparam("account_id")))
 
 
-OF_ACCOUNT = USERS.c.account_id == bindparam("account_id")  # the caller's account: {"account_id": caller.account_id}
+async def retention_days(reader: Reader, account_id: int) -> int:
+    """How many days the account keeps a user the identity provider deleted (0: none)."""
+    return int(await _RETENTION.scalar(await connection_of(reader), {"account_id": account_id}) or 0)
+
+
+async def purge_user(session: AsyncSession, caller: Caller, user_id: str) -> None:
+    """Delete a tombstone now, before the account's retention ends (the admin UI's purge); the
+    identity provider provisioning the user again then creates a new one. Admins only."""
+    caller.require(Permission.ADMIN)
+    user = await get_user(session, caller, user_id, for_update=True, deprovisioned=True)
+    if user.deprovisioned_at is None:
+        raise InvalidInput(f"user {user_id} is not deprovisioned: only a user the identity provider deleted can be purged", field="id")
+    await _DELETE.execute(await session.connection(), one_row_params(user))
+    await audit.record(session, caller, action="user.purge", resource_type="User", resource_id=user.id, detail={"userName": user.user_name})
+
+
+async def purge_expired(session: AsyncSession, caller: Caller, now: datetime) -> int:
+    """Delete the tombstones of the caller's account whose retention has ended (`python -m app
+    purge`, a system caller); how many, recorded in one audit event."""
+    caller.require(Permission.ADMIN)
+    retention = await retention_days(session, caller.account_id)
+    expired = and_(
+        col(User.account_id) == caller.account_id,
+        col(User.deprovisioned_at).is_not(None),
+        col(User.deprovisioned_at) < now - timedelta(days=retention),
+    )
+    purged = list(await session.scalars(delete(User).where(expired).returning(col(User.id))))
+    if purged:
+        await audit.record(
+            session,
+            caller,
+            action="user.purge",
+            resource_type="User",
+            resource_id=None,
+            detail={"users": audit.id_list(purged), "retentionDays": retention},
+        )
+    return len(purged)
+
+
+async def _restore(session: AsyncSession, caller: Caller, user: UserRecord, given: UserValues) -> UserRecord:
+    """Bring a tombstone back as the identity provider provisions it again: the same id, the native
+    groups they were in (those that still exist) and the attributes of this request, as a PUT sets
+    them. Audited as `user.restored`."""
+    now = utcnow()
+    connection = await session.connection()
+    back: list[str] = []
+    for group_id, added_via in user.deprovisioned_groups or []:
+        params = {"account_id": user.account_id, "group_id": group_id, "user_id": user.id, "added_via": added_via, "created_at": now}
+        back += [row.group_id for row in await _RESTORE_MEMBERSHIP.all(connection, params)]
+    if back:
+        of_account = col(UserGroup.account_id) == user.account_id
+        await session.execute(
+            update(UserGroup).where(of_account, col(UserGroup.id).in_(back)).values(version=col(UserGroup.version) + 1, updated_at=now)
+        )
+    before = dict(vars(user))
+    user.deprovisioned_at = user.deprovisioned_groups = None
+    user.version += 1
+    user.updated_at = now
+    event = audit.row(caller, action="user.restored", resource_type="User", resource_id=user.id, detail={"nativeGroups": sorted(back)})
+    await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, [event])])
+    await update_user(session, caller, user, given)
+    return user
+
+
+# The live users of the caller's account ({"account_id": caller.account_id}): every list's base.
+OF_ACCOUNT = and_(USERS.c.account_id == bindparam("account_id"), LIVE)
 LIST_ORDER = (col(User.created_at), col(User.id))  # a list's order, and the tie-break of any other
 
 
@@ -560,7 +738,10 @@ async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -
     lowered = email.strip().lower()
     for column in (col(User.email_ci), col(User.user_name_ci)):
         user = await session.scalar(
-            select(User).where(col(User.account_id) == caller.account_id, column == lowered).order_by(col(User.created_at)).limit(1)
+            select(User)
+            .where(col(User.account_id) == caller.account_id, column == lowered, col(User.deprovisioned_at).is_(None))
+            .order_by(col(User.created_at))
+            .limit(1)
         )
         if user is not None:
             return user
