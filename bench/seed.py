@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+from sqlalchemy import JSON, text
 
 from app.db.engine import create_engine
 from app.db.models import GroupMembership, ManagedBy, ProvisionedBy, User, UserAttributeValue, UserGroup
@@ -29,7 +29,6 @@ from app.services.identifiers import derive_identifier
 from bench.dataset import Dataset, entra_user, group_id, group_name, user_id
 
 CHUNK = 5_000  # rows per COPY or INSERT batch
-JSON_COLUMNS = {"multi_valued", "data"}
 USER_COLUMNS = [column.name for column in User.__table__.columns]  # type: ignore[attr-defined]
 
 
@@ -118,7 +117,8 @@ class _Writer:
             await self.sqlite.execute(table.insert(), rows)
             return
         columns = [c.name for c in table.columns if c.name in rows[0]]
-        records = [tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in columns) for r in rows]
+        as_json = {c.name for c in table.columns if isinstance(c.type, JSON)}  # COPY takes their text
+        records = [tuple(json.dumps(r[c]) if c in as_json else r[c] for c in columns) for r in rows]
         await self.pg.copy_records_to_table(table.name, records=records, columns=columns)
 
 

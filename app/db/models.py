@@ -192,6 +192,8 @@ class User(SQLModel, table=True):
     # [[group id, added_via], …], to restore them.
     deprovisioned_at: datetime | None = _ts(nullable=True)
     deprovisioned_groups: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Attributes of schema extensions other than the enterprise one, as sent: {urn: {name: value}}.
+    extensions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class UserCount(SQLModel, table=True):
@@ -228,7 +230,8 @@ class UserAttributeValue(SQLModel, table=True):
     account_id: int = _account_column()
     user_id: str = Field(sa_column=Column(String(36), nullable=False))
     position: int = Field(sa_column=Column(Integer, nullable=False))
-    attribute: str = Field(sa_column=Column(String(32), nullable=False))
+    # An attribute name (emails), or "urn:name" lower-cased for an attribute of a custom extension.
+    attribute: str = Field(sa_column=Column(String(512), nullable=False))
     type_ci: str | None = Field(default=None, sa_column=Column(String(64)))
     value_ci: str | None = Field(default=None, sa_column=Column(String(512)))
     is_primary: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
@@ -277,6 +280,8 @@ class UserGroup(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    # Attributes of schema extensions, as sent: {urn: {name: value}}.
+    extensions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
 
 
 class GroupMembership(SQLModel, table=True):
@@ -308,6 +313,22 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
     last_used_at: datetime | None = _ts(nullable=True)
+
+
+class ExtensionAttribute(SQLModel, table=True):
+    """An attribute of a schema extension an account's identity provider has sent (`urn`, `name` as
+    first sent; `key_ci`, "urn:name" lower-cased, makes them one whatever the case): recorded the
+    first time, with an `extension.discovered` audit event, so that the admin can see it."""
+
+    __tablename__ = "extension_attributes"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "resource_type", "key_ci"),)
+
+    account_id: int = _account_fk()
+    resource_type: str = Field(sa_column=Column(String(16), nullable=False))
+    key_ci: str = Field(sa_column=Column(String(2 * MAX_INDEXED * LOWERED_GROWTH), nullable=False))
+    urn: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    name: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    discovered_at: datetime = _ts()
 
 
 class FeatureFlag(SQLModel, table=True):

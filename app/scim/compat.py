@@ -88,3 +88,15 @@ def check_schemas_list(body: dict[str, Any]) -> None:
     schemas = next((v for k, v in body.items() if isinstance(k, str) and k.lower() == "schemas"), None)
     if schemas is not None and (not isinstance(schemas, list) or not all(isinstance(u, str) for u in schemas)):
         raise InvalidSyntax("schemas must be a list of URN strings", field="schemas")
+
+
+def open_value(value: Any, where: str) -> Any:
+    """The value of an attribute of an extension this service does not define, kept as sent: a
+    string, number, boolean or null, or a list of them. No string may hold a NUL character (no
+    database stores one)."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, dict | list):
+            raise InvalidInput(f"{where} must be a string, number or boolean, or a list of them", field=where)
+        if isinstance(item, str) and has_nul(item):
+            raise InvalidInput(f"{where} must not contain the NUL character", field=where)
+    return value

@@ -14,6 +14,8 @@ from app.scim.query import filterable_text_attributes, sortable_attributes
 from app.scim.schema import (
     CORE_GROUP,
     CORE_USER,
+    CUSTOM_NAME,
+    CUSTOM_URN_BODY,
     ENTERPRISE_USER,
     ERROR,
     GROUP,
@@ -123,7 +125,30 @@ def _resource_schema(resource: ResourceType, *, request: bool) -> dict[str, Any]
         properties["id"] = {"type": "string", "readOnly": True}
         properties["meta"] = {"$ref": "#/components/schemas/Meta"}
         required = ["schemas", "id"]
-    return {"type": "object", "required": required, "properties": properties}
+    return {"type": "object", "required": required, "properties": properties, "patternProperties": _custom_extensions(resource)}
+
+
+def _custom_extensions(resource: ResourceType) -> dict[str, Any]:
+    """Schema extensions this service does not define (Entra's and Okta's custom attributes): an
+    object of attributes, kept and returned as sent."""
+    extension = {"type": "object", "propertyNames": {"pattern": f"^{CUSTOM_NAME}$"}, "additionalProperties": CUSTOM_VALUE}
+    return {
+        f"^{CUSTOM_URN_BODY}:{resource.name}$": {
+            "description": "A custom schema extension: its attributes are stored and returned as sent",
+            "anyOf": [extension, {"type": "null"}],
+        }
+    }
+
+
+# The value of a custom extension attribute: a string, number, boolean or null, or a list of them.
+# No string may hold a NUL character: no database stores one.
+_CUSTOM_SCALAR = {"anyOf": [TEXT, {"type": ["number", "boolean", "null"]}]}
+CUSTOM_VALUE = {"anyOf": [_CUSTOM_SCALAR, {"type": "array", "items": _CUSTOM_SCALAR}]}
+
+
+def _custom_extension_path(resource: ResourceType) -> str:
+    """A path (or path-less key) naming one attribute of a custom schema extension."""
+    return f"^{CUSTOM_URN_BODY}:{resource.name}:{CUSTOM_NAME}$"
 
 
 def _error_response(description: str) -> dict[str, Any]:
@@ -383,9 +408,23 @@ def _patch_op(resource: ResourceType) -> dict[str, Any]:
             "properties": {
                 "op": _op(("add", "replace")),
                 "path": {"type": "null"},
-                "value": {"type": "object", "properties": keys, "additionalProperties": False},
+                "value": {
+                    "type": "object",
+                    "properties": keys,
+                    "patternProperties": {**_custom_extensions(resource), _custom_extension_path(resource): CUSTOM_VALUE},
+                    "additionalProperties": False,
+                },
             },
         }
+    ]
+    custom = {"type": "string", "pattern": _custom_extension_path(resource)}
+    alternatives += [
+        {
+            "type": "object",
+            "required": ["op", "path", "value"],
+            "properties": {"op": _op(("add", "replace")), "path": custom, "value": CUSTOM_VALUE},
+        },
+        {"type": "object", "required": ["op", "path"], "properties": {"op": _op(("remove",)), "path": custom}},
     ]
     for schema in resource.schemas:
         for attribute in schema.attributes:

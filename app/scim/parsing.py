@@ -7,7 +7,7 @@ from typing import Any
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import USER_COLUMNS
-from app.scim.schema import ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
+from app.scim.schema import ENTERPRISE_USER, EXTENSION_PREFIX, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
 from app.services import groups, users
 from app.services.groups import GroupValues
 from app.services.users import UserValues
@@ -42,6 +42,8 @@ def canonical_elements(attribute: Attribute, value: Any) -> list[dict[str, Any]]
 
 
 def _canonical_value(attribute: Attribute, value: Any) -> Any:
+    if attribute.open:
+        return compat.open_value(value, attribute.name)
     if attribute.name == "manager":
         return compat.manager_reference(value)
     if attribute.name == "members":
@@ -72,8 +74,12 @@ def normalize_document(body: Any, resource: ResourceType) -> dict[str, Any]:
         if target.attribute is None:  # the whole extension object
             if not isinstance(value, dict):
                 raise InvalidInput(f"{key} must be an object", field=key)
+            custom = all(schema.id != target.schema for schema in resource.schemas)
             for sub_key, sub_value in value.items():
                 inner = resolve(f"{target.schema}:{sub_key}", resource)
+                if inner is None and custom:
+                    # Nothing else could be meant: an extension of ours ignores what it does not define.
+                    raise InvalidInput(f"'{sub_key}' is not an attribute name (in {target.schema})", field=target.schema)
                 if inner is not None and inner.attribute is not None and not inner.attribute.read_only:
                     _set(doc, inner.schema if inner.is_extension else None, inner.attribute, inner.sub, sub_value)
             continue
@@ -144,7 +150,13 @@ def user_values(doc: dict[str, Any]) -> UserValues:
         if cleaned:
             multi[attribute.name] = cleaned
     values["multi_valued"] = multi
+    values["extensions"] = extension_values(doc)
     return UserValues(**values)
+
+
+def extension_values(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The attributes of the document's custom schema extensions (not the enterprise one), by URN."""
+    return {key: dict(value) for key, value in doc.items() if value and key != ENTERPRISE_USER and key.lower().startswith(EXTENSION_PREFIX)}
 
 
 def _lookup(doc: dict[str, Any], key: str) -> Any:
@@ -165,6 +177,7 @@ def group_values(doc: dict[str, Any]) -> GroupValues:
     values = GroupValues(
         display_name=display_name if not isinstance(display_name, str) else _string(display_name, "displayName"),
         external_id=None if external_id in (None, "") else _string(external_id, "externalId"),
+        extensions=extension_values(doc),
     )
     groups.check_values(values, creating=True)  # a SCIM document names the group every time
     return values

@@ -277,6 +277,8 @@ class _Engine:
 
 def _checked_leaf(value: Any, attribute: Attribute, where: str) -> Any:
     """A value is checked when it is applied, before a later operation can overwrite it."""
+    if attribute.open:
+        return compat.open_value(value, where)
     if attribute.type == AttributeType.BOOLEAN:
         return compat.coerce_boolean(value, where)
     if not isinstance(value, str) or has_nul(value):

@@ -172,10 +172,10 @@ def _selection(item: str, resource: ResourceType, name: str) -> Selection | None
         return Selection(target.attribute.name, target.sub.name if target.sub else None)
     open_at, close_at = item.index("["), item.rfind("]")
     target = resolve(item[:open_at], resource)
+    if target is None:
+        return None  # as any unknown name
     if close_at < open_at:
         raise InvalidFilter(f"unbalanced brackets in {name} '{item}'")
-    if target is None:
-        return None
     attribute = target.attribute
     if attribute is None or target.is_extension or target.sub or not attribute.multi_valued or not attribute.sub_attributes:
         raise InvalidFilter(f"'{item[:open_at]}' in {name} is not a multi-valued attribute with sub-attributes")

@@ -20,6 +20,7 @@ from app.errors import InvalidFilter, InvalidInput
 from app.scim.filter import And, Compare, Expr, Not, Or, Present, Value, ValuePath, parse_filter
 from app.scim.mapping import GROUP_COLUMNS, GROUP_FILTER_OVERRIDES, PRELOWERED, USER_COLUMNS, USER_FILTER_OVERRIDES
 from app.scim.schema import GROUP, USER, Attribute, AttributeType, ResolvedPath, ResourceType, resolve
+from app.services import extensions
 from app.services.groups import visible_to
 from app.validation import LIKE_ESCAPE, like_escaped
 
@@ -48,6 +49,10 @@ class _Target:
     expr: Any
     attribute: Attribute
     prelowered: bool = False
+
+
+# The value of a custom extension attribute, in its index rows: lower-cased, compared without case.
+_EXTENSION_VALUE = _Target(col(UserAttributeValue.value_ci), Attribute("value"), prelowered=True)
 
 
 def compare(target: _Target, op: str, value: Value, name: str, binder: _Binder | None = None) -> ColumnElement[bool]:
@@ -265,6 +270,8 @@ class UserFilterCompiler(_Compiler):
 
     def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
+        if path.attribute.open:
+            return self._extension_value(path, present(_EXTENSION_VALUE))
         if path.attribute.multi_valued:
             return self._element_exists(path.attribute, true() if path.sub is None else None, path.sub)
         if path.attribute.type == AttributeType.COMPLEX and path.sub is None and path.attribute.name == "name":
@@ -274,6 +281,8 @@ class UserFilterCompiler(_Compiler):
 
     def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
+        if path.attribute.open:
+            return self._extension_value(path, compare(_EXTENSION_VALUE, op, value, raw, self.binder))
         if path.attribute.multi_valued:
             sub = path.sub or path.attribute.sub("value")
             if sub is None:
@@ -298,6 +307,14 @@ class UserFilterCompiler(_Compiler):
         rendered `groups` attribute."""
         in_group = select(1).select_from(GroupMembership).join(UserGroup, MEMBERSHIP_GROUP)
         return exists(in_group.where(MEMBERSHIP_USER, visible_to(Channel.SCIM), condition).correlate(User))
+
+    @staticmethod
+    def _extension_value(path: ResolvedPath, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+        """The user has a value of the custom extension attribute that meets `condition`: its index
+        rows are named "urn:name", lower-cased (services.extensions.key_of)."""
+        assert path.attribute is not None
+        named = col(UserAttributeValue.attribute) == extensions.key_of(path.schema, path.attribute.name)
+        return exists(select(1).where(INDEX_ROW_USER, named, condition).correlate(User))
 
     @staticmethod
     def _an_element(attribute: Attribute, condition: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -360,12 +377,23 @@ class GroupFilterCompiler(_Compiler):
 
     def leaf_present(self, path: ResolvedPath, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
+        if path.attribute.open:
+            return present(self._extension_target(path))
         if path.attribute.name == "members":
             return self._members_exist(None if path.sub is None else present(self._member_column(path.sub)))
         return self._column_present(path, raw)
 
+    @staticmethod
+    def _extension_target(path: ResolvedPath) -> _Target:
+        """A custom extension attribute of a group, read from its JSON (an account has few groups:
+        its groups are read by account, then this compared, without an index of its own)."""
+        assert path.attribute is not None
+        return _Target(col(UserGroup.extensions)[(path.schema, path.attribute.name)].as_string(), Attribute(path.attribute.name))
+
     def leaf_compare(self, path: ResolvedPath, op: str, value: Value, raw: str) -> ColumnElement[bool]:
         assert path.attribute is not None
+        if path.attribute.open:
+            return compare(self._extension_target(path), op, value, raw, self.binder)
         if path.attribute.name == "members":
             sub = path.sub or path.attribute.sub("value")
             assert sub is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -83,16 +84,30 @@ def _user_document(columns: _Columns, copy: bool) -> dict[str, Any]:
             elements = multi_valued.get(name)
             if elements:
                 doc[name] = [dict(e) for e in elements] if copy else elements
+    _add_extensions(doc, columns["extensions"], copy)
     return doc
 
 
-def group_document(group: Any) -> dict[str, Any]:
+def _add_extensions(doc: dict[str, Any], extensions: dict[str, Any] | None, copy: bool) -> None:
+    """The custom schema extensions of a stored resource, each under its URN, as sent."""
+    for urn, attributes in (extensions or {}).items():
+        if attributes:
+            doc[urn] = deepcopy(attributes) if copy else attributes
+
+
+def _schemas(core: str, doc: dict[str, Any]) -> list[str]:
+    """`schemas` of a resource: its core schema and the URN of each extension it carries."""
+    return [core, *(key for key in doc if key.startswith("urn:"))]
+
+
+def group_document(group: Any, *, copy: bool = True) -> dict[str, Any]:
     """The document of a stored group's writable attributes, from an entity or a plain row."""
     doc: dict[str, Any] = {}
     for key, column in GROUP_COLUMNS.items():
         value = getattr(group, column)
         if value is not None:
             doc[key] = value
+    _add_extensions(doc, group.extensions, copy)
     return doc
 
 
@@ -123,11 +138,7 @@ def render_user(
             manager["displayName"] = manager_display
         enterprise["manager"] = manager
     user_id = columns["id"]
-    out: dict[str, Any] = {
-        "schemas": [CORE_USER, ENTERPRISE_USER] if enterprise else [CORE_USER],
-        "id": user_id,
-        **{k: v for k, v in doc.items() if k != ENTERPRISE_USER},
-    }
+    out: dict[str, Any] = {"schemas": _schemas(CORE_USER, doc), "id": user_id, **{k: v for k, v in doc.items() if k != ENTERPRISE_USER}}
     if groups:
         out["groups"] = [{"value": gid, "$ref": links.group(gid), "display": name, "type": "direct"} for gid, name in groups]
     if enterprise:
@@ -143,7 +154,8 @@ def render_user(
 
 
 def render_group(group: Any, links: Links, *, members: Sequence[tuple[str, str | None]] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"schemas": [CORE_GROUP], "id": group.id, **group_document(group)}
+    doc = group_document(group, copy=False)
+    out: dict[str, Any] = {"schemas": _schemas(CORE_GROUP, doc), "id": group.id, **doc}
     if members:
         out["members"] = [
             {"value": uid, "$ref": links.user(uid), "type": "User", **({"display": name} if name else {})} for uid, name in members

@@ -28,7 +28,7 @@ from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembe
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
-from app.services import accounts, audit, users
+from app.services import accounts, audit, extensions, users
 from app.services.caller import Caller, Permission
 from app.services.common import (
     LIMIT,
@@ -188,6 +188,7 @@ class GroupValues:
     display_name: Any = UNSET
     external_id: Any = UNSET
     description: Any = UNSET
+    extensions: Any = UNSET  # attributes of custom schema extensions as sent: {urn: {name: value}}
 
     def given(self) -> dict[str, Any]:
         """The fields set, by column."""
@@ -239,8 +240,11 @@ async def create_group(
         created_at=now,
         updated_at=now,
         version=1,
+        extensions={} if values.extensions is UNSET else values.extensions,
     )
     await _insert_with_identifier(session, caller, group, chosen=identifier is not None)
+    if caller.is_identity_provider:
+        await extensions.discover(session, caller, "Group", extensions.added(None, group.extensions))
     result = MembershipResult()
     if member_ids:
         await users.guard(session, caller, member_ids, GuardedOperation.CHANGE_GROUPS)
@@ -377,6 +381,8 @@ async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord
         before = dict(vars(group))
         changed = _assign(group, values.given())
         await write_changes(session, _UPDATE, group, before)
+    if caller.is_identity_provider:
+        await extensions.discover(session, caller, "Group", extensions.added(before["extensions"], group.extensions))
     await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id, detail={"changed": changed})
     return changed
 

@@ -39,7 +39,7 @@ from app.db.models import (
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
-from app.services import audit, flags
+from app.services import audit, extensions, flags
 from app.services.caller import Caller, Permission
 from app.services.common import (
     UNSET,
@@ -100,6 +100,7 @@ class UserValues:
     department: Any = UNSET
     manager_id: Any = UNSET
     multi_valued: Any = UNSET  # emails, phoneNumbers, addresses… as sent, by attribute name
+    extensions: Any = UNSET  # attributes of custom schema extensions as sent: {urn: {name: value}}
 
     def given(self) -> dict[str, Any]:
         """The fields set, by column."""
@@ -192,6 +193,25 @@ def _index_rows(user: UserRecord) -> list[dict[str, Any]]:
                     "data": element,
                 }
             )
+    # A custom extension's attribute, one row per value (a list: one per element), for `eq` and `pr`.
+    for urn, attributes in (user.extensions or {}).items():
+        for name, value in attributes.items():
+            for item in value if isinstance(value, list) else [value]:
+                if item is None or isinstance(item, dict | list):
+                    continue  # only plain values are compared
+                text = ("true" if item else "false") if isinstance(item, bool) else str(item)
+                rows.append(
+                    {
+                        "account_id": user.account_id,
+                        "user_id": user.id,
+                        "position": len(rows),
+                        "attribute": extensions.key_of(urn, name),
+                        "type_ci": None,
+                        "value_ci": text.lower()[:512],
+                        "is_primary": False,
+                        "data": {"value": item},
+                    }
+                )
     return rows
 
 
@@ -260,6 +280,7 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
             "user_name_ci": values["user_name"].lower(),
             "active": True,
             "multi_valued": {},
+            "extensions": {},
             "provisioned_by": (ProvisionedBy.SCIM if caller.is_identity_provider else ProvisionedBy.MANAGER).value,
             "created_at": now,
             "updated_at": now,
@@ -286,6 +307,8 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
         unless=("tombstone with externalId", _TOMBSTONE_WITH_EXTERNAL_ID) if restorable else None,
     )
     if stored:
+        if caller.is_identity_provider:
+            await extensions.discover(session, caller, "User", extensions.added(None, user.extensions))
         return CreateResult(user)
     existing = await _by_name_for_update(session, caller.account_id, user.user_name_ci)
     if existing is None and restorable:
@@ -456,7 +479,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
         profile = {"user_name", "display_name", "name_formatted", "name_given", "name_family", "multi_valued"}
         if any(k in profile and values[k] != getattr(user, k) for k in values):
             await guard(session, caller, [user.id], GuardedOperation.UPDATE_PROFILE)
-    old_multi, new_name = user.multi_valued, values.get("user_name", user.user_name)
+    old_multi, old_extensions, new_name = user.multi_valued, user.extensions, values.get("user_name", user.user_name)
     renamed = new_name.lower() != user.user_name_ci
     if renamed and await _user_name_taken(session, caller.account_id, new_name, user.id):
         raise _name_taken(new_name)
@@ -495,8 +518,10 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
                 )
             )
         await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
-    if changed and user.multi_valued != old_multi:
+    if changed and (user.multi_valued != old_multi or user.extensions != old_extensions):
         await _reindex(session, user)
+    if caller.is_identity_provider:
+        await extensions.discover(session, caller, "User", extensions.added(old_extensions, user.extensions))
     return UpdateResult(user, changed, ignored, adopted)
 
 

@@ -441,3 +441,65 @@ async def test_quirk_value_filter_in_attributes_and_excluded_attributes(scim: Sc
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["scimType"] == "invalidFilter", bad
     assert (await scim.get(path, params={"attributes": 'nosuch[type eq "work"]'})).status_code == 200
+
+
+CUSTOM = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+
+
+async def test_quirk_custom_extension_attribute_in_every_entra_form(scim: ScimClient) -> None:
+    """Entra's "Edit attribute list" adds attributes under a custom extension URN: POST sends the
+    extension object, PATCH the attribute's full path, or a path-less value keyed by that path or by
+    the URN. Every form is stored, returned under the URN (named in `schemas`) and filterable."""
+    created = await scim.post(
+        "/Users", entra_user("cc@contoso.com", schemas=[CORE_USER, ENTERPRISE, CUSTOM], **{CUSTOM: {"costCode": "CC-1"}})
+    )
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert user[CUSTOM] == {"costCode": "CC-1"} and CUSTOM in user["schemas"]
+    path = f"/Users/{user['id']}"
+    for operation, expected in [
+        ({"op": "Add", "path": f"{CUSTOM}:costCode", "value": "CC-7"}, {"costCode": "CC-7"}),
+        ({"op": "Replace", "value": {f"{CUSTOM}:costCode": "CC-8"}}, {"costCode": "CC-8"}),
+        ({"op": "Replace", "value": {CUSTOM: {"region": "EMEA"}}}, {"costCode": "CC-8", "region": "EMEA"}),
+        (
+            {"op": "Add", "path": f"{CUSTOM}:badges", "value": ["a", 2, True]},
+            {"costCode": "CC-8", "region": "EMEA", "badges": ["a", 2, True]},
+        ),
+        ({"op": "Remove", "path": f"{CUSTOM}:region"}, {"costCode": "CC-8", "badges": ["a", 2, True]}),
+    ]:
+        response = await scim.patch(path, [operation])
+        assert response.status_code == 200, (operation, response.text)
+        assert response.json()[CUSTOM] == expected, operation
+    assert (await scim.get(path)).json()[CUSTOM] == {"costCode": "CC-8", "badges": ["a", 2, True]}
+    for filter_text in (f'{CUSTOM}:costCode eq "cc-8"', f"{CUSTOM}:costCode pr", f'{CUSTOM}:badges eq "2"'):
+        assert [u["id"] for u in await scim.find("Users", filter_text)] == [user["id"]], filter_text
+    assert await scim.find("Users", f'{CUSTOM}:costCode eq "CC-1"') == []
+    assert await scim.find("Users", f"{CUSTOM}:region pr") == []
+    projected = (await scim.get(path, params={"attributes": f"{CUSTOM}:costCode"})).json()
+    assert projected[CUSTOM] == {"costCode": "CC-8"} and "userName" not in projected
+    # A PUT without the extension clears it, as any attribute left out of a PUT.
+    replaced = await scim.put(path, {"schemas": [CORE_USER], "userName": "cc@contoso.com"})
+    assert replaced.status_code == 200 and CUSTOM not in replaced.json() and replaced.json()["schemas"] == [CORE_USER]
+    assert await scim.find("Users", f"{CUSTOM}:costCode pr") == []
+
+
+async def test_quirk_custom_extension_on_groups(scim: ScimClient) -> None:
+    urn = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:Group"
+    group = await scim.create_group("Finance", **{urn: {"costCode": "F-1"}})
+    assert group[urn] == {"costCode": "F-1"} and urn in group["schemas"]
+    response = await scim.patch(f"/Groups/{group['id']}", [{"op": "replace", "path": f"{urn}:costCode", "value": "F-2"}])
+    assert response.status_code == 204, response.text
+    assert (await scim.get(f"/Groups/{group['id']}")).json()[urn] == {"costCode": "F-2"}
+    assert [g["id"] for g in await scim.find("Groups", f'{urn}:costCode eq "f-2"')] == [group["id"]]
+    assert await scim.find("Groups", f'{urn}:costCode eq "F-1"') == []
+
+
+async def test_quirk_custom_extension_values_are_checked_for_what_no_database_stores(scim: ScimClient) -> None:
+    user = await scim.create_user("nul@contoso.com")
+    response = await scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": f"{CUSTOM}:code", "value": "a\u0000b"}])
+    assert response.status_code == 400 and response.json()["scimType"] == "invalidValue"
+    too_long = f"{CUSTOM}:{'x' * 300}"
+    assert (await scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": too_long, "value": "v"}])).status_code == 400
+    # A path into an attribute of an undefined extension names nothing it can address.
+    nested = await scim.patch(f"/Users/{user['id']}", [{"op": "add", "path": f"{CUSTOM}:code.part", "value": "v"}])
+    assert nested.status_code == 400 and nested.json()["scimType"] == "invalidPath"
