@@ -130,7 +130,7 @@ class UpdateResult:
     user: UserRecord
     changed: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
-    adopted: bool = False  # the identity provider took the user over with this change (see `_adopt`)
+    adopted: bool = False  # the identity provider took the user over with this change (see `_adoptable`)
 
 
 def primary_email(multi_valued: dict[str, Any]) -> str | None:
