@@ -78,7 +78,8 @@ def normalize_document(body: Any, resource: ResourceType) -> dict[str, Any]:
             for sub_key, sub_value in value.items():
                 inner = resolve(f"{target.schema}:{sub_key}", resource)
                 if inner is None and custom:
-                    # Nothing else could be meant: an extension of ours ignores what it does not define.
+                    # Each key of a custom extension names an attribute, so one that cannot be a name is
+                    # refused (the enterprise extension's object, whose attributes are known, ignores others).
                     raise InvalidInput(f"'{sub_key}' is not an attribute name (in {target.schema})", field=target.schema)
                 if inner is not None and inner.attribute is not None and not inner.attribute.read_only:
                     _set(doc, inner.schema if inner.is_extension else None, inner.attribute, inner.sub, sub_value)
