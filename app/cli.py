@@ -12,16 +12,18 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import jsonbody
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.types import utcnow
 from app.errors import DomainError
-from app.services import accounts, flags, tokens, users
+from app.services import accounts, extensions, flags, tokens, users
 from app.services.caller import Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
@@ -210,6 +212,35 @@ def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extensions_add(settings: Settings, args: argparse.Namespace) -> int:
+    """Declare a custom schema extension from a JSON file describing it as /Schemas does."""
+    try:
+        document = jsonbody.decode(Path(args.file).read_bytes(), what=args.file)
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}")
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> extensions.Declaration:
+        return await extensions.declare(session, await _system_caller(session, args.account), document)
+
+    declaration = _run_in_session(settings, work)
+    names = ", ".join(f"{a.name} ({a.type}{', multi-valued' if a.multi_valued else ''})" for a in declaration.attributes)
+    print(f"declared {declaration.urn} for {declaration.resource_type}: {names}")
+    return 0
+
+
+def cmd_extensions_list(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> list[extensions.Declaration]:
+        caller = await _system_caller(session, args.account)
+        return await extensions.declared(session, caller.account_id)
+
+    for declaration in _run_in_session(settings, work):
+        print(f"{declaration.urn}\t{declaration.resource_type}\t{', '.join(a.name for a in declaration.attributes)}")
+    return 0
+
+
 async def _system_caller(session: AsyncSession, identifier: str) -> Caller:
     account = await accounts.get_account(session, identifier)
     assert account.id is not None
@@ -276,6 +307,15 @@ def _parser() -> argparse.ArgumentParser:
     fset.add_argument("name")
     fset.add_argument("state", choices=["on", "off"])
     fset.set_defaults(handler=cmd_flags_set)
+
+    ext = sub.add_parser("extensions", help="custom schema extensions").add_subparsers(dest="action", required=True)
+    eadd = ext.add_parser("add", help="declare (or declare again) an extension from a JSON schema file")
+    eadd.add_argument("--account", required=True)
+    eadd.add_argument("--file", required=True, help='{"id": "urn:…:User", "name": …, "attributes": [{"name", "type", …}]}')
+    eadd.set_defaults(handler=cmd_extensions_add)
+    elist = ext.add_parser("list", help="the declared extensions of an account")
+    elist.add_argument("--account", required=True)
+    elist.set_defaults(handler=cmd_extensions_list)
 
     sub.add_parser(
         "purge", help="delete deprovisioned users whose account's retention has ended, in every account (run daily)"

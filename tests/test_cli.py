@@ -44,6 +44,23 @@ def test_account_settings_and_purge(cli_db: str, capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().out.splitlines() == ["acme: 0 deprovisioned users purged", "other: 0 deprovisioned users purged"]
 
 
+def test_extensions_add_and_list(cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    urn = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User"
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"id": "%s", "attributes": [{"name": "costCode"}, {"name": "level", "type": "integer"}]}' % urn)
+    assert main(["accounts", "create", "acme"]) == 0
+    capsys.readouterr()
+    assert main(["extensions", "add", "--account", "acme", "--file", str(schema)]) == 0
+    assert capsys.readouterr().out.strip() == f"declared {urn} for User: costCode (string), level (integer)"
+    assert main(["extensions", "list", "--account", "acme"]) == 0
+    assert capsys.readouterr().out.strip() == f"{urn}\tUser\tcostCode, level"
+    schema.write_text('{"id": "%s", "attributes": [{"name": "x", "type": "float"}]}' % urn)
+    assert main(["extensions", "add", "--account", "acme", "--file", str(schema)]) == 1
+    assert "type must be one of" in capsys.readouterr().err
+    assert main(["extensions", "add", "--account", "acme", "--file", str(tmp_path / "missing.json")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

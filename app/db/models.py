@@ -315,6 +315,25 @@ class ApiToken(SQLModel, table=True):
     last_used_at: datetime | None = _ts(nullable=True)
 
 
+class ExtensionSchema(SQLModel, table=True):
+    """A custom schema extension an account's admin declared (`python -m app extensions add`): its
+    attributes, with their types, are advertised in /Schemas and their values type-checked.
+    `urn_ci` is the URN lower-cased (URNs are case-insensitive); `attributes` as SCIM describes
+    them: [{"name", "type", "multiValued", "required", "caseExact", "description"}]."""
+
+    __tablename__ = "extension_schemas"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "urn_ci"),)
+
+    account_id: int = _account_fk()
+    urn_ci: str = Field(sa_column=Column(String(MAX_INDEXED * LOWERED_GROWTH), nullable=False))
+    urn: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    resource_type: str = Field(sa_column=Column(String(16), nullable=False))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    attributes: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    declared_at: datetime = _ts()
+
+
 class ExtensionAttribute(SQLModel, table=True):
     """An attribute of a schema extension an account's identity provider has sent (`urn`, `name` as
     first sent; `key_ci`, "urn:name" lower-cased, makes them one whatever the case): recorded the

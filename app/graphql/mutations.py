@@ -18,10 +18,11 @@ from app.graphql.types import (
     FeatureFlag,
     Organization,
     Project,
+    SchemaExtension,
     User,
     UserGroup,
 )
-from app.services import accounts, flags, groups, tokens, users
+from app.services import accounts, extensions, flags, groups, tokens, users
 from app.services.common import UNSET
 from app.services.groups import MemberChange
 
@@ -43,6 +44,7 @@ UserResult = Annotated[
 DeleteUserResult = Annotated[
     DeletedUser | NotFoundError | PermissionDeniedError | IdentityProviderManagedError, strawberry.union("DeleteUserResult")
 ]
+SchemaExtensionResult = Annotated[SchemaExtension | ValidationError | PermissionDeniedError, strawberry.union("SchemaExtensionResult")]
 PurgeUserResult = Annotated[DeletedUser | NotFoundError | ValidationError | PermissionDeniedError, strawberry.union("PurgeUserResult")]
 AccountSettingsResult = Annotated[AccountSettings | ValidationError | PermissionDeniedError, strawberry.union("AccountSettingsResult")]
 SetFeatureFlagResult = Annotated[FeatureFlag | ValidationError | PermissionDeniedError, strawberry.union("SetFeatureFlagResult")]
@@ -82,6 +84,24 @@ class DeleteInput:
 class UserGroupMembersInput:
     user_group_id: strawberry.ID
     user_ids: list[strawberry.ID]
+
+
+@strawberry.input(description="An attribute of a custom schema extension, as SCIM /Schemas describes one.")
+class SchemaExtensionAttributeInput:
+    name: str
+    type: str = strawberry.field(default="string", description="string, boolean, integer, decimal, dateTime, reference or binary")
+    multi_valued: bool = False
+    required: bool = False
+    case_exact: bool = False
+    description: str = ""
+
+
+@strawberry.input
+class SchemaExtensionInput:
+    id: str = strawberry.field(description="The URN, ending in :User or :Group")
+    name: str | None = None
+    description: str = ""
+    attributes: list[SchemaExtensionAttributeInput]
 
 
 @strawberry.input
@@ -221,6 +241,33 @@ class Mutation:
     async def purge_user(self, info: Info, input: DeleteInput) -> PurgeUserResult:
         await users.purge_user(info.context.session, info.context.caller, str(input.id))
         return DeletedUser(id=input.id)
+
+    @strawberry.mutation(
+        description=(
+            "Declare a custom schema extension (again: replace its declaration): advertised in SCIM /Schemas, the values of its "
+            "attributes type-checked. Needs the admin permission."
+        ),
+        extensions=_ran("extension.declared", "SchemaExtension"),
+    )
+    async def declare_schema_extension(self, info: Info, input: SchemaExtensionInput) -> SchemaExtensionResult:
+        document: dict[str, Any] = {
+            "id": input.id,
+            "description": input.description,
+            "attributes": [
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "multiValued": a.multi_valued,
+                    "required": a.required,
+                    "caseExact": a.case_exact,
+                    "description": a.description,
+                }
+                for a in input.attributes
+            ],
+        }
+        if input.name is not None:
+            document["name"] = input.name
+        return SchemaExtension.of(await extensions.declare(info.context.session, info.context.caller, document))
 
     @strawberry.mutation(
         description="Change the account's settings. Needs the admin permission.", extensions=_ran("account.settings", "Account")

@@ -20,11 +20,13 @@ from app.graphql.types import (
     Organization,
     Project,
     ProvisionedBy,
+    SchemaExtension,
     User,
     UserGroup,
     Viewer,
 )
-from app.services import accounts, audit, flags, groups, tokens, users
+from app.services import accounts, audit, extensions, flags, groups, tokens, users
+from app.services.caller import Permission
 from app.services.common import PageQuery
 
 
@@ -158,6 +160,12 @@ class Query:
     async def account_settings(self, info: Info) -> AccountSettings:
         days = await info.context.call(accounts.deprovision_retention_days, info.context.caller)
         return AccountSettings(deprovision_retention_days=days)
+
+    @strawberry.field(description="The account's declared custom schema extensions. Needs the admin permission.")
+    async def schema_extensions(self, info: Info) -> list[SchemaExtension]:
+        info.context.caller.require(Permission.ADMIN)
+        declared = await info.context.call(extensions.declared, info.context.caller.account_id)
+        return [SchemaExtension.of(d) for d in declared]
 
     @strawberry.field(description="The account's feature flags. Needs the admin permission.")
     async def feature_flags(self, info: Info) -> list[FeatureFlag]:

@@ -174,6 +174,50 @@ class AuditEvent:
         )
 
 
+@strawberry.type(description="An attribute of a declared custom schema extension.")
+class SchemaExtensionAttribute:
+    name: str
+    type: str = strawberry.field(description="string, boolean, integer, decimal, dateTime, reference or binary")
+    multi_valued: bool
+    required: bool
+    case_exact: bool
+    description: str
+
+
+@strawberry.type(
+    description=(
+        "A custom schema extension the account declared: advertised in SCIM /Schemas, its attributes' values type-checked. "
+        "Needs the admin permission."
+    )
+)
+class SchemaExtension:
+    id: str = strawberry.field(description="The extension's URN, e.g. urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User")
+    name: str
+    description: str
+    resource_type: str = strawberry.field(description="User or Group")
+    attributes: list[SchemaExtensionAttribute]
+
+    @classmethod
+    def of(cls, declaration: Any) -> SchemaExtension:
+        return cls(
+            id=declaration.urn,
+            name=declaration.name,
+            description=declaration.description,
+            resource_type=declaration.resource_type,
+            attributes=[
+                SchemaExtensionAttribute(
+                    name=a.name,
+                    type=a.type,
+                    multi_valued=a.multi_valued,
+                    required=a.required,
+                    case_exact=a.case_exact,
+                    description=a.description,
+                )
+                for a in declaration.attributes
+            ],
+        )
+
+
 @strawberry.type(description="Settings of the account. Reading and changing them needs the admin permission.")
 class AccountSettings:
     deprovision_retention_days: int = strawberry.field(

@@ -3,9 +3,22 @@ advertise exactly what is implemented."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from app.scim.schema import ALL_SCHEMAS, COMMON, RESOURCE_TYPE, RESOURCE_TYPES, SCHEMA, SERVICE_PROVIDER_CONFIG, ResourceType, Schema
+from app.scim.schema import (
+    ALL_SCHEMAS,
+    COMMON,
+    RESOURCE_TYPE,
+    RESOURCE_TYPES,
+    SCHEMA,
+    SERVICE_PROVIDER_CONFIG,
+    Attribute,
+    AttributeType,
+    ResourceType,
+    Schema,
+)
+from app.services import extensions
 
 MAX_RESULTS = 1000
 DEFAULT_COUNT = 100
@@ -34,7 +47,23 @@ def service_provider_config(base: str) -> dict[str, Any]:
     }
 
 
-def resource_type(resource: ResourceType, base: str) -> dict[str, Any]:
+def declared_schema(declaration: extensions.Declaration) -> Schema:
+    """A declared custom extension as the schema /Schemas describes."""
+    attributes = tuple(
+        Attribute(
+            a.name,
+            AttributeType(a.type),
+            multi_valued=a.multi_valued,
+            description=a.description,
+            required=a.required,
+            case_exact=a.case_exact,
+        )
+        for a in declaration.attributes
+    )
+    return Schema(declaration.urn, declaration.name, declaration.description, attributes)
+
+
+def resource_type(resource: ResourceType, base: str, declared: Sequence[extensions.Declaration] = ()) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "schemas": [RESOURCE_TYPE],
         "id": resource.name,
@@ -44,8 +73,9 @@ def resource_type(resource: ResourceType, base: str) -> dict[str, Any]:
         "schema": resource.schema.id,
         "meta": {"resourceType": "ResourceType", "location": f"{base}/ResourceTypes/{resource.name}"},
     }
-    if resource.extensions:
-        doc["schemaExtensions"] = [{"schema": s.id, "required": False} for s in resource.extensions]
+    urns = [s.id for s in resource.extensions] + [d.urn for d in declared if d.resource_type == resource.name]
+    if urns:
+        doc["schemaExtensions"] = [{"schema": urn, "required": False} for urn in urns]
     return doc
 
 
@@ -64,9 +94,10 @@ def schema_document(schema: Schema, base: str) -> dict[str, Any]:
     }
 
 
-def all_resource_types(base: str) -> list[dict[str, Any]]:
-    return [resource_type(r, base) for r in RESOURCE_TYPES]
+def all_resource_types(base: str, declared: Sequence[extensions.Declaration] = ()) -> list[dict[str, Any]]:
+    return [resource_type(r, base, declared) for r in RESOURCE_TYPES]
 
 
-def all_schemas(base: str) -> list[dict[str, Any]]:
-    return [schema_document(s, base) for s in ALL_SCHEMAS]
+def all_schemas(declared: Sequence[extensions.Declaration] = ()) -> list[Schema]:
+    """The schemas this service defines, then the account's declared extensions."""
+    return [*ALL_SCHEMAS, *(declared_schema(d) for d in declared)]

@@ -14,8 +14,6 @@ from app.scim.query import filterable_text_attributes, sortable_attributes
 from app.scim.schema import (
     CORE_GROUP,
     CORE_USER,
-    CUSTOM_NAME,
-    CUSTOM_URN_BODY,
     ENTERPRISE_USER,
     ERROR,
     GROUP,
@@ -27,6 +25,7 @@ from app.scim.schema import (
     AttributeType,
     ResourceType,
 )
+from app.services.extensions import CUSTOM_NAME, CUSTOM_URN_BODY
 from app.validation import MAX_INDEXED
 
 SCIM_JSON = "application/scim+json"

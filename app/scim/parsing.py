@@ -7,8 +7,9 @@ from typing import Any
 from app.errors import InvalidInput, InvalidSyntax
 from app.scim import compat
 from app.scim.mapping import USER_COLUMNS
-from app.scim.schema import ENTERPRISE_USER, EXTENSION_PREFIX, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
+from app.scim.schema import ENTERPRISE_USER, USER_MULTI_VALUED, Attribute, AttributeType, ResourceType, resolve
 from app.services import groups, users
+from app.services.extensions import EXTENSION_PREFIX
 from app.services.groups import GroupValues
 from app.services.users import UserValues
 from app.validation import has_nul

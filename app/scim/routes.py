@@ -28,8 +28,8 @@ from app.scim.patch import apply_patch
 from app.scim.projection import Projection
 from app.scim.query import bind_filter, sort_column
 from app.scim.rendering import Links, etag, group_document, render_group, render_user, user_document
-from app.scim.schema import ALL_SCHEMAS, ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
-from app.services import audit, groups, users
+from app.scim.schema import ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
+from app.services import audit, extensions, groups, users
 from app.services.caller import Caller
 from app.services.common import PageQuery
 from app.settings import Settings
@@ -475,7 +475,7 @@ async def service_provider_config(scim: Scim) -> Response:
 
 
 async def resource_types(scim: Scim) -> Response:
-    items = discovery.all_resource_types(scim.links.base)
+    items = discovery.all_resource_types(scim.links.base, await extensions.declared(scim.session, scim.caller.account_id))
     return _list_response(len(items), items, 1)
 
 
@@ -483,18 +483,22 @@ async def resource_type(scim: Scim) -> Response:
     name = scim.request.path_params["name"]
     for resource in RESOURCE_TYPES:
         if resource.name.lower() == name.lower():
-            return scim_json(discovery.resource_type(resource, scim.links.base))
+            declared = await extensions.declared(scim.session, scim.caller.account_id)
+            return scim_json(discovery.resource_type(resource, scim.links.base, declared))
     raise ScimProtocolError(404, f"resource type {name} not found")
 
 
 async def schemas(scim: Scim) -> Response:
-    items = discovery.all_schemas(scim.links.base)
+    items = [
+        discovery.schema_document(s, scim.links.base)
+        for s in discovery.all_schemas(await extensions.declared(scim.session, scim.caller.account_id))
+    ]
     return _list_response(len(items), items, 1)
 
 
 async def schema(scim: Scim) -> Response:
     urn = scim.request.path_params["urn"]
-    for item in ALL_SCHEMAS:
+    for item in discovery.all_schemas(await extensions.declared(scim.session, scim.caller.account_id)):
         if item.id.lower() == urn.lower():
             return scim_json(discovery.schema_document(item, scim.links.base))
     raise ScimProtocolError(404, f"schema {urn} not found")

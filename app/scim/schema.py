@@ -5,14 +5,14 @@ all read it, so what is advertised is exactly what works."""
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from app.services.extensions import CUSTOM_EXTENSIONS
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-EXTENSION_PREFIX = "urn:ietf:params:scim:schemas:extension:"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -423,19 +423,12 @@ def _resolve(path: str, resource: ResourceType) -> ResolvedPath | None:
     return ResolvedPath(urn, attribute, sub, urn != core)
 
 
-# What a custom extension is named by (and described as in /openapi.json): the URN, of at most five
-# segments after the prefix, ending with the resource type (RFC 7643 §3.3), and an attribute name.
-CUSTOM_URN_BODY = r"urn:ietf:params:scim:schemas:extension:(?!enterprise:)[A-Za-z0-9._-]{1,64}(?::[A-Za-z0-9._-]{1,32}){0,4}"
-CUSTOM_NAME = r"[A-Za-z][A-Za-z0-9_$-]{0,63}"
-_CUSTOM_PATHS = {kind: re.compile(rf"^({CUSTOM_URN_BODY}:{kind})(?::({CUSTOM_NAME}))?$", re.IGNORECASE) for kind in ("User", "Group")}
-
-
 def custom_extension_path(path: str, resource: ResourceType) -> ResolvedPath | None:
     """A path into a schema extension this service does not define, such as Entra's custom
     attributes: `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User` (the whole
     extension) or `…:2.0:User:costCode` (one attribute, whose value is kept as sent; see
     `compat.open_value`). None for anything else, sub-attributes of such an attribute included."""
-    found = _CUSTOM_PATHS[resource.name].match(path)
+    found = CUSTOM_EXTENSIONS[resource.name].fullmatch(path)
     if found is None:
         return None
     urn, name = found.groups()

@@ -224,6 +224,7 @@ async def create_group(
     if project_identifier:
         await accounts.get_project(session, caller.account_id, str(org_identifier), project_identifier)
     await _refuse_taken_idp_name(session, caller, display_name)
+    custom = {} if values.extensions is UNSET else await extensions.check_declared(session, caller.account_id, values.extensions)
     now = utcnow()
     group = UserGroup(
         id=str(uuid.uuid4()),
@@ -240,7 +241,7 @@ async def create_group(
         created_at=now,
         updated_at=now,
         version=1,
-        extensions={} if values.extensions is UNSET else values.extensions,
+        extensions=custom,
     )
     await _insert_with_identifier(session, caller, group, chosen=identifier is not None)
     if caller.is_identity_provider:
@@ -374,6 +375,8 @@ async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord
             raise Conflict(f"a group named '{display_name}' already exists", field="displayName")
     if description is not UNSET and has_nul(description):
         raise InvalidInput("the description must not contain the NUL character", field="description")
+    if values.extensions not in (UNSET, group.extensions):
+        values = dataclasses.replace(values, extensions=await extensions.check_declared(session, caller.account_id, values.extensions))
     new_name = display_name if renamed else group.display_name
     # Only a new name can meet a unique constraint; only then is the change made in a savepoint.
     conflict = unique_changes(session, lambda: Conflict(f"a group named '{new_name}' already exists", field="displayName"))

@@ -270,6 +270,8 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
     caller.require(Permission.USERS_WRITE)
     values = given.given()
     check_values(values)
+    if values.get("extensions"):
+        values["extensions"] = await extensions.check_declared(session, caller.account_id, values["extensions"])
     now = utcnow()
     user = UserRecord(
         **{
@@ -480,6 +482,8 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
         if any(k in profile and values[k] != getattr(user, k) for k in values):
             await guard(session, caller, [user.id], GuardedOperation.UPDATE_PROFILE)
     old_multi, old_extensions, new_name = user.multi_valued, user.extensions, values.get("user_name", user.user_name)
+    if values.get("extensions") and values["extensions"] != old_extensions:
+        values["extensions"] = await extensions.check_declared(session, caller.account_id, values["extensions"])
     renamed = new_name.lower() != user.user_name_ci
     if renamed and await _user_name_taken(session, caller.account_id, new_name, user.id):
         raise _name_taken(new_name)
