@@ -58,9 +58,12 @@ def added(before: Extensions | None, after: Extensions | None) -> dict[str, list
 
 
 async def discover(session: AsyncSession, caller: Caller, resource_type: str, attributes: Mapping[str, list[str]]) -> None:
-    """Record the attributes of `attributes` ({urn: [names]}) the account has not received before,
-    with one `extension.discovered` event each. A concurrent request that records one first wins:
-    the event is written once."""
+    """Record the attributes of `attributes` ({urn: [names]}) of undeclared extensions that the
+    account has not received before, with one `extension.discovered` event each (a declared one is
+    known already). A concurrent request that records one first wins: the event is written once."""
+    if attributes:
+        known = {d.urn.lower() for d in await declared(session, caller.account_id)}
+        attributes = {urn: names for urn, names in attributes.items() if urn.lower() not in known}
     if not attributes:
         return
     now = utcnow()

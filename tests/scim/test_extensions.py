@@ -90,7 +90,9 @@ async def test_a_declared_extension_is_advertised_in_schemas_and_resource_types(
     assert [e["id"] for e in (await gql("{ schemaExtensions { id } }"))["schemaExtensions"]] == [CUSTOM]
 
 
-async def test_values_of_a_declared_extension_are_type_checked(scim: ScimClient, gql: GraphQLClient) -> None:
+async def test_values_of_a_declared_extension_are_type_checked(
+    scim: ScimClient, gql: GraphQLClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
     await gql(DECLARE, input=DECLARED)
     good = {"costCode": "CC-1", "level": 3, "remote": "True", "badges": ["a"], "since": "2026-01-02T03:04:05Z"}
     created = await scim.post("/Users", {"schemas": [CORE_USER, CUSTOM], "userName": "t@x.com", CUSTOM: good})
@@ -108,6 +110,9 @@ async def test_values_of_a_declared_extension_are_type_checked(scim: ScimClient,
         response = await scim.patch(path, [{"op": "replace", "path": f"{CUSTOM}:{attribute}", "value": value}])
         assert response.status_code == 400, (attribute, value, response.text)
         assert response.json()["scimType"] == "invalidValue" and f"{CUSTOM}:{attribute}" in response.json()["detail"]
+    async with sessionmaker() as session:
+        announced = await session.scalars(select(AuditEvent).where(AuditEvent.action == "extension.discovered"))
+        assert list(announced) == []  # a declared extension is known: nothing to announce
     missing = await scim.post("/Users", {"schemas": [CORE_USER, CUSTOM], "userName": "m@x.com", CUSTOM: {"level": 1}})
     assert missing.status_code == 400 and f"{CUSTOM}:costCode is required" in missing.json()["detail"]
     # An attribute the declaration does not name is kept as sent, as for an undeclared extension.
