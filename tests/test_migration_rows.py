@@ -121,3 +121,50 @@ def test_account_keys_are_filled_in_and_taken_out_with_rows_in_place(database_ur
     finally:
         migrate.upgrade(database_url)
         _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
+
+
+def test_tombstones_and_extension_rows_go_on_the_way_down_and_counts_keep_working(database_url: str) -> None:
+    """Going below 0007 deletes tombstones (users that no longer exist) and the index rows of custom
+    extension attributes (their names outgrow 0008's column); the live user stays, and the user counts
+    the triggers keep stay right on the way down and up again (SQLite rebuilds `users`, and with it
+    its triggers)."""
+    urn_key = "urn:ietf:params:scim:schemas:extension:customextensionname:2.0:user:costcode"
+    at_head = [
+        "INSERT INTO users (id, account_id, user_name, user_name_ci, active, multi_valued, provisioned_by, created_at,"
+        " updated_at, version, deprovisioned_at) VALUES ('u-902', 901, 'gone', 'gone', TRUE, '{}', 'SCIM', :now, :now, 2, :now)",
+        "INSERT INTO user_attribute_values (account_id, user_id, position, attribute, value_ci, is_primary, data)"
+        f" VALUES (901, 'u-901', 2, '{urn_key}', 'cc-1', FALSE, '{{}}')",
+    ]
+    counted = "SELECT coalesce(sum(users), 0) FROM user_counts WHERE account_id = 901"
+    users = "SELECT id FROM users WHERE account_id = 901 ORDER BY id"
+
+    async def add_at_head(connection: AsyncConnection) -> None:
+        for statement in at_head:
+            await connection.execute(text(statement), VALUES)
+
+    async def one_more(connection: AsyncConnection) -> None:
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, account_id, user_name, user_name_ci, active, multi_valued, provisioned_by, created_at,"
+                " updated_at, version) VALUES ('u-903', 901, 'new', 'new', TRUE, '{}', 'SCIM', :now, :now, 1)"
+            ),
+            VALUES,
+        )
+
+    try:
+        migrate.downgrade(database_url, "0004")
+        _with_connection(database_url, lambda c: _insert(c, VALUES))
+        migrate.upgrade(database_url)
+        _with_connection(database_url, add_at_head)
+        assert _with_connection(database_url, lambda c: c.execute(text(counted))).scalar_one() == 1  # the tombstone is not counted
+        migrate.downgrade(database_url, "0006")
+        assert _with_connection(database_url, lambda c: c.execute(text(users))).scalars().all() == ["u-901"]
+        assert _with_connection(database_url, _counts) == (1, 2, 1, 1)
+        _with_connection(database_url, one_more)
+        assert _with_connection(database_url, lambda c: c.execute(text(counted))).scalar_one() == 2
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM users WHERE id = 'u-903'")))
+        assert _with_connection(database_url, lambda c: c.execute(text(counted))).scalar_one() == 1
+    finally:
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
