@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, Text, and_, any_, bindparam, cast, column, exists, func, insert, select, true, update
+from sqlalchemy import JSON, ColumnElement, Select, Text, and_, bindparam, column, exists, func, insert, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -358,21 +358,6 @@ def id_set(dialect: str) -> Select[Any]:
     if dialect == "postgresql":
         return select(func.unnest(bindparam("ids", type_=postgresql.ARRAY(Text))).label("id"))
     return select(column("value", Text).label("id")).select_from(func.json_each(bindparam("ids", type_=Text)))
-
-
-def among_ids(column: Any, dialect: str, ids: Any = None) -> ColumnElement[bool]:
-    """`column` is one of the ids of the parameter `ids` (see `id_set`), or of the one-column SELECT
-    `ids`. On PostgreSQL it is `= ANY(array)`, which an index answers with one lookup per id whatever
-    the planner's statistics say: written as a join (`IN (SELECT unnest(…))`), a table whose
-    statistics are not current yet (right after a first bulk sync) can be planned as a nested loop
-    over every row, minutes for 25,000 ids."""
-    if dialect != "postgresql":
-        return column.in_(id_set(dialect) if ids is None else ids)
-    if ids is None:
-        return column == any_(bindparam("ids", type_=postgresql.ARRAY(Text)))
-    listed = ids.subquery()
-    # Cast, so that ANY reads one array value, not the rows of a subquery.
-    return column == any_(cast(select(func.array_agg(listed.c.id)).scalar_subquery(), postgresql.ARRAY(Text)))
 
 
 def id_values(dialect: str, ids: Iterable[str]) -> Any:

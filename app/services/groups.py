@@ -36,7 +36,6 @@ from app.services.common import (
     UNSET,
     PageQuery,
     Reader,
-    among_ids,
     chunks,
     connection_of,
     fetch,
@@ -451,10 +450,23 @@ def _unknown_users(dialect: str) -> Executable:
 
 
 def _delete_members(dialect: str, *, keeping: bool) -> Executable:
-    """End the memberships of the ids (`keeping`: of everyone but the ids); returns the ids removed."""
-    # NOT IN a subquery is planned as a hash of the ids, whatever their number.
-    chosen = MEMBERSHIPS.c.user_id.not_in(id_set(dialect)) if keeping else among_ids(MEMBERSHIPS.c.user_id, dialect)
-    return delete(MEMBERSHIPS).where(_MEMBERS, chosen).returning(MEMBERSHIPS.c.user_id)
+    """End the memberships of the ids (`keeping`: of everyone but the ids); returns the ids removed.
+
+    On PostgreSQL the memberships to end are joined to, not tested one by one: `user_id NOT IN
+    (SELECT unnest(…))` is a hash of the ids only while the planner expects it to fit in memory
+    (about 150,000 ids by default), and beyond that compares every member with every id. The ids
+    that go are a set difference (EXCEPT: hashed or sorted, never quadratic), joined to their rows
+    by primary key."""
+    if dialect != "postgresql":  # SQLite reads an IN list into an index of its own
+        ids = id_set(dialect)
+        chosen = MEMBERSHIPS.c.user_id.not_in(ids) if keeping else MEMBERSHIPS.c.user_id.in_(ids)
+        return delete(MEMBERSHIPS).where(_MEMBERS, chosen).returning(MEMBERSHIPS.c.user_id)
+    if keeping:
+        current = select(MEMBERSHIPS.c.user_id.label("id")).where(_MEMBERS)
+        going = current.except_(id_set(dialect)).subquery("going")
+    else:
+        going = id_set(dialect).subquery("going")
+    return delete(MEMBERSHIPS).where(_MEMBERS, MEMBERSHIPS.c.user_id == going.c.id).returning(MEMBERSHIPS.c.user_id)
 
 
 async def _run_on_members(
