@@ -474,8 +474,13 @@ async def service_provider_config(scim: Scim) -> Response:
     return scim_json(discovery.service_provider_config(scim.links.base))
 
 
+async def _declared(scim: Scim) -> list[extensions.Declaration]:
+    """The custom extensions the caller's account declared, which discovery advertises too."""
+    return await extensions.declared(scim.session, scim.caller.account_id)
+
+
 async def resource_types(scim: Scim) -> Response:
-    items = discovery.all_resource_types(scim.links.base, await extensions.declared(scim.session, scim.caller.account_id))
+    items = discovery.all_resource_types(scim.links.base, await _declared(scim))
     return _list_response(len(items), items, 1)
 
 
@@ -483,22 +488,18 @@ async def resource_type(scim: Scim) -> Response:
     name = scim.request.path_params["name"]
     for resource in RESOURCE_TYPES:
         if resource.name.lower() == name.lower():
-            declared = await extensions.declared(scim.session, scim.caller.account_id)
-            return scim_json(discovery.resource_type(resource, scim.links.base, declared))
+            return scim_json(discovery.resource_type(resource, scim.links.base, await _declared(scim)))
     raise ScimProtocolError(404, f"resource type {name} not found")
 
 
 async def schemas(scim: Scim) -> Response:
-    items = [
-        discovery.schema_document(s, scim.links.base)
-        for s in discovery.all_schemas(await extensions.declared(scim.session, scim.caller.account_id))
-    ]
+    items = [discovery.schema_document(s, scim.links.base) for s in discovery.all_schemas(await _declared(scim))]
     return _list_response(len(items), items, 1)
 
 
 async def schema(scim: Scim) -> Response:
     urn = scim.request.path_params["urn"]
-    for item in discovery.all_schemas(await extensions.declared(scim.session, scim.caller.account_id)):
+    for item in discovery.all_schemas(await _declared(scim)):
         if item.id.lower() == urn.lower():
             return scim_json(discovery.schema_document(item, scim.links.base))
     raise ScimProtocolError(404, f"schema {urn} not found")
