@@ -9,11 +9,13 @@ import argparse
 import asyncio
 import errno
 import os
+import shlex
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import jsonbody
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
+from app.db.models import AppIntegration, IntegrationGeneration
 from app.db.types import utcnow
 from app.errors import DomainError
-from app.services import accounts, extensions, flags, tokens, users
+from app.services import accounts, extensions, flags, integrations, tokens, users
 from app.services.caller import Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
@@ -79,17 +82,26 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 async def _bootstrap(session: AsyncSession, settings: Settings) -> list[str]:
-    """On an empty database: account `default` and a token with every permission, shown once."""
+    """On an empty database: account `default`, its NextGen app integration `default`, and a token
+    with every permission bound to it, shown once."""
     if await accounts.any_account(session):
         return [f"Tenant URL:   {settings.tenant_url(accounts.DEFAULT_ACCOUNT)}"]
     account = await accounts.create_account(session, accounts.DEFAULT_ACCOUNT, "Default account")
     assert account.id is not None
-    issued = await tokens.issue(session, system_caller(account.id, account.identifier), name="bootstrap")
+    caller = system_caller(account.id, account.identifier)
+    integration = await integrations.create_integration(
+        session, caller, name=DEFAULT_INTEGRATION, generation=IntegrationGeneration.NEXTGEN, provider="Azure AD"
+    )
+    issued = await tokens.issue(session, caller, name="bootstrap", integration_id=integration.id)
     return [
         f"Tenant URL:   {settings.tenant_url(account.identifier)}",
         f"Secret Token: {issued.plaintext}",
         "The token is shown only now; store it in your identity provider's provisioning settings.",
+        f"It provisions for the NextGen app integration '{DEFAULT_INTEGRATION}' (python -m app integrations list --account default).",
     ]
+
+
+DEFAULT_INTEGRATION = "default"
 
 
 def _workers(raw: object) -> int:
@@ -147,13 +159,23 @@ def cmd_tokens_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(session: AsyncSession) -> tokens.IssuedToken:
         caller = await _system_caller(session, args.account)
+        integration_id = None
+        if args.integration is not None:
+            integration_id = (await integrations.get_integration_by_name(session, caller, args.integration)).id
         return await tokens.issue(
-            session, caller, name=args.name, permissions=_permissions(args.permissions), expires_in_days=args.expires_in_days
+            session,
+            caller,
+            name=args.name,
+            permissions=_permissions(args.permissions),
+            expires_in_days=args.expires_in_days,
+            integration_id=integration_id,
         )
 
     issued = _run_in_session(settings, work)
     print(f"token id: {issued.token.token_id}")
     print(f"permissions: {','.join(issued.token.permissions)}")
+    if args.integration is not None:
+        print(f"app integration: {args.integration}")
     print(issued.plaintext)
     return 0
 
@@ -196,19 +218,22 @@ def cmd_accounts_settings(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
     """Delete what has outlived its retention, in every account: users the identity provider
-    deleted, kept as tombstones for the account's deprovision retention. Meant to run daily."""
+    deleted, kept as tombstones for the account's deprovision retention, and app integrations'
+    hourly request counts older than a week (their health reads one day). Meant to run daily."""
     _prepare_database(settings)
     now = utcnow()
 
-    async def work(session: AsyncSession) -> list[tuple[str, int]]:
+    async def work(session: AsyncSession) -> tuple[list[tuple[str, int]], int]:
         done = []
         for account in await accounts.list_accounts(session):
             assert account.id is not None
             done.append((account.identifier, await users.purge_expired(session, system_caller(account.id, account.identifier), now)))
-        return done
+        return done, await integrations.purge_activity(session, now)
 
-    for identifier, count in _run_in_session(settings, work):
+    purged, activity = _run_in_session(settings, work)
+    for identifier, count in purged:
         print(f"{identifier}: {count} deprovisioned user{'' if count == 1 else 's'} purged")
+    print(f"{activity} hourly app integration count{'' if activity == 1 else 's'} older than a week deleted")
     return 0
 
 
@@ -239,6 +264,65 @@ def cmd_extensions_list(settings: Settings, args: argparse.Namespace) -> int:
     for declaration in _run_in_session(settings, work):
         print(f"{declaration.urn}\t{declaration.resource_type}\t{', '.join(a.name for a in declaration.attributes)}")
     return 0
+
+
+def cmd_integrations_create(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare_database(settings)
+
+    async def work(session: AsyncSession) -> AppIntegration:
+        caller = await _system_caller(session, args.account)
+        return await integrations.create_integration(session, caller, name=args.name, generation=args.generation, provider=args.provider)
+
+    created = _run_in_session(settings, work)
+    print(f"created {created.generation} app integration '{created.name}' ({created.provider}), id {created.id}")
+    print(f"bind a token to it: python -m app tokens create --account {args.account} --integration {shlex.quote(created.name)}")
+    return 0
+
+
+def cmd_integrations_list(settings: Settings, args: argparse.Namespace) -> int:
+    """The account's integrations with their health, one row each."""
+    _prepare_database(settings)
+    now = utcnow()
+
+    async def work(session: AsyncSession) -> list[tuple[AppIntegration, integrations.Health, list[Any]]]:
+        caller = await _system_caller(session, args.account)
+        found = await integrations.list_integrations(session, caller)
+        ids = [i.id for i in found]
+        health = await integrations.health(session, caller.account_id, ids, now)
+        tokens_of = await integrations.tokens_of(session, caller.account_id, ids)
+        return [(i, health[i.id], tokens_of[i.id]) for i in found]
+
+    rows = [("NAME", "GENERATION", "PROVIDER", "STATUS", "LAST SUCCESS", "24H REQUESTS", "4XX", "5XX", "TOKENS", "LAST FAILURE")]
+    for integration, health, its_tokens in _run_in_session(settings, work):
+        live = [t for t in its_tokens if t.revoked_at is None]
+        token_note = f"{len(live)} active"
+        if integrations.token_expires_soon(its_tokens, now):
+            token_note += ", expires soon"
+        failure = health.last_failure
+        rows.append(
+            (
+                integration.name,
+                integration.generation,
+                integration.provider,
+                integration.status,
+                _when(health.last_success_at),
+                str(health.requests),
+                str(health.client_failures),
+                str(health.server_failures),
+                token_note,
+                "-"
+                if failure is None
+                else f"{_when(failure.at)} {failure.status} {failure.scim_type or ''} {failure.detail}".strip()[:120],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 async def _system_caller(session: AsyncSession, identifier: str) -> Caller:
@@ -295,11 +379,23 @@ def _parser() -> argparse.ArgumentParser:
     tcreate.add_argument("--name", default="api token")
     tcreate.add_argument("--permissions", help="comma-separated, e.g. users:read,groups:read (default: all)")
     tcreate.add_argument("--expires-in-days", type=int)
+    tcreate.add_argument("--integration", help="bind the token to this app integration (by name)")
     tcreate.set_defaults(handler=cmd_tokens_create)
     trevoke = tok.add_parser("revoke", help="revoke a token")
     trevoke.add_argument("--account", required=True)
     trevoke.add_argument("token_id")
     trevoke.set_defaults(handler=cmd_tokens_revoke)
+
+    intg = sub.add_parser("integrations", help="app integrations of the identity provider").add_subparsers(dest="action", required=True)
+    icreate = intg.add_parser("create", help="connect an app of the identity provider")
+    icreate.add_argument("--account", required=True)
+    icreate.add_argument("--name", required=True)
+    icreate.add_argument("--generation", required=True, type=str.upper, choices=["FIRSTGEN", "NEXTGEN"], help="firstgen or nextgen")
+    icreate.add_argument("--provider", required=True, help='the identity provider: "Azure AD", "Okta", …')
+    icreate.set_defaults(handler=cmd_integrations_create)
+    ilist = intg.add_parser("list", help="the account's app integrations and their health")
+    ilist.add_argument("--account", required=True)
+    ilist.set_defaults(handler=cmd_integrations_list)
 
     flg = sub.add_parser("flags", help="feature flags").add_subparsers(dest="action", required=True)
     fset = flg.add_parser("set", help="turn a feature flag on or off")

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
+from app.integration_activity import IntegrationActivity
 from app.lifecycle import Readiness
 from app.middleware import SCIM_PREFIX, BodyLimits, EdgeMiddleware
 from app.scim.errors import error_response
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         try:
             yield
         finally:
+            await app.state.integration_activity.write(app.state.sessionmaker)  # what this instance noted last
             await made.dispose()
             if made_replica is not None:
                 await made_replica.dispose()
@@ -136,6 +138,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
     app.state.settings = settings
     app.state.readiness = readiness
     app.state.token_cache = TokenCache()
+    app.state.integration_activity = IntegrationActivity()
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
         _attach_database(app, engine, replica)

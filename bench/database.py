@@ -83,11 +83,20 @@ def app_cli(database_url: str, *args: str) -> str:
 
 
 async def prepare(database_url: str, account: str) -> Tenant:
-    """Empty database, the application's migrations, an account and a token with every permission."""
+    """Empty database, the application's migrations, an account, an app integration, and a token with
+    every permission bound to it — as `make run` sets up an account, so that every request pays for
+    the integration's bookkeeping (its assignments, its groups, its health)."""
     await recreate(database_url)
     app_cli(database_url, "migrate")
     app_cli(database_url, "accounts", "create", account, "--name", "Benchmark")
-    token = app_cli(database_url, "tokens", "create", "--account", account, "--name", "bench").strip().splitlines()[-1]
+    app_cli(
+        database_url, "integrations", "create", "--account", account, "--name", "bench", "--generation", "nextgen", "--provider", "Azure AD"
+    )
+    token = (
+        app_cli(database_url, "tokens", "create", "--account", account, "--name", "bench", "--integration", "bench")
+        .strip()
+        .splitlines()[-1]
+    )
     return Tenant(account, await _account_id(database_url, account), token)
 
 

@@ -17,6 +17,7 @@ from app.auth import TokenCache
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
 from app.db.models import metadata
+from app.integration_activity import IntegrationActivity
 from app.main import create_app
 from app.settings import Settings
 from tests.support.clients import ScimClient, Tenant, make_tenant
@@ -66,6 +67,8 @@ def app(settings: Settings, engine: AsyncEngine) -> Starlette:
     # A token read once stays verified for the whole test: statement counts do not depend on whether
     # a second passed between two requests. Tests of the cache's expiry set a clock of their own.
     app.state.token_cache = TokenCache(clock=lambda: 0.0)
+    # App integrations' health is written after every request, so that tests read what they did.
+    app.state.integration_activity = IntegrationActivity(interval=0.0)
     return app
 
 

@@ -41,7 +41,11 @@ def test_account_settings_and_purge(cli_db: str, capsys: pytest.CaptureFixture[s
     assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "-3"]) == 1
     assert "from 0 to 3650" in capsys.readouterr().err
     assert main(["purge"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["acme: 0 deprovisioned users purged", "other: 0 deprovisioned users purged"]
+    assert capsys.readouterr().out.splitlines() == [
+        "acme: 0 deprovisioned users purged",
+        "other: 0 deprovisioned users purged",
+        "0 hourly app integration counts older than a week deleted",
+    ]
 
 
 def test_extensions_add_and_list(cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,6 +63,37 @@ def test_extensions_add_and_list(cli_db: str, tmp_path: Path, capsys: pytest.Cap
     assert "type must be one of" in capsys.readouterr().err
     assert main(["extensions", "add", "--account", "acme", "--file", str(tmp_path / "missing.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_integrations_create_list_and_bound_tokens(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accounts", "create", "acme"]) == 0
+    argv = [
+        "integrations",
+        "create",
+        "--account",
+        "acme",
+        "--name",
+        "Harness FirstGen",
+        "--generation",
+        "firstgen",
+        "--provider",
+        "Azure AD",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "created FIRSTGEN app integration 'Harness FirstGen' (Azure AD)" in out
+    assert "--integration 'Harness FirstGen'" in out
+    assert main(argv) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["tokens", "create", "--account", "acme", "--integration", "harness firstgen", "--expires-in-days", "7"]) == 0
+    assert "app integration: harness firstgen" in capsys.readouterr().out
+    assert main(["tokens", "create", "--account", "acme", "--integration", "nope"]) == 1
+    assert "AppIntegration nope not found" in capsys.readouterr().err
+    assert main(["integrations", "list", "--account", "acme"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["NAME", "GENERATION", "PROVIDER", "STATUS"]
+    assert row.startswith("Harness FirstGen  FIRSTGEN    Azure AD  ACTIVE")
+    assert "1 active, expires soon" in row  # the token expires in 7 days
 
 
 @pytest.mark.parametrize(
@@ -120,6 +155,7 @@ def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path)
     first = serve_until_healthy()
     assert f"Tenant URL:   http://127.0.0.1:{port}/gateway/ng/api/scim/account/default" in first
     assert any(line.startswith("Secret Token: sat.default.") for line in first)
+    assert any("NextGen app integration 'default'" in line for line in first)
     assert (tmp_path / "data" / "scimgraph.db").exists()
     second = serve_until_healthy()
     assert not any(line.startswith("Secret Token:") for line in second)

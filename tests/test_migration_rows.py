@@ -168,3 +168,47 @@ def test_tombstones_and_extension_rows_go_on_the_way_down_and_counts_keep_workin
     finally:
         migrate.upgrade(database_url)
         _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
+
+
+def test_existing_tokens_and_data_get_no_integration_and_same_named_groups_survive_the_way_down(database_url: str) -> None:
+    """0010 gives the tokens, users and groups already there no app integration: they behave as
+    before (an unbound token sees every identity-provider group). Going back below it, where an
+    identity-provider group's name is unique in the account, the second of two integrations'
+    same-named groups becomes native rather than being lost."""
+    token = (
+        "INSERT INTO api_tokens (account_id, token_id, name, secret_hash, permissions, created_at)"
+        " VALUES (901, 't-901', 'old', 'x', '[\"admin\"]', :now)"
+    )
+    provenance = (
+        "SELECT (SELECT app_integration_id FROM api_tokens WHERE token_id = 't-901'),"
+        " (SELECT app_integration_id FROM users WHERE id = 'u-901'), (SELECT app_integration_id FROM user_groups WHERE id = 'g-901')"
+    )
+    at_head = [
+        "INSERT INTO app_integrations (account_id, id, name, name_ci, generation, provider, status, created_at)"
+        " VALUES (901, 'i-901', 'Okta', 'okta', 'NEXTGEN', 'Okta', 'ACTIVE', :now)",
+        "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
+        " updated_at, version, app_integration_id)"
+        " VALUES ('g-902', 901, '', 'g_2', :group, :group_ci, 'IDENTITY_PROVIDER', :now, :now, 1, 'i-901')",
+        "INSERT INTO user_assignments (account_id, user_id, integration_id, assigned_at) VALUES (901, 'u-901', 'i-901', :now)",
+    ]
+    managed = "SELECT id, managed_by FROM user_groups WHERE account_id = 901 ORDER BY id"
+
+    async def insert(connection: AsyncConnection, statements: list[str]) -> None:
+        for statement in statements:
+            await connection.execute(text(statement), VALUES)
+
+    try:
+        migrate.downgrade(database_url, "0004")
+        _with_connection(database_url, lambda c: _insert(c, VALUES))
+        migrate.upgrade(database_url, "0009")
+        _with_connection(database_url, lambda c: insert(c, [token]))
+        migrate.upgrade(database_url)
+        assert tuple(_with_connection(database_url, lambda c: c.execute(text(provenance))).one()) == (None, None, None)
+        _with_connection(database_url, lambda c: insert(c, at_head))
+        migrate.downgrade(database_url, "0009")
+        groups = _with_connection(database_url, lambda c: c.execute(text(managed))).all()
+        assert [tuple(g) for g in groups] == [("g-901", "IDENTITY_PROVIDER"), ("g-902", "MANAGER")]
+        assert _with_connection(database_url, _counts) == (1, 2, 2, 1)  # users, attribute rows, groups, memberships
+    finally:
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))

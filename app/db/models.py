@@ -58,6 +58,16 @@ class Channel(enum.StrEnum):
     CLI = "CLI"
 
 
+class IntegrationGeneration(enum.StrEnum):
+    FIRSTGEN = "FIRSTGEN"
+    NEXTGEN = "NEXTGEN"
+
+
+class IntegrationStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    DISCONNECTED = "DISCONNECTED"
+
+
 class Outcome(enum.StrEnum):
     APPLIED = "APPLIED"
     DENIED = "DENIED"
@@ -194,6 +204,9 @@ class User(SQLModel, table=True):
     deprovisioned_groups: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Attributes of schema extensions other than the enterprise one, as sent: {urn: {name: value}}.
     extensions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    # The app integration whose token created the user (provenance; None: created before
+    # integrations, by an unbound token, or in the admin UI). Who assigns them now: `user_assignments`.
+    app_integration_id: str | None = Field(default=None, sa_column=Column(String(36)))
 
 
 class UserCount(SQLModel, table=True):
@@ -238,6 +251,10 @@ class UserAttributeValue(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+_IDP_GROUP_WITHOUT_INTEGRATION = "managed_by = 'IDENTITY_PROVIDER' AND app_integration_id IS NULL"
+_IDP_GROUP_OF_INTEGRATION = "managed_by = 'IDENTITY_PROVIDER' AND app_integration_id IS NOT NULL"
+
+
 class UserGroup(SQLModel, table=True):
     """A user group at account, organization or project scope. `scope` is '' for the account,
     'org' or 'org/project', so that identifiers are unique per scope on both databases."""
@@ -248,13 +265,25 @@ class UserGroup(SQLModel, table=True):
         UniqueConstraint("account_id", "scope", "identifier"),
         Index(None, "account_id", "display_name_ci"),
         Index(None, "account_id", "external_id"),
+        # An identity-provider group's name is unique among the groups of its app integration, and
+        # among those that have none (from before integrations, or created with an unbound token):
+        # a second app pushing a group of the same name gets a group of its own beside the first.
         Index(
             "uq_user_groups_idp_display_name",
             "account_id",
             "display_name_ci",
             unique=True,
-            sqlite_where=text("managed_by = 'IDENTITY_PROVIDER'"),
-            postgresql_where=text("managed_by = 'IDENTITY_PROVIDER'"),
+            sqlite_where=text(_IDP_GROUP_WITHOUT_INTEGRATION),
+            postgresql_where=text(_IDP_GROUP_WITHOUT_INTEGRATION),
+        ),
+        Index(
+            "uq_user_groups_integration_display_name",
+            "account_id",
+            "app_integration_id",
+            "display_name_ci",
+            unique=True,
+            sqlite_where=text(_IDP_GROUP_OF_INTEGRATION),
+            postgresql_where=text(_IDP_GROUP_OF_INTEGRATION),
         ),
         ForeignKeyConstraint(
             ["account_id", "org_identifier"], ["organizations.account_id", "organizations.identifier"], ondelete="CASCADE"
@@ -282,6 +311,9 @@ class UserGroup(SQLModel, table=True):
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False))
     # Attributes of schema extensions, as sent: {urn: {name: value}}.
     extensions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False, server_default="{}"))
+    # The app integration whose token created the group, which owns it: only that integration's
+    # tokens see it over SCIM (None: every identity-provider token does; see groups.visible_to).
+    app_integration_id: str | None = Field(default=None, sa_column=Column(String(36)))
 
 
 class GroupMembership(SQLModel, table=True):
@@ -300,9 +332,73 @@ class GroupMembership(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class AppIntegration(SQLModel, table=True):
+    """One app of the identity provider connected to the account (Harness's FirstGen or NextGen app
+    integration), with the health of its provisioning as the requests of its tokens showed it.
+    Integrations are disconnected, never deleted: users and groups keep naming them."""
+
+    __tablename__ = "app_integrations"
+    __table_args__ = (PrimaryKeyConstraint("account_id", "id"), UniqueConstraint("account_id", "name_ci"))
+
+    account_id: int = _account_fk()
+    id: str = Field(sa_column=Column(String(36), nullable=False))
+    name: str = Field(sa_column=Column(String(MAX_INDEXED), nullable=False))
+    name_ci: str = Field(sa_column=Column(String(MAX_INDEXED * LOWERED_GROWTH), nullable=False))
+    generation: str = Field(sa_column=Column(String(16), nullable=False))
+    provider: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    created_at: datetime = _ts()
+    disconnected_at: datetime | None = _ts(nullable=True)
+    last_success_at: datetime | None = _ts(nullable=True)
+    last_failure_at: datetime | None = _ts(nullable=True)
+    last_failure_status: int | None = Field(default=None, sa_column=Column(Integer))
+    last_failure_scim_type: str | None = Field(default=None, sa_column=Column(String(32)))
+    last_failure_detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class AppIntegrationActivity(SQLModel, table=True):
+    """How many SCIM requests an integration's tokens made in one hour, and how many failed: what
+    its health's 24-hour figures add up. Written by each instance about once a second (see
+    app.integration_activity), added to what other instances wrote."""
+
+    __tablename__ = "app_integration_activity"
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "integration_id", "hour"),
+        ForeignKeyConstraint(["account_id", "integration_id"], ["app_integrations.account_id", "app_integrations.id"], ondelete="CASCADE"),
+    )
+
+    account_id: int = _account_column()
+    integration_id: str = Field(sa_column=Column(String(36), nullable=False))
+    hour: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    requests: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    client_failures: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    server_failures: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class UserAssignment(SQLModel, table=True):
+    """An app integration assigns a user: its token created, changed or adopted them. SSO logins
+    are allowed only to users the authenticating integration assigns (services.integrations)."""
+
+    __tablename__ = "user_assignments"
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "user_id", "integration_id"),
+        ForeignKeyConstraint(["account_id", "user_id"], ["users.account_id", "users.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(["account_id", "integration_id"], ["app_integrations.account_id", "app_integrations.id"], ondelete="CASCADE"),
+        Index(None, "account_id", "integration_id"),
+    )
+
+    account_id: int = _account_column()
+    user_id: str = Field(sa_column=Column(String(36), nullable=False))
+    integration_id: str = Field(sa_column=Column(String(36), nullable=False))
+    assigned_at: datetime = _ts()
+
+
 class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
-    __table_args__ = (PrimaryKeyConstraint("account_id", "token_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "token_id"),
+        ForeignKeyConstraint(["account_id", "app_integration_id"], ["app_integrations.account_id", "app_integrations.id"]),
+    )
 
     account_id: int = _account_fk()
     token_id: str = Field(sa_column=Column(String(32), nullable=False))
@@ -313,6 +409,8 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
     last_used_at: datetime | None = _ts(nullable=True)
+    # The app integration the token provisions for (None: a token of its own, as before integrations).
+    app_integration_id: str | None = Field(default=None, sa_column=Column(String(36)))
 
 
 class ExtensionSchema(SQLModel, table=True):

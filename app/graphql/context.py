@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from strawberry.types import Info as _Info
 
+from app.db.types import utcnow
 from app.graphql.loaders import Loaders
 from app.services.caller import Caller
 
@@ -24,6 +26,7 @@ class Context:
     session: AsyncSession
     caller: Caller
     loaders: Loaders = field(init=False)  # this request's, made with the context
+    now: datetime = field(init=False, default_factory=utcnow)  # the request's moment, for what depends on the time
     # The first database failure a resolver met; the endpoint retries or answers 503 instead of committing.
     database_error: BaseException | None = None
 

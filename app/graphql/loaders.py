@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
 
 from app.db.models import User, UserGroup
-from app.services import groups, users
+from app.services import groups, integrations, users
 
 if TYPE_CHECKING:
     from app.graphql.context import Context
@@ -24,6 +24,10 @@ class Loaders:
         self.members = DataLoader[Window, list[User]](load_fn=self._members)
         self.groups_of_user = DataLoader[Window, tuple[int, list[UserGroup]]](load_fn=self._groups_of_users)
         self.ownership = DataLoader[str, frozenset[users.Ownership]](load_fn=self._ownership)
+        self.integration = DataLoader[str, Any](load_fn=self._integrations)
+        self.assigning_integrations = DataLoader[str, list[Any]](load_fn=self._assigning_integrations)
+        self.integration_health = DataLoader[str, integrations.Health](load_fn=self._integration_health)
+        self.integration_tokens = DataLoader[str, list[Any]](load_fn=self._integration_tokens)
 
     async def _member_counts(self, ids: Sequence[str]) -> list[int]:
         counts = await self.context.call(groups.member_counts, self.context.caller, list(ids))
@@ -47,6 +51,22 @@ class Loaders:
     async def _ownership(self, ids: Sequence[str]) -> list[frozenset[users.Ownership]]:
         owned = await self.context.call(users.ownership, self.context.caller.account_id, list(ids))
         return [owned.get(i, frozenset()) for i in ids]
+
+    async def _integrations(self, ids: Sequence[str]) -> list[Any]:
+        found = await self.context.call(integrations.integrations_by_id, self.context.caller.account_id, list(ids))
+        return [found.get(i) for i in ids]
+
+    async def _assigning_integrations(self, user_ids: Sequence[str]) -> list[list[Any]]:
+        found = await self.context.call(integrations.assigning_integrations, self.context.caller.account_id, list(user_ids))
+        return [found[i] for i in user_ids]
+
+    async def _integration_health(self, ids: Sequence[str]) -> list[integrations.Health]:
+        found = await self.context.call(integrations.health, self.context.caller.account_id, list(ids), self.context.now)
+        return [found[i] for i in ids]
+
+    async def _integration_tokens(self, ids: Sequence[str]) -> list[list[Any]]:
+        found = await self.context.call(integrations.tokens_of, self.context.caller.account_id, list(ids))
+        return [found[i] for i in ids]
 
 
 def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int], list[str]]:

@@ -7,14 +7,19 @@ from typing import Annotated, Any, Literal
 
 import strawberry
 
+from app.errors import InvalidInput
 from app.graphql.context import Info
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, Mutating, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.types import (
     AccountSettings,
     ApiToken,
+    AppIntegration,
+    AppIntegrationGeneration,
+    AppIntegrationStatus,
     CreatedApiToken,
     DeletedUser,
     DeletedUserGroup,
+    DisconnectedAppIntegration,
     FeatureFlag,
     Organization,
     Project,
@@ -22,7 +27,7 @@ from app.graphql.types import (
     User,
     UserGroup,
 )
-from app.services import accounts, extensions, flags, groups, tokens, users
+from app.services import accounts, extensions, flags, groups, integrations, tokens, users
 from app.services.common import UNSET
 from app.services.groups import MemberChange
 
@@ -48,10 +53,18 @@ SchemaExtensionResult = Annotated[SchemaExtension | ValidationError | Permission
 PurgeUserResult = Annotated[DeletedUser | NotFoundError | ValidationError | PermissionDeniedError, strawberry.union("PurgeUserResult")]
 AccountSettingsResult = Annotated[AccountSettings | ValidationError | PermissionDeniedError, strawberry.union("AccountSettingsResult")]
 SetFeatureFlagResult = Annotated[FeatureFlag | ValidationError | PermissionDeniedError, strawberry.union("SetFeatureFlagResult")]
-CreateApiTokenResult = Annotated[CreatedApiToken | ValidationError | PermissionDeniedError, strawberry.union("CreateApiTokenResult")]
+CreateApiTokenResult = Annotated[
+    CreatedApiToken | ValidationError | NotFoundError | PermissionDeniedError, strawberry.union("CreateApiTokenResult")
+]
 RevokeApiTokenResult = Annotated[ApiToken | NotFoundError | PermissionDeniedError, strawberry.union("RevokeApiTokenResult")]
 OrganizationResult = Annotated[
     Organization | ValidationError | ConflictError | PermissionDeniedError, strawberry.union("OrganizationResult")
+]
+AppIntegrationResult = Annotated[
+    AppIntegration | ValidationError | ConflictError | NotFoundError | PermissionDeniedError, strawberry.union("AppIntegrationResult")
+]
+DisconnectAppIntegrationResult = Annotated[
+    DisconnectedAppIntegration | NotFoundError | PermissionDeniedError, strawberry.union("DisconnectAppIntegrationResult")
 ]
 ProjectResult = Annotated[
     Project | ValidationError | ConflictError | NotFoundError | PermissionDeniedError, strawberry.union("ProjectResult")
@@ -134,6 +147,44 @@ class CreateApiTokenInput:
     name: str
     permissions: list[str]
     expires_in_days: int | None = None
+    app_integration_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description=(
+            "Bind the token to this active app integration: what it provisions records the integration, and it sees only "
+            "the groups the integration owns."
+        ),
+    )
+
+
+@strawberry.input
+class CreateAppIntegrationInput:
+    name: str
+    generation: AppIntegrationGeneration  # type: ignore[valid-type]
+    provider: str = strawberry.field(description='The identity provider: "Azure AD", "Okta", or any name.')
+
+
+@strawberry.input(description="What to change; a field left out stays as it is.")
+class UpdateAppIntegrationInput:
+    id: strawberry.ID
+    name: strawberry.Maybe[str | None] = strawberry.field(description="The new name; null is refused.")
+    generation: strawberry.Maybe[AppIntegrationGeneration | None] = strawberry.field(  # type: ignore[valid-type]
+        description="Correct the generation; it decides which integration authenticates SSO."
+    )
+    provider: strawberry.Maybe[str | None] = strawberry.field(description="The new provider name; null is refused.")
+    status: strawberry.Maybe[AppIntegrationStatus | None] = strawberry.field(  # type: ignore[valid-type]
+        description="ACTIVE reconnects a disconnected integration (bind a new token to it next); disconnect with disconnectAppIntegration."
+    )
+
+
+@strawberry.input
+class DisconnectAppIntegrationInput:
+    id: strawberry.ID
+    release: bool = strawberry.field(
+        description=(
+            "true: its groups become native and its users that no other active integration assigns become editable here. "
+            "false: everything it provisioned stays locked, as while reconnecting it."
+        )
+    )
 
 
 @strawberry.input
@@ -287,9 +338,62 @@ class Mutation:
     async def create_api_token(self, info: Info, input: CreateApiTokenInput) -> CreateApiTokenResult:
         ctx = info.context
         issued = await tokens.issue(
-            ctx.session, ctx.caller, name=input.name, permissions=list(input.permissions), expires_in_days=input.expires_in_days
+            ctx.session,
+            ctx.caller,
+            name=input.name,
+            permissions=list(input.permissions),
+            expires_in_days=input.expires_in_days,
+            integration_id=None if input.app_integration_id is None else str(input.app_integration_id),
         )
         return CreatedApiToken(token=ApiToken.from_row(issued.token), secret=issued.plaintext)
+
+    @strawberry.mutation(
+        description="Connect an app of the identity provider. Needs the admin permission.",
+        extensions=_ran("integration.create", "AppIntegration"),
+    )
+    async def create_app_integration(self, info: Info, input: CreateAppIntegrationInput) -> AppIntegrationResult:
+        ctx = info.context
+        created = await integrations.create_integration(
+            ctx.session, ctx.caller, name=input.name, generation=input.generation, provider=input.provider
+        )
+        return AppIntegration.from_row(created)
+
+    @strawberry.mutation(
+        description="Rename an app integration, correct its generation or provider, or reconnect it. Needs the admin permission.",
+        extensions=_ran("integration.update", "AppIntegration", "id"),
+    )
+    async def update_app_integration(self, info: Info, input: UpdateAppIntegrationInput) -> AppIntegrationResult:
+        ctx = info.context
+        changes = {
+            name: given.value if given.value is not None else _refused_null(name)
+            for name, given in (
+                ("name", input.name),
+                ("generation", input.generation),
+                ("provider", input.provider),
+                ("status", input.status),
+            )
+            if given
+        }
+        return AppIntegration.from_row(await integrations.update_integration(ctx.session, ctx.caller, str(input.id), **changes))
+
+    @strawberry.mutation(
+        description=(
+            "Disconnect an app integration: its tokens are revoked and it neither authenticates SSO nor assigns anyone; "
+            "`release` hands what it provisioned back to the admin UI. Needs the admin permission."
+        ),
+        extensions=_ran("integration.disconnect", "AppIntegration", "id"),
+    )
+    async def disconnect_app_integration(self, info: Info, input: DisconnectAppIntegrationInput) -> DisconnectAppIntegrationResult:
+        ctx = info.context
+        done = await integrations.disconnect(ctx.session, ctx.caller, str(input.id), release=input.release)
+        for token_id in done.revoked_tokens:  # other instances notice within their token cache's TTL
+            ctx.request.app.state.token_cache.forget((ctx.caller.account_identifier, token_id))
+        return DisconnectedAppIntegration(
+            app_integration=AppIntegration.from_row(done.integration),
+            revoked_token_ids=done.revoked_tokens,
+            released_user_ids=[strawberry.ID(i) for i in done.released_users],
+            released_user_group_ids=[strawberry.ID(i) for i in done.released_groups],
+        )
 
     @strawberry.mutation(extensions=_ran("token.revoke", "ApiToken", "token_id"))
     async def revoke_api_token(self, info: Info, input: RevokeApiTokenInput) -> RevokeApiTokenResult:
@@ -308,6 +412,10 @@ class Mutation:
     async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectResult:
         ctx = info.context
         return Project.from_row(await accounts.create_project(ctx.session, ctx.caller, input.org_identifier, input.identifier, input.name))
+
+
+def _refused_null(name: str) -> Any:
+    raise InvalidInput(f"{name} cannot be null", field=name)
 
 
 async def _change_members(info: Info, input: UserGroupMembersInput, kind: Literal["add", "remove"]) -> UserGroup:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
@@ -56,6 +57,27 @@ def decode_cursor(cursor: str | None, kind: str) -> int | None:
     if prefix != kind or not _POSITION.fullmatch(value):
         return None
     return int(value)
+
+
+def encode_key_cursor(kind: str, *key: str) -> str:
+    """A keyset cursor: the sort key of a page's last row (strings), for the next page to start after."""
+    return base64.urlsafe_b64encode(f"{kind}:{json.dumps(list(key))}".encode()).decode()
+
+
+def decode_key_cursor(cursor: str | None, kind: str, size: int) -> tuple[str, ...] | None:
+    """The sort key an `encode_key_cursor` cursor of `kind` holds, of `size` strings; anything else
+    reads as "from the start", as for `decode_cursor`."""
+    if not cursor:
+        return None
+    try:
+        decoded = base64.b64decode(cursor, altchars=b"-_", validate=True).decode()
+        prefix, _, value = decoded.partition(":")
+        key = json.loads(value) if prefix == kind else None
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) and "\x00" not in k for k in key):
+        return None
+    return tuple(key)
 
 
 def page_size(first: int | None) -> int:

@@ -6,12 +6,25 @@ from datetime import datetime
 
 import strawberry
 
+from app.db.models import IntegrationStatus
 from app.errors import NotFound
 from app.graphql.context import Info
-from app.graphql.pagination import Connection, Edge, PageInfo, decode_cursor, encode_cursor, offset_connection, offset_window, page_size
+from app.graphql.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    decode_cursor,
+    decode_key_cursor,
+    encode_cursor,
+    encode_key_cursor,
+    offset_connection,
+    offset_window,
+    page_size,
+)
 from app.graphql.types import (
     AccountSettings,
     ApiToken,
+    AppIntegration,
     AuditChannel,
     AuditEvent,
     AuditOutcome,
@@ -21,11 +34,13 @@ from app.graphql.types import (
     Project,
     ProvisionedBy,
     SchemaExtension,
+    SsoLoginPreflight,
+    SsoLoginRisk,
     User,
     UserGroup,
     Viewer,
 )
-from app.services import accounts, audit, extensions, flags, groups, tokens, users
+from app.services import accounts, audit, extensions, flags, groups, integrations, tokens, users
 from app.services.caller import Permission
 from app.services.common import PageQuery
 
@@ -171,6 +186,62 @@ class Query:
     async def feature_flags(self, info: Info) -> list[FeatureFlag]:
         values = await info.context.call(flags.list_flags, info.context.caller)
         return [FeatureFlag(name=flag.name, enabled=on, description=flag.description) for flag, on in values]
+
+    @strawberry.field(description="The account's app integrations, oldest first. Needs the admin permission.")
+    async def app_integrations(self, info: Info) -> list[AppIntegration]:
+        return [AppIntegration.from_row(r) for r in await info.context.call(integrations.list_integrations, info.context.caller)]
+
+    @strawberry.field(description="One app integration; null if there is none. Needs the admin permission.")
+    async def app_integration(self, info: Info, id: strawberry.ID) -> AppIntegration | None:
+        try:
+            return AppIntegration.from_row(await info.context.call(integrations.get_integration, info.context.caller, str(id)))
+        except NotFound:
+            return None
+
+    @strawberry.field(
+        description=(
+            "Whether the account's SSO would let in the user who signs in with this address (their userName or primary "
+            "email, any case): logins go through the oldest ACTIVE FIRSTGEN integration, else the oldest ACTIVE NEXTGEN "
+            "one, and only users it assigns get in (Harness's FirstGen and NextGen app integrations)."
+        )
+    )
+    async def sso_login_preflight(self, info: Info, email: str) -> SsoLoginPreflight:
+        verdict = await info.context.call(integrations.preflight, info.context.caller, email)
+        return SsoLoginPreflight(
+            allowed=verdict.allowed,
+            authenticating_integration=None if verdict.integration is None else AppIntegration.from_row(verdict.integration),
+            reason=verdict.reason,
+            user=None if verdict.user is None else User.from_row(verdict.user),
+        )
+
+    @strawberry.field(
+        description=(
+            "Every active user the account's SSO would refuse (see ssoLoginPreflight), by userName, with the app "
+            "integrations that do assign them. Cursors are keys: a page neither skips nor repeats users while SCIM writes."
+        )
+    )
+    async def sso_login_risks(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[SsoLoginRisk]:
+        limit = page_size(first)
+        start = decode_key_cursor(after, "r", 2)
+        found = await info.context.call(
+            integrations.risks, info.context.caller, after=None if start is None else (start[0], start[1]), limit=limit + 1
+        )
+        rows, more = found.users[:limit], len(found.users) > limit
+        edges = []
+        assigning = await info.context.loaders.assigning_integrations.load_many([row.id for row in rows])
+        for row, assigned in zip(rows, assigning, strict=True):
+            risk = SsoLoginRisk(
+                user=User.from_row(row),
+                reason=found.reason,
+                assigned_by=[AppIntegration.from_row(i) for i in assigned if i.status == IntegrationStatus.ACTIVE.value],
+            )
+            edges.append(Edge(cursor=encode_key_cursor("r", row.user_name_ci, row.id), node=risk))
+        return Connection(
+            total_count=found.total,
+            nodes=[e.node for e in edges],
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
 
     @strawberry.field(description="The account's API tokens (never their secrets). Needs the admin permission.")
     async def api_tokens(self, info: Info) -> list[ApiToken]:

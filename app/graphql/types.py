@@ -11,11 +11,22 @@ from strawberry.scalars import JSON
 from app.db import models
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, offset_connection, offset_window
+from app.services import integrations
+from app.services.caller import Permission
 
 ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created the user.")
 ManagedBy = strawberry.enum(models.ManagedBy, description="Who owns the group's name, members and existence.")
 AuditChannel = strawberry.enum(models.Channel, name="AuditChannel", description="Where a change came from.")
 AuditOutcome = strawberry.enum(models.Outcome, name="AuditOutcome", description="What became of a change.")
+AppIntegrationGeneration = strawberry.enum(
+    models.IntegrationGeneration,
+    name="AppIntegrationGeneration",
+    description="Which Harness app of the identity provider: FirstGen or NextGen. An ACTIVE FIRSTGEN integration authenticates SSO.",
+)
+AppIntegrationStatus = strawberry.enum(
+    models.IntegrationStatus, name="AppIntegrationStatus", description="DISCONNECTED: its tokens are revoked and it assigns nobody."
+)
+SsoLoginRefusal = strawberry.enum(integrations.LoginRefusal, name="SsoLoginRefusal", description="Why an SSO login would be refused.")
 
 
 @strawberry.type(description="A user of the account, whether provisioned by the identity provider or created here.")
@@ -76,6 +87,15 @@ class User:
         total, rows = await info.context.loaders.groups_of_user.load((self.row.id, offset, limit))
         return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
 
+    @strawberry.field(
+        description=(
+            "The app integrations that assign the user (their tokens created, changed or adopted them), oldest first. "
+            "SSO lets the user in only if the authenticating one is among them (see ssoLoginPreflight)."
+        )
+    )
+    async def app_integrations(self, info: Info) -> list[Annotated[AppIntegration, strawberry.lazy("app.graphql.types")]]:
+        return [AppIntegration.from_row(r) for r in await info.context.loaders.assigning_integrations.load(self.row.id)]
+
 
 @strawberry.type(description="A user group at account, organization or project scope.")
 class UserGroup:
@@ -106,6 +126,19 @@ class UserGroup:
             updated_at=row.updated_at,
             row=row,
         )
+
+    @strawberry.field(
+        description=(
+            "The app integration whose token created the group, which owns it: only its tokens see the group over SCIM. "
+            "Null for groups from before integrations, created with a token bound to none, or created here."
+        )
+    )
+    async def app_integration(self, info: Info) -> Annotated[AppIntegration, strawberry.lazy("app.graphql.types")] | None:
+        integration_id = self.row.app_integration_id
+        if integration_id is None:
+            return None
+        row = await info.context.loaders.integration.load(integration_id)
+        return None if row is None else AppIntegration.from_row(row)
 
     @strawberry.field
     async def member_count(self, info: Info) -> int:
@@ -244,9 +277,12 @@ class ApiToken:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    app_integration_id: strawberry.ID | None = strawberry.field(
+        description="The app integration the token provisions for; null: bound to none (nothing it provisions records one)."
+    )
 
     @classmethod
-    def from_row(cls, row: models.ApiToken) -> ApiToken:
+    def from_row(cls, row: Any) -> ApiToken:
         return cls(
             token_id=row.token_id,
             name=row.name,
@@ -255,6 +291,7 @@ class ApiToken:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
+            app_integration_id=None if row.app_integration_id is None else strawberry.ID(row.app_integration_id),
         )
 
 
@@ -272,3 +309,105 @@ class DeletedUserGroup:
 @strawberry.type
 class DeletedUser:
     id: strawberry.ID
+
+
+@strawberry.type(description="A failed SCIM request of an app integration's tokens (never its body).")
+class IntegrationFailure:
+    at: datetime
+    status: int
+    scim_type: str | None
+    detail: str
+
+
+@strawberry.type(description="How an app integration's provisioning is going, as its tokens' SCIM requests show it.")
+class AppIntegrationHealth:
+    last_success_at: datetime | None
+    requests_24h: int = strawberry.field(name="requests24h", description="SCIM requests in the last 24 hours (whole hours).")
+    client_failures_24h: int = strawberry.field(name="clientFailures24h", description="Of those, answered 4xx.")
+    server_failures_24h: int = strawberry.field(name="serverFailures24h", description="Of those, answered 5xx.")
+    last_failure: IntegrationFailure | None
+
+
+@strawberry.type(
+    description=(
+        "An app of the identity provider connected to the account (Harness's FirstGen or NextGen app integration). "
+        "Its health and tokens need the admin permission."
+    )
+)
+class AppIntegration:
+    id: strawberry.ID
+    name: str
+    generation: AppIntegrationGeneration  # type: ignore[valid-type]
+    provider: str = strawberry.field(description='The identity provider, as the admin named it: "Azure AD", "Okta", …')
+    status: AppIntegrationStatus  # type: ignore[valid-type]
+    created_at: datetime
+    disconnected_at: datetime | None
+    row: strawberry.Private[Any]
+
+    @classmethod
+    def from_row(cls, row: Any) -> AppIntegration:
+        return cls(
+            id=strawberry.ID(row.id),
+            name=row.name,
+            generation=models.IntegrationGeneration(row.generation),
+            provider=row.provider,
+            status=models.IntegrationStatus(row.status),
+            created_at=row.created_at,
+            disconnected_at=row.disconnected_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def health(self, info: Info) -> AppIntegrationHealth:
+        info.context.caller.require(Permission.ADMIN)
+        found = await info.context.loaders.integration_health.load(self.row.id)
+        failure = found.last_failure
+        return AppIntegrationHealth(
+            last_success_at=found.last_success_at,
+            requests_24h=found.requests,
+            client_failures_24h=found.client_failures,
+            server_failures_24h=found.server_failures,
+            last_failure=None
+            if failure is None
+            else IntegrationFailure(at=failure.at, status=failure.status, scim_type=failure.scim_type, detail=failure.detail),
+        )
+
+    @strawberry.field(description="Its tokens, newest first, revoked ones included.")
+    async def tokens(self, info: Info) -> list[ApiToken]:
+        info.context.caller.require(Permission.ADMIN)
+        return [ApiToken.from_row(r) for r in await info.context.loaders.integration_tokens.load(self.row.id)]
+
+    @strawberry.field(
+        description=(
+            "Its newest token that is not revoked expires within 14 days, or has expired: provisioning stops then, "
+            "unless a new token is put in the identity provider's app."
+        )
+    )
+    async def token_expires_soon(self, info: Info) -> bool:
+        info.context.caller.require(Permission.ADMIN)
+        return integrations.token_expires_soon(await info.context.loaders.integration_tokens.load(self.row.id), info.context.now)
+
+
+@strawberry.type(description="Whether the account's SSO would let a user in, and through which app integration.")
+class SsoLoginPreflight:
+    allowed: bool
+    authenticating_integration: AppIntegration | None = strawberry.field(
+        description="The integration SSO logins go through: the oldest ACTIVE FIRSTGEN one, else the oldest ACTIVE NEXTGEN one."
+    )
+    reason: SsoLoginRefusal | None  # type: ignore[valid-type]
+    user: User | None
+
+
+@strawberry.type(description="An active user the account's SSO would refuse.")
+class SsoLoginRisk:
+    user: User
+    reason: SsoLoginRefusal  # type: ignore[valid-type]
+    assigned_by: list[AppIntegration] = strawberry.field(description="The app integrations that do assign the user.")
+
+
+@strawberry.type
+class DisconnectedAppIntegration:
+    app_integration: AppIntegration
+    revoked_token_ids: list[str]
+    released_user_ids: list[strawberry.ID] = strawberry.field(description="Users now editable in the admin UI (provisionedBy MANAGER).")
+    released_user_group_ids: list[strawberry.ID] = strawberry.field(description="Groups now native (managedBy MANAGER).")

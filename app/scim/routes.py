@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
@@ -21,6 +21,7 @@ from app import auth, jsonbody
 from app.db.models import Channel
 from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
+from app.integration_activity import IntegrationActivity
 from app.scim import compat, discovery
 from app.scim.errors import SCIM_MEDIA_TYPE, ScimProtocolError, error_response, from_domain_error, scim_json
 from app.scim.parsing import group_values, normalize_document, user_values
@@ -29,7 +30,7 @@ from app.scim.projection import Projection
 from app.scim.query import bind_filter, sort_column
 from app.scim.rendering import Links, etag, group_document, render_group, render_user, user_document
 from app.scim.schema import ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
-from app.services import audit, extensions, groups, users
+from app.services import audit, extensions, groups, tokens, users
 from app.services.caller import Caller
 from app.services.common import PageQuery
 from app.settings import Settings
@@ -108,29 +109,62 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
         if contains_nul(dict(request.path_params)):
             return error_response(404, "no resource has an id with a NUL character")
         raw = await request.body()
+        verified: tokens.Verified | None = None
         try:
             verified = await auth.authenticate(request, channel=Channel.SCIM, account_identifier=account)
             body = _decode_body(request, raw) if request.method in BODY_METHODS else None
             links = Links(settings.tenant_url(account))
+            caller = verified.caller
             if _read_only(request):
                 response = await run_read(
-                    request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, verified.caller, links))
+                    request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, caller, links))
                 )
             else:
                 response = await run_transaction(
-                    request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, verified.caller, links))
+                    request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, caller, links))
                 )
+        except tokens.StaleToken as exc:  # the right secret of a revoked or expired token: its integration hears why
+            response = from_domain_error(exc)
+            if exc.record.integration_id is not None:
+                _note(request, exc.record.account_id, exc.record.integration_id, response, exc.reason)
+            return response
         except audit.REFUSALS as exc:
-            return await _refused(request, verified.caller, exc, resource)
+            assert verified is not None  # refusals come from the services, after authentication
+            response = await _refused(request, verified.caller, exc, resource)
         except DomainError as exc:
-            return from_domain_error(exc)
+            response = from_domain_error(exc)
         except ScimProtocolError as exc:
-            return error_response(exc.status, exc.detail, exc.scim_type, exc.headers)
+            response = error_response(exc.status, exc.detail, exc.scim_type, exc.headers)
+        except Exception:
+            if verified is not None and verified.caller.integration_id is not None:
+                _note(request, verified.caller.account_id, verified.caller.integration_id, error_response(500, "internal error"))
+            raise
+        if verified is None:
+            return response
+        if verified.caller.integration_id is not None:
+            _note(request, verified.caller.account_id, verified.caller.integration_id, response)
         if verified.record_use_due:
-            response.background = BackgroundTask(auth.record_use, request, verified)
+            _after(response, auth.record_use, request, verified)
         return response
 
     return endpoint
+
+
+def _note(request: Request, account_id: int, integration_id: str, response: Response, reason: str | None = None) -> None:
+    """The request's outcome, for its integration's health; written after the response when due."""
+    activity: IntegrationActivity = request.app.state.integration_activity
+    activity.note(account_id, integration_id, response, reason)
+    if activity.due():
+        _after(response, activity.write, request.app.state.sessionmaker)
+
+
+def _after(response: Response, task: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run `task(*args)` once the response has been sent, after the tasks it has already."""
+    tasks = response.background if isinstance(response.background, BackgroundTasks) else BackgroundTasks()
+    if response.background is not None and response.background is not tasks:
+        tasks.tasks.append(response.background)
+    tasks.add_task(task, *args)
+    response.background = tasks
 
 
 async def _refused(request: Request, caller: Caller, refusal: audit.Refusal, resource: ResourceType | None) -> Response:

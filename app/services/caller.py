@@ -27,6 +27,9 @@ class Caller:
     principal: str  # token id, or "system" for the CLI
     permissions: frozenset[str]
     channel: Channel
+    # The app integration the token is bound to: what it provisions is recorded as that
+    # integration's, and it sees only the groups that integration owns (see services.integrations).
+    integration_id: str | None = None
 
     def require(self, permission: Permission) -> None:
         if permission.value not in self.permissions:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, Text, and_, bindparam, column, exists, func, insert, select, true, update
+from sqlalchemy import JSON, ColumnElement, Select, String, Text, and_, bindparam, column, exists, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -26,6 +26,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.statements import Prepared
 from app.errors import DomainError, NotFound
+from app.services.caller import Caller
 from app.validation import has_nul
 
 T = TypeVar("T")
@@ -176,6 +177,15 @@ async def total_of_page(
     return int(total)
 
 
+# The caller's app integration (None for a token bound to none), for conditions on what it sees.
+VIEWER_INTEGRATION: BindParameter[Any] = bindparam("viewer_integration", type_=String(36))
+
+
+def viewer_params(caller: Caller) -> dict[str, Any]:
+    """The parameters of statements whose conditions name VIEWER_INTEGRATION."""
+    return {"viewer_integration": caller.integration_id}
+
+
 def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     """The parameters of a lookup by id in the caller's account; no id holds a NUL character (a
     PostgreSQL text cannot), so such an id is simply not found."""
@@ -184,9 +194,10 @@ def owned_params(label: str, id: str, account_id: int) -> dict[str, Any]:
     return {"id": id, "account_id": account_id}
 
 
-async def owned_row(reader: Reader, lookup: Prepared, label: str, id: str, account_id: int) -> Any:
-    """The row `lookup` (a by-id statement with parameters `id` and `account_id`) finds, or NotFound."""
-    row = await lookup.first(await connection_of(reader), owned_params(label, id, account_id))
+async def owned_row(reader: Reader, lookup: Prepared, label: str, id: str, account_id: int, params: Mapping[str, Any] | None = None) -> Any:
+    """The row `lookup` (a by-id statement with parameters `id` and `account_id`, and `params`)
+    finds, or NotFound."""
+    row = await lookup.first(await connection_of(reader), {**owned_params(label, id, account_id), **(params or {})})
     if row is None:
         raise NotFound(label, id)
     return row
@@ -254,7 +265,7 @@ async def insert_new(
     """Insert one row unless a row with the same `key` columns (a unique constraint) exists: True when
     stored. A conflict (another request got there first) is not an error: nothing is stored and the
     transaction goes on, with no savepoint. `with_rows` are rows of other tables stored only together
-    with it (its index rows, its audit event); see `_rows_of`. `unless`, a name and a condition on
+    with it (its index rows, its audit event, its assignment); see `_rows_of`. `unless`, a name and a condition on
     rows of `table` (its parameters named as `values` name them), is one more reason not to store:
     a row matching it exists. The caller finds out which reason held.
 
@@ -323,7 +334,8 @@ async def write_changes(
 
 def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:
     """PostgreSQL's WITH clauses that store rows of other `tables` beside a write: for each, an
-    INSERT … SELECT of its rows, passed as one JSON array (parameter `rows_<i>`) whose objects
+    INSERT … SELECT of its rows (a row whose key is stored already stays as it is: an assignment
+    recorded before), passed as one JSON array (parameter `rows_<i>`) whose objects
     name every column but the one the database counts up (`audit_events.id`). With `after` (a WITH
     clause that returns a row when it stored one) they are stored only together with that row."""
     inserts = []
@@ -336,7 +348,8 @@ def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:
         )
         chosen = select(*(rows.c[c.key] for c in filled))
         chosen = chosen.select_from(rows) if after is None else chosen.select_from(after).join(rows, true())
-        inserts.append(insert(other).from_select([c.key for c in filled], chosen).cte(f"stored_{i}"))
+        stored = postgresql.insert(other).from_select([c.key for c in filled], chosen).on_conflict_do_nothing()
+        inserts.append(stored.cte(f"stored_{i}"))
     return inserts
 
 
@@ -345,9 +358,10 @@ def _rows_params(with_rows: Sequence[Rows]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def _insert_rows(connection: AsyncConnection, with_rows: Sequence[Rows]) -> None:
+    """SQLite's form of `_rows_of`."""
     for table, rows in with_rows:
         if rows:
-            await connection.execute(table.insert(), list(rows))
+            await connection.execute(sqlite.insert(table).on_conflict_do_nothing(), list(rows))
 
 
 def id_set(dialect: str) -> Select[Any]:

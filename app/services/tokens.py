@@ -11,12 +11,13 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.db.models import Account, ApiToken, Channel
+from app.db.models import Account, ApiToken, AppIntegration, Channel, IntegrationStatus
 from app.db.types import utcnow
 from app.errors import InvalidInput, NotFound, Unauthenticated
 from app.services import audit
@@ -52,7 +53,13 @@ def validate_permissions(permissions: list[str]) -> list[str]:
 
 
 async def create_token(
-    session: AsyncSession, account: Account, *, name: str, permissions: list[str] | None = None, expires_in_days: int | None = None
+    session: AsyncSession,
+    account: Account,
+    *,
+    name: str,
+    permissions: list[str] | None = None,
+    expires_in_days: int | None = None,
+    integration_id: str | None = None,
 ) -> IssuedToken:
     perms = validate_permissions(list(ALL_PERMISSIONS) if permissions is None else permissions)
     if not name.strip() or has_nul(name):
@@ -69,6 +76,7 @@ async def create_token(
         secret_hash=hash_secret(secret),
         permissions=perms,
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
+        app_integration_id=integration_id,
     )
     session.add(token)
     await session.flush()
@@ -76,22 +84,46 @@ async def create_token(
 
 
 async def issue(
-    session: AsyncSession, caller: Caller, *, name: str, permissions: list[str] | None = None, expires_in_days: int | None = None
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    name: str,
+    permissions: list[str] | None = None,
+    expires_in_days: int | None = None,
+    integration_id: str | None = None,
 ) -> IssuedToken:
-    """Create a token for the caller's account (admin only), and audit it — never the secret."""
+    """Create a token for the caller's account (admin only), bound to one of its active app
+    integrations when `integration_id` is given, and audit it — never the secret."""
     caller.require(Permission.ADMIN)
     account = await session.get(Account, caller.account_id)
     assert account is not None
-    issued = await create_token(session, account, name=name, permissions=permissions, expires_in_days=expires_in_days)
-    await audit.record(
-        session,
-        caller,
-        action="token.create",
-        resource_type="ApiToken",
-        resource_id=issued.token.token_id,
-        detail={"name": issued.token.name, "permissions": issued.token.permissions},
+    if integration_id is not None:
+        await _check_bindable(session, caller.account_id, integration_id)
+    issued = await create_token(
+        session, account, name=name, permissions=permissions, expires_in_days=expires_in_days, integration_id=integration_id
     )
+    detail: dict[str, Any] = {"name": issued.token.name, "permissions": issued.token.permissions}
+    if integration_id is not None:
+        detail["appIntegrationId"] = integration_id
+    await audit.record(session, caller, action="token.create", resource_type="ApiToken", resource_id=issued.token.token_id, detail=detail)
     return issued
+
+
+async def _check_bindable(session: AsyncSession, account_id: int, integration_id: str) -> None:
+    """A token is bound only to an active integration of its account: a disconnected one is
+    reconnected first (updateAppIntegration), so that its tokens never outlive a disconnection."""
+    status = None
+    if not has_nul(integration_id):
+        status = await session.scalar(
+            select(col(AppIntegration.status)).where(col(AppIntegration.account_id) == account_id, col(AppIntegration.id) == integration_id)
+        )
+    if status is None:
+        raise NotFound("AppIntegration", integration_id)
+    if status != IntegrationStatus.ACTIVE.value:
+        raise InvalidInput(
+            f"app integration {integration_id} is disconnected: reconnect it (status ACTIVE) before binding a token to it",
+            field="appIntegrationId",
+        )
 
 
 async def revoke(session: AsyncSession, caller: Caller, token_id: str) -> ApiToken:
@@ -142,6 +174,7 @@ class TokenRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    integration_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +202,7 @@ _RECORD = select(
     col(ApiToken.expires_at),
     col(ApiToken.revoked_at),
     col(ApiToken.last_used_at),
+    col(ApiToken.app_integration_id),
 ).join(Account, col(Account.id) == col(ApiToken.account_id))
 
 
@@ -179,8 +213,19 @@ async def load(session: AsyncSession, presented: Presented) -> TokenRecord | Non
     row = (await session.execute(named)).first()
     if row is None:
         return None
-    token_id, account_id, identifier, secret_hash, permissions, expires_at, revoked_at, last_used_at = row
-    return TokenRecord(token_id, account_id, identifier, secret_hash, frozenset(permissions), expires_at, revoked_at, last_used_at)
+    token_id, account_id, identifier, secret_hash, permissions, expires_at, revoked_at, last_used_at, integration_id = row
+    return TokenRecord(
+        token_id, account_id, identifier, secret_hash, frozenset(permissions), expires_at, revoked_at, last_used_at, integration_id
+    )
+
+
+class StaleToken(Unauthenticated):
+    """A token presented with its right secret that is revoked or expired: answered as any failed
+    authentication, but known to be the token of `record` (and of its integration), for `reason`."""
+
+    def __init__(self, record: TokenRecord, reason: str) -> None:
+        super().__init__()
+        self.record, self.reason = record, reason
 
 
 def check(record: TokenRecord | None, presented: Presented, *, channel: Channel, account_identifier: str | None = None) -> Verified:
@@ -191,19 +236,21 @@ def check(record: TokenRecord | None, presented: Presented, *, channel: Channel,
     if record is None or not secret_ok:
         raise Unauthenticated()
     now = utcnow()
-    if (
-        record.account_identifier != presented.account_identifier
-        or (account_identifier is not None and record.account_identifier != account_identifier)
-        or record.revoked_at is not None
-        or (record.expires_at is not None and record.expires_at <= now)
+    if record.account_identifier != presented.account_identifier or (
+        account_identifier is not None and record.account_identifier != account_identifier
     ):
         raise Unauthenticated()
+    if record.revoked_at is not None or (record.expires_at is not None and record.expires_at <= now):
+        # The secret was right: the token's integration may be told why it failed (its health), the
+        # client is not (one answer for every failure).
+        raise StaleToken(record, "the token has been revoked" if record.revoked_at is not None else "the token has expired")
     caller = Caller(
         account_id=record.account_id,
         account_identifier=record.account_identifier,
         principal=record.token_id,
         permissions=record.permissions,
         channel=channel,
+        integration_id=record.integration_id,
     )
     return Verified(caller, record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION)
 

@@ -39,7 +39,7 @@ from app.db.models import (
 from app.db.statements import Prepared
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
-from app.services import audit, extensions, flags
+from app.services import audit, extensions, flags, integrations
 from app.services.caller import Caller, Permission
 from app.services.common import (
     UNSET,
@@ -55,6 +55,7 @@ from app.services.common import (
     page,
     row_updater,
     unique_changes,
+    viewer_params,
     write_changes,
 )
 from app.validation import LIKE_ESCAPE, MAX_EMAIL, MAX_INDEXED, has_nul, is_blank, like_escaped
@@ -109,7 +110,8 @@ class UserValues:
 
 WRITABLE = tuple(field.name for field in dataclasses.fields(UserValues))
 # The columns of `users` no caller sets: identity, ownership, the lower-cased and primary-email
-# copies, provenance, the version and the tombstone. A test checks that every column is one or the other.
+# copies, provenance (who created the user, and through which app integration), the version and
+# the tombstone. A test checks that every column is one or the other.
 DERIVED = (
     "id",
     "account_id",
@@ -122,6 +124,7 @@ DERIVED = (
     "version",
     "deprovisioned_at",
     "deprovisioned_groups",
+    "app_integration_id",
 )
 
 
@@ -284,6 +287,7 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
             "multi_valued": {},
             "extensions": {},
             "provisioned_by": (ProvisionedBy.SCIM if caller.is_identity_provider else ProvisionedBy.MANAGER).value,
+            "app_integration_id": caller.integration_id if caller.is_identity_provider else None,
             "created_at": now,
             "updated_at": now,
             "version": 1,
@@ -305,7 +309,7 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
         USERS,
         vars(user),
         key=("account_id", "user_name_ci"),
-        with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event])],
+        with_rows=[(INDEX_ROWS, _index_rows(user)), (audit.TABLE, [event]), *integrations.assignment(caller, user.id)],
         unless=("tombstone with externalId", _TOMBSTONE_WITH_EXTERNAL_ID) if restorable else None,
     )
     if stored:
@@ -521,7 +525,8 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
                     detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM.name} is off"},
                 )
             )
-        await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events)])
+        # A change by an integration's token is that integration assigning the user (again).
+        await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events), *integrations.assignment(caller, user.id)])
     if changed and (user.multi_valued != old_multi or user.extensions != old_extensions):
         await _reindex(session, user)
     if caller.is_identity_provider:
@@ -561,6 +566,12 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     the groups, in id order, and the row itself is written last."""
     caller.require(Permission.USERS_WRITE)
     await guard(session, caller, [user.id], GuardedOperation.DELETE)
+    if caller.is_identity_provider and caller.integration_id is not None:
+        still = await integrations.end_assignment(session, caller, user.id)
+        if still:  # another app of the identity provider still assigns the user: they stay
+            ended = {"appIntegrationId": caller.integration_id, "stillAssignedBy": still}
+            await audit.record(session, caller, action="user.unassigned", resource_type="User", resource_id=user.id, detail=ended)
+            return
     now = utcnow()
     if await lock_ids(session, col(User.id), _reports(caller.account_id, user.id)):
         await session.execute(
@@ -584,6 +595,7 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
     params = {"account_id": caller.account_id, "user_id": user.id}
     native = [[row.group_id, row.added_via] for row in await _NATIVE_MEMBERSHIPS.all(connection, params)]
     await _END_MEMBERSHIPS.execute(connection, params)
+    await integrations.end_all_assignments(session, caller.account_id, user.id)
     before = dict(vars(user))
     user.deprovisioned_at, user.deprovisioned_groups = now, native
     user.version += 1
@@ -718,7 +730,9 @@ COUNTED = Prepared(
 async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the caller's users matching the query, as plain rows, and how many match."""
     caller.require(Permission.USERS_READ)
-    return await page(reader, User, OF_ACCOUNT, query.within("account", account_id=caller.account_id), counted=COUNTED)
+    # A SCIM filter on `groups` names the groups the caller sees, which take its integration.
+    scoped = query.within("account", account_id=caller.account_id, **viewer_params(caller))
+    return await page(reader, User, OF_ACCOUNT, scoped, counted=COUNTED)
 
 
 _DISPLAY_NAMES = select(USERS.c.id, USERS.c.display_name, USERS.c.user_name).where(

@@ -60,6 +60,8 @@ async def test_missing_things_are_null(gql: GraphQLClient) -> None:
     assert data == {"user": None, "userGroup": None, "userByEmail": None, "userGroupByIdentifier": None}
     orphan_project = await gql('{ userGroupByIdentifier(identifier: "x", projectIdentifier: "p") { id } }')
     assert orphan_project == {"userGroupByIdentifier": None}
+    empty_org = await gql('{ userGroupByIdentifier(identifier: "x", orgIdentifier: "", projectIdentifier: "p") { id } }')
+    assert empty_org == {"userGroupByIdentifier": None}
     from_start = await gql('{ users(first: 1, after: "") { totalCount } }')
     assert from_start["users"]["totalCount"] == 0
 

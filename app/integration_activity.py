@@ -1,0 +1,88 @@
+"""The health of app integrations, as their tokens' SCIM requests show it.
+
+Each SCIM request made with a token bound to an integration is noted here, in memory: its hour,
+whether it failed (4xx, 5xx) and, for the last failure, its status, scimType and detail — never the
+body. An instance writes what it noted at most once every `interval` seconds, after a response and
+in a transaction of its own (services.integrations.record_activity), adding its counts to what
+other instances wrote; so an identity provider syncing at hundreds of requests a second costs one
+small write a second, not one per request. What an instance noted but had not written when it
+stopped abruptly (at most one interval's worth) is lost; a clean shutdown writes it.
+
+A token presented with its right secret but revoked or expired is noted as a failure of its
+integration, with the reason: "the token has expired" is what an admin whose provisioning stopped
+needs to read. Requests with unknown tokens or wrong secrets are attributed to nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.responses import Response
+
+from app.db.transactions import run_transaction
+from app.db.types import utcnow
+from app.services import integrations
+
+logger = logging.getLogger("scimgraph.integrations")
+
+Key = tuple[int, str]  # (account id, integration id)
+
+
+class IntegrationActivity:
+    INTERVAL = 1.0
+
+    def __init__(self, interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._pending: dict[Key, integrations.Tally] = {}
+        self._written_at = clock()
+        self._writing = False
+
+    def note(self, account_id: int, integration_id: str, response: Response, reason: str | None = None) -> None:
+        """One request's outcome; `reason` replaces the response's detail in the health (the client
+        was told less)."""
+        at = utcnow()
+        failure = None
+        if response.status_code >= 400:
+            scim_type, detail = _error_of(response)
+            failure = integrations.Failure(at, response.status_code, scim_type, reason or detail)
+        self._pending.setdefault((account_id, integration_id), integrations.Tally()).note(at, response.status_code, failure)
+
+    def due(self) -> bool:
+        """Whether a write should follow this response: something is noted, none is under way, and
+        the last was at least `interval` ago."""
+        return bool(self._pending) and not self._writing and self.clock() - self._written_at >= self.interval
+
+    async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Write what was noted. Best effort: when the database cannot take it now, it is kept for
+        the next write."""
+        if not self._pending or self._writing:
+            return
+        taken, self._pending = self._pending, {}
+        self._writing = True
+        try:
+            await run_transaction(sessionmaker, lambda session: integrations.record_activity(session, taken))
+        except Exception as exc:
+            logger.info("integration activity not recorded yet: %s", type(exc).__name__)
+            for key, tally in taken.items():
+                self._pending.setdefault(key, integrations.Tally()).merge(tally)
+        finally:
+            self._writing = False
+            self._written_at = self.clock()
+
+
+def _error_of(response: Response) -> tuple[str | None, str]:
+    """The scimType and detail of a SCIM error response."""
+    try:
+        body: Any = json.loads(bytes(response.body))
+    except (ValueError, TypeError, AttributeError):
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    scim_type = body.get("scimType")
+    return (scim_type if isinstance(scim_type, str) else None), str(body.get("detail") or "")
