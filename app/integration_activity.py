@@ -55,8 +55,13 @@ class IntegrationActivity:
 
     def due(self) -> bool:
         """Whether a write should follow this response: something is noted, none is under way, and
-        the last was at least `interval` ago."""
-        return bool(self._pending) and not self._writing and self.clock() - self._written_at >= self.interval
+        the last was at least `interval` ago. True once per interval: the write is then the
+        caller's to schedule."""
+        now = self.clock()
+        if not self._pending or self._writing or now - self._written_at < self.interval:
+            return False
+        self._written_at = now
+        return True
 
     async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         """Write what was noted. Best effort: when the database cannot take it now, it is kept for

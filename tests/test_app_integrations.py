@@ -394,6 +394,7 @@ async def test_health_counts_good_and_bad_requests_and_names_the_last_failure(
             {"__typename": "ConflictError", "field": "name"},
         ),
         ('updateAppIntegration(input: {id: "nope", name: "x"})', {"__typename": "NotFoundError"}),
+        ('updateAppIntegration(input: {id: "$OTHER", name: "Default"})', {"__typename": "ConflictError", "field": "name"}),
         ('updateAppIntegration(input: {id: "$ID", name: null})', {"__typename": "ValidationError", "field": "name"}),
         ('updateAppIntegration(input: {id: "$ID", status: DISCONNECTED})', {"__typename": "ValidationError", "field": "status"}),
         ('disconnectAppIntegration(input: {id: "nope", release: true})', {"__typename": "NotFoundError"}),
@@ -404,10 +405,12 @@ async def test_integration_mutations_answer_bad_input_with_typed_errors(
     client: httpx.AsyncClient, tenant: Tenant, gql: GraphQLClient, mutation: str, expected: dict[str, Any]
 ) -> None:
     existing = await connect(gql, client, tenant, "default", "NEXTGEN")
+    other = await connect(gql, client, tenant, "other", "FIRSTGEN")
+    before = await gql("{ appIntegrations { id name generation provider status } }")
     fields = "__typename ... on ValidationError { field } ... on ConflictError { field }" if "field" in expected else "__typename"
-    result = await gql(f"mutation {{ r: {mutation.replace('$ID', existing.id)} {{ {fields} }} }}")
+    result = await gql(f"mutation {{ r: {mutation.replace('$ID', existing.id).replace('$OTHER', other.id)} {{ {fields} }} }}")
     assert result["r"] == expected
-    assert len((await gql("{ appIntegrations { id } }"))["appIntegrations"]) == 1
+    assert await gql("{ appIntegrations { id name generation provider status } }") == before  # nothing changed
 
 
 async def test_integrations_need_the_admin_permission(

@@ -141,6 +141,12 @@ def read_only_engine(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(**options)
 
 
+class Contention(Exception):
+    """A transaction met a row it must not wait for: waiting there, with the locks it holds, could
+    deadlock. Like a deadlock, it runs again from the start (see `classify`), without first waiting
+    for PostgreSQL's deadlock detection."""
+
+
 class Failure(enum.Enum):
     """What a database error means for the request that met it."""
 
@@ -163,6 +169,8 @@ def classify(error: BaseException) -> Failure | None:
 
 
 def _classify_one(error: BaseException) -> Failure | None:
+    if isinstance(error, Contention):
+        return Failure.RETRY
     if isinstance(error, exc.TimeoutError):  # no pooled connection within pool_checkout
         return Failure.UNAVAILABLE
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:

@@ -17,13 +17,14 @@ from typing import Any, TypeVar
 
 from sqlalchemy import JSON, ColumnElement, Select, String, Text, and_, bindparam, column, exists, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.functions import FunctionElement
 
+from app.db.engine import Contention
 from app.db.statements import Prepared
 from app.errors import DomainError, NotFound
 from app.services.caller import Caller
@@ -39,6 +40,7 @@ class _Unset:
 
 # A value a caller did not give: the stored one stays (on create, the column's default applies).
 UNSET: Any = _Unset()
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's answer to a NOWAIT lock that is held
 # Bound parameters per statement stay well below SQLite's and asyncpg's limits.
 CHUNK = 1000
 
@@ -218,7 +220,13 @@ def row_updater(table: Any) -> Prepared:
 
 
 async def lock_ids(
-    session: AsyncSession, column: Any, where: ColumnElement[bool], *, shared: bool = False, exclusive: bool = False
+    session: AsyncSession,
+    column: Any,
+    where: ColumnElement[bool],
+    *,
+    shared: bool = False,
+    exclusive: bool = False,
+    without_waiting: bool = False,
 ) -> list[Any]:
     """Lock the rows matching `where` in the order of `column` (their id) and return those ids.
 
@@ -226,13 +234,24 @@ async def lock_ids(
     what a row that will reference them needs. A row deleted meanwhile by another transaction is
     not returned: the caller skips it instead of meeting a foreign-key error. `exclusive` takes FOR
     UPDATE, which also keeps out those FOR KEY SHARE locks (a row about to go, or to stop being
-    referable); the default, FOR NO KEY UPDATE, lets them through."""
+    referable); the default, FOR NO KEY UPDATE, lets them through.
+
+    `without_waiting` is for rows that may come before rows the transaction holds already, out of
+    the order above: a row another transaction holds raises Contention (NOWAIT), and the whole
+    transaction runs again, rather than waiting where a deadlock could form."""
     query = select(column).where(where).order_by(column)
     if shared:
-        query = query.with_for_update(read=True, key_share=True)
+        query = query.with_for_update(read=True, key_share=True, nowait=without_waiting)
     else:
-        query = query.with_for_update(key_share=not exclusive)
-    return list(await session.scalars(query))
+        query = query.with_for_update(key_share=not exclusive, nowait=without_waiting)
+    if not without_waiting:
+        return list(await session.scalars(query))
+    try:
+        return list(await session.scalars(query))
+    except DBAPIError as error:
+        if LOCK_NOT_AVAILABLE in (getattr(error.orig, "sqlstate", None), getattr(error.orig, "pgcode", None)):
+            raise Contention(f"a row of {column} is locked by another transaction") from error
+        raise
 
 
 _INSERTS_SKIPPING: dict[tuple[str, str, tuple[str, ...], str], Any] = {}

@@ -55,7 +55,7 @@ from app.db.types import utcnow
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services import audit
 from app.services.caller import Caller, Permission
-from app.services.common import UNSET, Reader, chunks, connection_of, insert_unique, lock_ids
+from app.services.common import UNSET, Reader, chunks, connection_of, insert_unique, lock_ids, unique_changes
 from app.validation import MAX_INDEXED, has_nul, is_blank
 
 ASSIGNMENTS = UserAssignment.__table__  # type: ignore[attr-defined]
@@ -205,22 +205,15 @@ async def update_integration(
             )
         changed["status"] = text
     changed = {key: value for key, value in changed.items() if getattr(integration, key) != value}
-    if "name" in changed and changed["name"].lower() != integration.name_ci:
-        taken = await session.scalar(
-            select(col(AppIntegration.id)).where(
-                col(AppIntegration.account_id) == caller.account_id, col(AppIntegration.name_ci) == changed["name"].lower()
-            )
-        )
-        if taken is not None:
-            raise _name_taken(changed["name"])
     if not changed:
         return integration
-    for key, value in changed.items():
-        setattr(integration, key, value)
-    integration.name_ci = integration.name.lower()
-    if changed.get("status") == IntegrationStatus.ACTIVE.value:
-        integration.disconnected_at = None
-    await session.flush()
+    name = changed.get("name", integration.name)
+    async with unique_changes(session, lambda: _name_taken(name)):  # the name is unique in the account
+        for key, value in changed.items():
+            setattr(integration, key, value)
+        integration.name_ci = integration.name.lower()
+        if changed.get("status") == IntegrationStatus.ACTIVE.value:
+            integration.disconnected_at = None
     await audit.record(
         session,
         caller,

@@ -607,12 +607,17 @@ async def delete_user(session: AsyncSession, caller: Caller, user: UserRecord) -
 
 async def _touch_groups_of(session: AsyncSession, account_id: int, user_id: str, now: Any, *, besides: Sequence[str] = ()) -> list[str]:
     """Lock the groups the user is a member of, in id order, and move their versions on (their
-    members are about to change); those in `besides` are done already. Their ids."""
+    members are about to change); those in `besides` are done already. Their ids.
+
+    A second pass (`besides` given) finds groups the user joined meanwhile, whose ids may sort
+    before those held: they are locked without waiting (see `common.lock_ids`), and when one is
+    held elsewhere the deletion runs again from the start, which locks it in order."""
     of_account = col(UserGroup.account_id) == account_id
     member_of = col(UserGroup.id).in_(
         select(col(GroupMembership.group_id)).where(col(GroupMembership.account_id) == account_id, col(GroupMembership.user_id) == user_id)
     )
-    locked = [group_id for group_id in await lock_ids(session, col(UserGroup.id), of_account & member_of) if group_id not in besides]
+    found = await lock_ids(session, col(UserGroup.id), of_account & member_of, without_waiting=bool(besides))
+    locked = [group_id for group_id in found if group_id not in besides]
     for part in chunks(locked):
         await session.execute(
             update(UserGroup).where(of_account, col(UserGroup.id).in_(part)).values(version=col(UserGroup.version) + 1, updated_at=now)

@@ -17,6 +17,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, Organization, Project, User, UserGroup
+from app.db.transactions import ATTEMPTS, run_transaction
+from app.errors import Unavailable
+from app.services.common import lock_ids
 from tests.support.clients import CORE_GROUP, ENTERPRISE, GraphQLClient, ScimClient, Tenant
 
 DEADLOCK = "40P01"
@@ -265,3 +268,27 @@ async def test_parallel_patches_of_one_user_each_change_what_they_name_and_none_
     stored = (await scim.get(f"/Users/{user['id']}")).json()
     assert {a: stored.get(a) for a in attributes} == {a: f"https://x.test/{a}" for a in attributes}
     assert stored["meta"]["version"] == f'W/"{1 + len(attributes)}"'
+
+
+async def test_a_row_that_must_not_be_waited_for_runs_the_transaction_again(
+    scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """`lock_ids(…, without_waiting=True)`, as a user's deletion locks a group the user joined after
+    its first pass: a row another transaction holds is Contention, which `run_transaction` runs
+    again from the start (as for a deadlock, without waiting for PostgreSQL to detect one)."""
+    group_id = str((await scim.create_group("Held"))["id"])
+    held = UserGroup.id == group_id  # type: ignore[arg-type]
+    attempts = 0
+
+    async def lock_it(session: AsyncSession) -> list[Any]:
+        nonlocal attempts
+        attempts += 1
+        return await lock_ids(session, UserGroup.id, held, without_waiting=True)
+
+    async with sessionmaker() as holder, holder.begin():
+        await lock_ids(holder, UserGroup.id, held)
+        if holder.get_bind().dialect.name == "postgresql":
+            with pytest.raises(Unavailable):  # held for every attempt
+                await run_transaction(sessionmaker, lock_it)
+            assert attempts == ATTEMPTS
+    assert await run_transaction(sessionmaker, lock_it) == [group_id]
