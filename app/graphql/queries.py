@@ -144,7 +144,7 @@ class Query:
         rows = await info.context.call(accounts.list_projects, info.context.caller, org_identifier)
         return [Project.from_row(r) for r in rows]
 
-    @strawberry.field(description="The provisioning activity log, newest first. Needs the admin permission.")
+    @strawberry.field(description="The provisioning activity log, newest first. Needs the audit:read or the admin permission.")
     async def audit_events(
         self, info: Info, filter: AuditEventFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[AuditEvent]:

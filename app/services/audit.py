@@ -103,8 +103,9 @@ async def list_events(
     before_id: int | None = None,
     limit: int = 50,
 ) -> tuple[int, list[AuditEvent]]:
-    """Newest first; `before_id` continues a previous page (keyset, stable while events arrive)."""
-    caller.require(Permission.ADMIN)
+    """Newest first; `before_id` continues a previous page (keyset, stable while events arrive).
+    For admins and auditors (`audit:read`)."""
+    caller.require_any(Permission.AUDIT_READ, Permission.ADMIN)
     if has_nul(resource_type, resource_id):
         return 0, []
     conditions = [col(AuditEvent.account_id) == caller.account_id]

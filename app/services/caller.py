@@ -14,6 +14,9 @@ class Permission(enum.StrEnum):
     USERS_WRITE = "users:write"
     GROUPS_READ = "groups:read"
     GROUPS_WRITE = "groups:write"
+    # Reads the activity log and nothing else of the admin's: an auditor's token, which cannot mint
+    # tokens or change settings.
+    AUDIT_READ = "audit:read"
     ADMIN = "admin"
 
 
@@ -37,6 +40,11 @@ class Caller:
 
     def has(self, permission: Permission) -> bool:
         return permission.value in self.permissions
+
+    def require_any(self, *permissions: Permission) -> None:
+        """One of `permissions`; a refusal names the first."""
+        if not any(p.value in self.permissions for p in permissions):
+            raise PermissionDenied(permissions[0].value)
 
     @property
     def is_identity_provider(self) -> bool:

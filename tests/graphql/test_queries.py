@@ -208,13 +208,29 @@ async def test_validation_and_conflict_results_name_the_field(gql: GraphQLClient
     assert (await gql('{ userGroups(filter: {search: "X"}) { totalCount } }'))["userGroups"]["totalCount"] == 0
 
 
+async def test_an_auditors_token_reads_the_activity_log_and_cannot_mint_tokens(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], gql: GraphQLClient
+) -> None:
+    await gql('mutation { createUserGroup(input: {name: "Audited"}) { __typename } }')
+    auditor = GraphQLClient(client, await make_tenant(sessionmaker, "acme", ["audit:read"]))
+    events = await auditor("{ auditEvents { totalCount nodes { action } } }")
+    assert events["auditEvents"]["nodes"][0]["action"] == "group.create"
+    minted = await auditor(
+        'mutation { createApiToken(input: {name: "x", permissions: ["admin"]}) { __typename ... on PermissionDeniedError { permission } } }'
+    )
+    assert minted["createApiToken"] == {"__typename": "PermissionDeniedError", "permission": "admin"}
+    assert len((await gql("{ apiTokens { tokenId } }"))["apiTokens"]) == 2  # the admin's and the auditor's: none minted
+
+
 @pytest.mark.parametrize(
     ("permissions", "query", "needed"),
     [
         (["groups:read"], "{ users { totalCount } }", "users:read"),
         (["users:read"], "{ userGroups { totalCount } }", "groups:read"),
         (["users:read", "groups:read"], "{ featureFlags { name } }", "admin"),
-        (["users:read", "groups:read"], "{ auditEvents { totalCount } }", "admin"),
+        (["users:read", "groups:read"], "{ auditEvents { totalCount } }", "audit:read"),
+        (["audit:read"], "{ apiTokens { tokenId } }", "admin"),
+        (["audit:read"], "{ users { totalCount } }", "users:read"),
     ],
 )
 async def test_reads_need_permissions(
