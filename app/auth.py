@@ -23,6 +23,8 @@ from starlette.requests import Request
 from app.db.models import Channel
 from app.db.transactions import run_transaction
 from app.db.types import utcnow
+from app.errors import Unauthenticated
+from app.ratelimit import RateLimits
 from app.services import tokens
 
 logger = logging.getLogger("scimgraph.auth")
@@ -78,16 +80,35 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(request: Request, *, channel: Channel, account_identifier: str | None = None) -> tokens.Verified:
-    """The request's caller, or Unauthenticated / Unavailable."""
-    presented = tokens.parse(bearer_token(request))
-    cache: TokenCache = request.app.state.token_cache
-    record = cache.get((presented.account_identifier, presented.token_id))
-    if record is None:
-        read_at = cache.clock()
-        record = await run_transaction(request.app.state.token_sessionmaker, lambda session: tokens.load(session, presented))
-        if record is not None:
-            cache.put(record, read_at)
-    return tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
+    """The request's caller, or Unauthenticated / Unavailable / RateLimited (see app.ratelimit): a
+    failure counts against the client's address and the account named, and once those are used up
+    only the tokens verified in the last second, presented with their right secret, are looked at;
+    a verified token's request counts against its own limits."""
+    limits: RateLimits = request.app.state.rate_limits
+    address = request.client.host if request.client else "unknown"
+    named = account_identifier or ""
+    try:
+        try:
+            presented = tokens.parse(bearer_token(request))
+        except Unauthenticated:
+            limits.check_failures(address, named)
+            raise
+        named = account_identifier or presented.account_identifier
+        cache: TokenCache = request.app.state.token_cache
+        record = cache.get((presented.account_identifier, presented.token_id))
+        if record is None or not tokens.secret_matches(record, presented):
+            limits.check_failures(address, named)
+        if record is None:
+            read_at = cache.clock()
+            record = await run_transaction(request.app.state.token_sessionmaker, lambda session: tokens.load(session, presented))
+            if record is not None:
+                cache.put(record, read_at)
+        verified = tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
+    except Unauthenticated:
+        limits.failed(address, named)
+        raise
+    limits.token(verified.caller.account_identifier, verified.caller.principal)
+    return verified
 
 
 async def record_use(request: Request, verified: tokens.Verified) -> None:

@@ -27,7 +27,7 @@ from app.db.models import AppIntegration, IntegrationGeneration
 from app.db.types import utcnow
 from app.errors import DomainError
 from app.services import accounts, extensions, flags, integrations, tokens, users
-from app.services.caller import Caller, system_caller
+from app.services.caller import ALL_PERMISSIONS, Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
 T = TypeVar("T")
@@ -92,7 +92,8 @@ async def _bootstrap(session: AsyncSession, settings: Settings) -> list[str]:
     integration = await integrations.create_integration(
         session, caller, name=DEFAULT_INTEGRATION, generation=IntegrationGeneration.NEXTGEN, provider="Azure AD"
     )
-    issued = await tokens.issue(session, caller, name="bootstrap", integration_id=integration.id)
+    # Every permission, as before integrations: the one token of a new installation also opens GraphQL.
+    issued = await tokens.issue(session, caller, name="bootstrap", permissions=list(ALL_PERMISSIONS), integration_id=integration.id)
     return [
         f"Tenant URL:   {settings.tenant_url(account.identifier)}",
         f"Secret Token: {issued.plaintext}",
@@ -377,7 +378,10 @@ def _parser() -> argparse.ArgumentParser:
     tcreate = tok.add_parser("create", help="create a token; the secret is the last line of output")
     tcreate.add_argument("--account", required=True)
     tcreate.add_argument("--name", default="api token")
-    tcreate.add_argument("--permissions", help="comma-separated, e.g. users:read,groups:read (default: all)")
+    tcreate.add_argument(
+        "--permissions",
+        help="comma-separated, e.g. users:read,groups:read (default: all; with --integration, users and groups read and write)",
+    )
     tcreate.add_argument("--expires-in-days", type=int)
     tcreate.add_argument("--integration", help="bind the token to this app integration (by name)")
     tcreate.set_defaults(handler=cmd_tokens_create)

@@ -117,6 +117,14 @@ class Unauthenticated(DomainError):
         super().__init__("authentication failed: a valid bearer token for this account is required")
 
 
+class RateLimited(DomainError):
+    """Too many requests (of one token, or failed authentications); `retry_after` in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry after {retry_after} second{'' if retry_after == 1 else 's'}")
+        self.retry_after = retry_after
+
+
 class Unavailable(DomainError):
     """The database is unreachable, too slow or too busy right now; `retry_after` is a hint in seconds."""
 

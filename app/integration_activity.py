@@ -6,7 +6,8 @@ body. An instance writes what it noted at most once every `interval` seconds, af
 in a transaction of its own (services.integrations.record_activity), adding its counts to what
 other instances wrote; so an identity provider syncing at hundreds of requests a second costs one
 small write a second, not one per request. What an instance noted but had not written when it
-stopped abruptly (at most one interval's worth) is lost; a clean shutdown writes it.
+stopped abruptly (at most one interval's worth) is lost; a clean shutdown writes it. While no
+request comes in, a task of the app's lifespan writes what is left (`run`).
 
 A token presented with its right secret but revoked or expired is noted as a failure of its
 integration, with the reason: "the token has expired" is what an admin whose provisioning stopped
@@ -15,8 +16,10 @@ needs to read. Requests with unknown tokens or wrong secrets are attributed to n
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +66,13 @@ class IntegrationActivity:
         self._written_at = now
         return True
 
+    async def run(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Write what was noted every `interval` seconds, also while no request comes in (the last
+        burst of a sync must not wait for the next one), until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.write(sessionmaker)
+
     async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         """Write what was noted. Best effort: when the database cannot take it now, it is kept for
         the next write."""
@@ -81,8 +91,14 @@ class IntegrationActivity:
             self._written_at = self.clock()
 
 
+# What an error's detail quotes comes from the request (a userName, a filter's text): personal data
+# that the health, kept for as long as the integration and printed by `integrations list`, must
+# not hold.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
 def _error_of(response: Response) -> tuple[str | None, str]:
-    """The scimType and detail of a SCIM error response."""
+    """The scimType and detail of a SCIM error response, its quoted values blanked."""
     try:
         body: Any = json.loads(bytes(response.body))
     except (ValueError, TypeError, AttributeError):
@@ -90,4 +106,5 @@ def _error_of(response: Response) -> tuple[str | None, str]:
     if not isinstance(body, dict):
         return None, ""
     scim_type = body.get("scimType")
-    return (scim_type if isinstance(scim_type, str) else None), str(body.get("detail") or "")
+    detail = _QUOTED.sub("'…'", str(body.get("detail") or ""))
+    return (scim_type if isinstance(scim_type, str) else None), detail

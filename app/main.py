@@ -22,6 +22,7 @@ from app.graphql.app import GraphQLEndpoint
 from app.integration_activity import IntegrationActivity
 from app.lifecycle import Readiness
 from app.middleware import SCIM_PREFIX, BodyLimits, EdgeMiddleware
+from app.ratelimit import RateLimits
 from app.scim.errors import error_response
 from app.scim.openapi import openapi_document
 from app.scim.routes import scim_app
@@ -105,10 +106,15 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         copy = settings.database_read_url
         made_replica = create_engine(copy, settings.database_timeouts, pool_size=settings.db_pool_size) if copy else None
         _attach_database(app, made, made_replica)
+        activity: IntegrationActivity = app.state.integration_activity
+        writer = asyncio.create_task(activity.run(app.state.sessionmaker))
         try:
             yield
         finally:
-            await app.state.integration_activity.write(app.state.sessionmaker)  # what this instance noted last
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await activity.write(app.state.sessionmaker)  # what this instance noted last
             await made.dispose()
             if made_replica is not None:
                 await made_replica.dispose()
@@ -139,6 +145,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
     app.state.readiness = readiness
     app.state.token_cache = TokenCache()
     app.state.integration_activity = IntegrationActivity()
+    app.state.rate_limits = RateLimits.from_settings(settings)
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
         _attach_database(app, engine, replica)

@@ -31,6 +31,10 @@ DEFAULT_SHUTDOWN_READINESS_GRACE_SECONDS = 5.0
 # with their first 50 members (5,100) fits; pages of 100 nested three deep (1,010,100) do not.
 DEFAULT_GRAPHQL_COST_BUDGET = 10_000
 MIN_GRAPHQL_COST_BUDGET = 100  # one full page must always fit
+# Rate limits (app/ratelimit.py says why these numbers).
+DEFAULT_RATE_LIMIT_PER_TOKEN = "100/second;3000/minute"
+DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS = "30/minute"
+DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT = "300/minute"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,10 @@ class Settings:
     graphql_ide: bool = True
     graphql_introspection: bool = True
     graphql_cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET
+    # app/ratelimit.py: "100/second;3000/minute" style, or "off".
+    rate_limit_per_token: str = DEFAULT_RATE_LIMIT_PER_TOKEN
+    rate_limit_failed_auth_per_address: str = DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS
+    rate_limit_failed_auth_per_account: str = DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT
 
     @property
     def database_timeouts(self) -> DatabaseTimeouts:
@@ -165,7 +173,25 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         graphql_ide=_switch(env, "GRAPHQL_IDE"),
         graphql_introspection=_switch(env, "GRAPHQL_INTROSPECTION"),
         graphql_cost_budget=_cost_budget(env),
+        rate_limit_per_token=_rate_limit(env, "RATE_LIMIT_PER_TOKEN", DEFAULT_RATE_LIMIT_PER_TOKEN),
+        rate_limit_failed_auth_per_address=_rate_limit(
+            env, "RATE_LIMIT_FAILED_AUTH_PER_ADDRESS", DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS
+        ),
+        rate_limit_failed_auth_per_account=_rate_limit(
+            env, "RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT", DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT
+        ),
     )
+
+
+def _rate_limit(env: dict[str, str], name: str, default: str) -> str:
+    from app.ratelimit import parse_limits
+
+    raw = env.get(name) or default
+    try:
+        parse_limits(raw, name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return raw
 
 
 _TRUE = ("1", "true", "yes", "on")

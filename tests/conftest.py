@@ -58,7 +58,9 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, public_url="https://scim.example.test")
+    # One token sends a test's every request, far faster than an identity provider would: its rate
+    # limit is off here, and tests/test_rate_limits.py checks the limits.
+    return Settings(database_url=database_url, public_url="https://scim.example.test", rate_limit_per_token="off")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ Users and Groups using Azure AD (SCIM)" states it for FirstGen and NextGen app i
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 from typing import Any
 
@@ -353,7 +354,8 @@ async def test_health_counts_good_and_bad_requests_and_names_the_last_failure(
     assert health["lastSuccessAt"] is not None
     assert health["lastFailure"]["status"] == 400
     assert health["lastFailure"]["scimType"] == "invalidFilter"
-    assert "nosuch" in health["lastFailure"]["detail"]
+    # What the detail quotes came from the request (here a filter's text; a 409 quotes a userName): blanked.
+    assert health["lastFailure"]["detail"] == "unknown attribute '…' for User"
     # The token expires: the client gets the one answer for every failed authentication, the
     # admin reads why in the health.
     expiring = await gql(
@@ -429,3 +431,11 @@ async def test_integrations_need_the_admin_permission(
     assert created["createAppIntegration"] == {"permission": "admin"}
     # Users' integrations are part of the users: users:read sees them, and the SSO verdicts.
     assert (await reader('{ ssoLoginPreflight(email: "x@example.com") { reason } }'))["ssoLoginPreflight"]["reason"] == "USER_UNKNOWN"
+
+
+@pytest.mark.parametrize("key", ['["\\ud800", "x"]', '["a\\u0000", "x"]', '["only one"]', "[1, 2]", "not json"])
+async def test_a_risk_cursor_that_is_not_ours_reads_as_from_the_start(gql: GraphQLClient, scim: ScimClient, key: str) -> None:
+    await scim.create_user("ada@example.com")
+    cursor = base64.urlsafe_b64encode(f"r:{key}".encode()).decode()
+    page = await gql("query($a: String) { ssoLoginRisks(after: $a) { totalCount nodes { user { userName } } } }", a=cursor)
+    assert page["ssoLoginRisks"]["nodes"] == [{"user": {"userName": "ada@example.com"}}]

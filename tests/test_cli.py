@@ -86,7 +86,9 @@ def test_integrations_create_list_and_bound_tokens(cli_db: str, capsys: pytest.C
     assert main(argv) == 1
     assert "already exists" in capsys.readouterr().err
     assert main(["tokens", "create", "--account", "acme", "--integration", "harness firstgen", "--expires-in-days", "7"]) == 0
-    assert "app integration: harness firstgen" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "app integration: harness firstgen" in out
+    assert "permissions: users:read,users:write,groups:read,groups:write" in out  # an identity provider's, not admin
     assert main(["tokens", "create", "--account", "acme", "--integration", "nope"]) == 1
     assert "AppIntegration nope not found" in capsys.readouterr().err
     assert main(["integrations", "list", "--account", "acme"]) == 0
@@ -163,7 +165,8 @@ def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path)
 
 
 def test_entra_replay_checks_a_running_server_with_the_token_from_the_environment(tmp_path: Path) -> None:
-    with serve(tmp_path) as server:
+    # The default rate limit, which the replay (faster than Entra) meets and waits out as Entra would.
+    with serve(tmp_path, RATE_LIMIT_PER_TOKEN="100/second;3000/minute") as server:
         assert server.token is not None
         tenant_url = f"{server.url}/gateway/ng/api/scim/account/default"
         env = {k: v for k, v in os.environ.items() if k != "SCIM_TOKEN"} | {"PYTHONPATH": str(ROOT)}

@@ -21,7 +21,7 @@ from strawberry.asgi import GraphQL
 from app import auth, jsonbody
 from app.db.models import Channel
 from app.db.transactions import settle_failure
-from app.errors import InvalidSyntax, Unauthenticated, Unavailable
+from app.errors import InvalidSyntax, RateLimited, Unauthenticated, Unavailable
 from app.graphql.context import Context
 from app.graphql.schema import DOCUMENT_CACHE_SIZE, MAX_TOKENS, build_schema
 from app.services.caller import Caller
@@ -126,6 +126,9 @@ class GraphQLEndpoint:
             return
         except Unavailable as exc:
             await _unavailable(exc)(scope, receive, send)
+            return
+        except RateLimited as exc:
+            await _error(429, exc.message, "RATE_LIMITED", {"Retry-After": str(exc.retry_after)})(scope, receive, send)
             return
         except InvalidSyntax as exc:
             await _error(400, exc.message, "BAD_USER_INPUT")(scope, receive, send)

@@ -75,9 +75,18 @@ def decode_key_cursor(cursor: str | None, kind: str, size: int) -> tuple[str, ..
         key = json.loads(value) if prefix == kind else None
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
-    if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) and "\x00" not in k for k in key):
+    if not isinstance(key, list) or len(key) != size or not all(isinstance(k, str) and _storable(k) for k in key):
         return None
     return tuple(key)
+
+
+def _storable(text: str) -> bool:
+    """No NUL and no lone surrogate: text a database can compare with."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def page_size(first: int | None) -> int:

@@ -20,6 +20,7 @@ from app.errors import (
     NotFound,
     PermissionDenied,
     PreconditionFailed,
+    RateLimited,
     Unauthenticated,
     Unavailable,
 )
@@ -41,6 +42,7 @@ ERROR_TABLE: tuple[tuple[type[DomainError], int, str | None], ...] = (
     (NotFound, 404, None),
     (Conflict, 409, "uniqueness"),
     (PreconditionFailed, 412, None),
+    (RateLimited, 429, None),
     (Unavailable, 503, None),
 )
 
@@ -67,7 +69,7 @@ def error_response(status: int, detail: str, scim_type: str | None = None, heade
 def _headers(exc: DomainError, status: int) -> dict[str, str] | None:
     if status == 401:
         return {"WWW-Authenticate": 'Bearer realm="scim"'}
-    if isinstance(exc, Unavailable):
+    if isinstance(exc, Unavailable | RateLimited):
         return {"Retry-After": str(exc.retry_after)}
     return None
 

@@ -139,7 +139,9 @@ async def create_integration(session: AsyncSession, caller: Caller, *, name: str
 async def get_integration(session: AsyncSession, caller: Caller, integration_id: str, *, for_update: bool = False) -> AppIntegration:
     caller.require(Permission.ADMIN)
     query = select(AppIntegration).where(col(AppIntegration.account_id) == caller.account_id, col(AppIntegration.id) == integration_id)
-    found = None if has_nul(integration_id) else await session.scalar(query.with_for_update() if for_update else query)
+    # FOR NO KEY UPDATE: the integration's own writes in flight (an assignment's foreign key takes
+    # KEY SHARE on it) go on while it is changed; a token being bound to it (FOR SHARE) waits.
+    found = None if has_nul(integration_id) else await session.scalar(query.with_for_update(key_share=True) if for_update else query)
     if found is None:
         raise NotFound("AppIntegration", integration_id)
     return found

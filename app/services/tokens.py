@@ -30,6 +30,7 @@ MAX_EXPIRY_DAYS = 3650
 # Writing last_used_at on every request would turn each read into a write; once a minute is enough.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
+PROVISIONING_PERMISSIONS = (Permission.USERS_READ, Permission.USERS_WRITE, Permission.GROUPS_READ, Permission.GROUPS_WRITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +94,12 @@ async def issue(
     integration_id: str | None = None,
 ) -> IssuedToken:
     """Create a token for the caller's account (admin only), bound to one of its active app
-    integrations when `integration_id` is given, and audit it — never the secret."""
+    integrations when `integration_id` is given, and audit it — never the secret. A bound token's
+    permissions default to provisioning's (users and groups, read and write): it is an identity
+    provider's credential, and GraphQL, the admin's channel, shows every integration's groups."""
     caller.require(Permission.ADMIN)
+    if permissions is None and integration_id is not None:
+        permissions = list(PROVISIONING_PERMISSIONS)
     account = await session.get(Account, caller.account_id)
     assert account is not None
     if integration_id is not None:
@@ -114,8 +119,12 @@ async def _check_bindable(session: AsyncSession, account_id: int, integration_id
     reconnected first (updateAppIntegration), so that its tokens never outlive a disconnection."""
     status = None
     if not has_nul(integration_id):
+        # FOR SHARE: a disconnection under way finishes first (and this sees it), or waits for the
+        # new token to be stored (and revokes it too).
         status = await session.scalar(
-            select(col(AppIntegration.status)).where(col(AppIntegration.account_id) == account_id, col(AppIntegration.id) == integration_id)
+            select(col(AppIntegration.status))
+            .where(col(AppIntegration.account_id) == account_id, col(AppIntegration.id) == integration_id)
+            .with_for_update(read=True)
         )
     if status is None:
         raise NotFound("AppIntegration", integration_id)
@@ -226,6 +235,11 @@ class StaleToken(Unauthenticated):
     def __init__(self, record: TokenRecord, reason: str) -> None:
         super().__init__()
         self.record, self.reason = record, reason
+
+
+def secret_matches(record: TokenRecord, presented: Presented) -> bool:
+    """The presented secret is the stored token's (compared in constant time)."""
+    return hmac.compare_digest(hash_secret(presented.secret), record.secret_hash)
 
 
 def check(record: TokenRecord | None, presented: Presented, *, channel: Channel, account_identifier: str | None = None) -> Verified:

@@ -7,6 +7,7 @@ Against a running server:  SCIM_TOKEN=<Secret Token> python -m app entra-replay 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,14 @@ from app.scim.schema import CORE_GROUP, CORE_USER, PATCH_OP
 from app.scim.schema import ENTERPRISE_USER as ENTERPRISE
 
 ENTRA_GROUP = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+MAX_THROTTLED = 5  # 429s in a row for one request before it counts as unexpected
+
+
+def _seconds(retry_after: str | None) -> float:
+    try:
+        return min(60.0, max(0.0, float(retry_after or 1)))
+    except ValueError:
+        return 1.0
 
 
 def entra_user(user_name: str, external_id: str, number: int) -> dict[str, Any]:
@@ -42,11 +51,18 @@ class Replay:
     base: str
     headers: dict[str, str]
     requests: int = 0
+    throttled: int = 0  # 429s waited out
     unexpected: list[str] = field(default_factory=list)
 
     async def call(self, method: str, path: str, expected: int | tuple[int, ...], body: Any = None, **params: str) -> httpx.Response:
         self.requests += 1
-        response = await self.client.request(method, f"{self.base}{path}", json=body, params=params or None, headers=self.headers)
+        for _ in range(MAX_THROTTLED):
+            response = await self.client.request(method, f"{self.base}{path}", json=body, params=params or None, headers=self.headers)
+            if response.status_code != 429:
+                break
+            # As Entra does when throttled: wait as long as Retry-After says, then send it again.
+            self.throttled += 1
+            await asyncio.sleep(_seconds(response.headers.get("retry-after")))
         allowed = expected if isinstance(expected, tuple) else (expected,)
         if response.status_code not in allowed:
             self.unexpected.append(f"{method} {path} -> {response.status_code} (expected {allowed}): {response.text[:200]}")
@@ -144,6 +160,8 @@ async def replay_against(tenant_url: str, token: str) -> int:
     0 when every answer was what Entra expects."""
     async with httpx.AsyncClient(timeout=30) as client:
         replay = await run(client, tenant_url.rstrip("/"), token)
+    if replay.throttled:
+        print(f"{replay.throttled} answers 429 (rate limited) waited out, as Entra does")
     print(f"{replay.requests} requests, {len(replay.unexpected)} unexpected status codes")
     for line in replay.unexpected:
         print(line)

@@ -1,0 +1,89 @@
+"""Rate limits: the requests of each token, and failed authentication.
+
+- **Per token** (RATE_LIMIT_PER_TOKEN, default 100 a second and 3,000 a minute): keyed by the token's
+  account and id, never by client address — Entra calls from addresses Microsoft's whole cloud
+  shares. Microsoft asks a SCIM endpoint to sustain at least 25 requests a second per tenant, and
+  quarantines a provisioning job whose requests keep failing, so the defaults sit well above what
+  an identity provider sends in normal operation: a limit is there to stop a runaway script, not to
+  shape a sync.
+- **Failed authentication** (RATE_LIMIT_FAILED_AUTH_PER_ADDRESS, default 30 a minute;
+  RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT, default 300 a minute): each failure counts against the
+  client's address and the account it named. Once either is used up, a request whose token has not
+  been verified in the last second (see app.auth.TokenCache) is refused before any database work;
+  tokens that are in use keep working, so a flood of bad tokens at one account does not lock its
+  identity provider out.
+
+A refused request is answered 429 with Retry-After (SCIM with an error body, GraphQL with an
+`errors` member). The counters are per instance, in memory: behind a load balancer spreading
+requests over N instances, the effective limits are up to N times these. "off" turns a limit off.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+
+from app.errors import RateLimited
+from app.settings import Settings
+
+OFF = "off"
+
+
+def parse_limits(text: str, name: str) -> tuple[RateLimitItem, ...]:
+    """A setting's limits ("100/second;3000/minute"), none for "off"; ValueError naming the setting."""
+    if text.strip().lower() == OFF:
+        return ()
+    try:
+        return tuple(parse_many(text))
+    except ValueError:
+        raise ValueError(f'{name} must be limits such as "100/second;3000/minute", or off; got {text!r}') from None
+
+
+class RateLimits:
+    def __init__(
+        self,
+        per_token: Sequence[RateLimitItem],
+        failed_auth_per_address: Sequence[RateLimitItem],
+        failed_auth_per_account: Sequence[RateLimitItem],
+    ) -> None:
+        self.per_token = tuple(per_token)
+        self.per_address = tuple(failed_auth_per_address)
+        self.per_account = tuple(failed_auth_per_account)
+        self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            parse_limits(settings.rate_limit_per_token, "RATE_LIMIT_PER_TOKEN"),
+            parse_limits(settings.rate_limit_failed_auth_per_address, "RATE_LIMIT_FAILED_AUTH_PER_ADDRESS"),
+            parse_limits(settings.rate_limit_failed_auth_per_account, "RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT"),
+        )
+
+    def token(self, account_identifier: str, token_id: str) -> None:
+        """Count one request of a token; RateLimited when it is over one of its limits."""
+        for item in self.per_token:
+            if not self.limiter.hit(item, "token", account_identifier, token_id):
+                raise RateLimited(self._retry_after(item, "token", account_identifier, token_id))
+
+    def check_failures(self, address: str, account_identifier: str) -> None:
+        """RateLimited when the address or the account has used up its failed authentications."""
+        for items, keys in ((self.per_address, ("address", address)), (self.per_account, ("account", account_identifier))):
+            for item in items:
+                if not self.limiter.test(item, *keys):
+                    raise RateLimited(self._retry_after(item, *keys))
+
+    def failed(self, address: str, account_identifier: str) -> None:
+        """Count one failed authentication against the address and the account."""
+        for item in self.per_address:
+            self.limiter.hit(item, "address", address)
+        for item in self.per_account:
+            self.limiter.hit(item, "account", account_identifier)
+
+    def _retry_after(self, item: RateLimitItem, *keys: str) -> int:
+        reset = self.limiter.get_window_stats(item, *keys).reset_time
+        return max(1, math.ceil(reset - time.time()))
