@@ -23,7 +23,8 @@ from starlette.requests import Request
 from app.db.models import Channel
 from app.db.transactions import run_transaction
 from app.db.types import utcnow
-from app.errors import Unauthenticated
+from app.errors import RateLimited, Unauthenticated
+from app.metrics import Metrics
 from app.ratelimit import RateLimits
 from app.services import tokens
 
@@ -82,22 +83,28 @@ def bearer_token(request: Request) -> str | None:
 async def authenticate(request: Request, *, channel: Channel, account_identifier: str | None = None) -> tokens.Verified:
     """The request's caller, or Unauthenticated / Unavailable / RateLimited (see app.ratelimit): a
     failure counts against the client's address and the account named, and once those are used up
-    only the tokens verified in the last second, presented with their right secret, are looked at;
-    a verified token's request counts against its own limits."""
+    only tokens in use (verified lately) are looked at; a verified token's request counts against
+    its own limits."""
     limits: RateLimits = request.app.state.rate_limits
+    metrics: Metrics = request.app.state.metrics
     address = request.client.host if request.client else "unknown"
     named = account_identifier or ""
     try:
         try:
             presented = tokens.parse(bearer_token(request))
         except Unauthenticated:
-            limits.check_failures(address, named)
+            _check_failures(limits, metrics, address, named)
             raise
         named = account_identifier or presented.account_identifier
         cache: TokenCache = request.app.state.token_cache
         record = cache.get((presented.account_identifier, presented.token_id))
-        if record is None or not tokens.secret_matches(record, presented):
-            limits.check_failures(address, named)
+        # Past the failure budget: a cached record tells a wrong secret without the database; a token
+        # not cached is looked up only if it is in use.
+        if record is not None:
+            if not tokens.secret_matches(record, presented):
+                _check_failures(limits, metrics, address, named)
+        elif not limits.in_use(presented.account_identifier, presented.token_id):
+            _check_failures(limits, metrics, address, named)
         if record is None:
             read_at = cache.clock()
             record = await run_transaction(request.app.state.token_sessionmaker, lambda session: tokens.load(session, presented))
@@ -105,10 +112,23 @@ async def authenticate(request: Request, *, channel: Channel, account_identifier
                 cache.put(record, read_at)
         verified = tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
     except Unauthenticated:
+        metrics.auth_failures.labels(channel.value).inc()
         limits.failed(address, named)
         raise
-    limits.token(verified.caller.account_identifier, verified.caller.principal)
+    try:
+        limits.token(verified.caller.account_identifier, verified.caller.principal)
+    except RateLimited:
+        metrics.rate_limited.labels("token").inc()
+        raise
     return verified
+
+
+def _check_failures(limits: RateLimits, metrics: Metrics, address: str, account: str) -> None:
+    try:
+        limits.check_failures(address, account)
+    except RateLimited:
+        metrics.rate_limited.labels("failed_authentication").inc()
+        raise
 
 
 async def record_use(request: Request, verified: tokens.Verified) -> None:

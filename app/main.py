@@ -21,6 +21,8 @@ from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
 from app.integration_activity import IntegrationActivity
 from app.lifecycle import Readiness
+from app.metrics import Metrics
+from app.metrics import endpoint as metrics_endpoint
 from app.middleware import SCIM_PREFIX, BodyLimits, EdgeMiddleware
 from app.ratelimit import RateLimits
 from app.scim.errors import error_response
@@ -120,10 +122,12 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
                 await made_replica.dispose()
 
     readiness = Readiness()
+    metrics = Metrics()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/openapi.json", openapi),
+        Route("/metrics", metrics_endpoint),
         Mount("/gateway/ng/api/scim/account/{account}", app=scim_app()),
         Route("/graphql", GraphQLEndpoint(settings)),
     ]
@@ -135,6 +139,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
                 readiness=readiness,
                 body_limits=BodyLimits(settings.max_body_bytes, settings.max_group_body_bytes),
                 read_timeout=settings.body_read_timeout_seconds,
+                metrics=metrics,
             )
         ],
         lifespan=lifespan,
@@ -146,6 +151,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
     app.state.token_cache = TokenCache()
     app.state.integration_activity = IntegrationActivity()
     app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.metrics = metrics
+    metrics.watch_pool(lambda: app.state.engine.pool if hasattr(app.state, "engine") else None)
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
         _attach_database(app, engine, replica)

@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.lifecycle import Readiness
+from app.metrics import Metrics
 from app.observability import log_access, log_safe, logger, request_id_from, request_id_var
 from app.scim.schema import ERROR as SCIM_ERROR
 from app.security_headers import ALWAYS, NO_STORE, html_headers
@@ -80,8 +81,17 @@ class EdgeMiddleware:
     for chunked bodies — and a client that sends no more of an unfinished body for `read_timeout`
     seconds gets 408. Both answers close the connection: the rest of the body is never read."""
 
-    def __init__(self, app: ASGIApp, *, readiness: Readiness | None = None, body_limits: BodyLimits, read_timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        readiness: Readiness | None = None,
+        body_limits: BodyLimits,
+        read_timeout: float,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.app = app
+        self.metrics = metrics
         self.readiness = readiness or Readiness()
         self.body_limits = body_limits
         self.read_timeout = read_timeout
@@ -123,7 +133,10 @@ class EdgeMiddleware:
                 await _send_error(exchange.send, path, 503, "the server is shutting down; retry the request")
         finally:
             status = exchange.status or (CLIENT_CLOSED_REQUEST if exchange.client_gone else 500)
-            log_access(log_safe(scope.get("method")), _loggable_path(path), status, (time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            log_access(log_safe(scope.get("method")), _loggable_path(path), status, elapsed * 1000)
+            if self.metrics is not None:
+                self.metrics.observe(scope.get("method", ""), path, status, elapsed)
             request_id_var.reset(token)
 
     async def _body_refused(self, exc: Exception, path: str, send: Send, limit: int) -> None:

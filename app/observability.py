@@ -1,4 +1,5 @@
-"""Logging with request ids, and an access log that never carries tokens, queries or bodies.
+"""Logging with request ids, and an access log that never carries tokens, queries or bodies; as text
+lines, or as one JSON object per line (LOG_FORMAT=json).
 
 Log lines are one line each whatever a client sends: values that come from a request are escaped
 before they are interpolated (`log_safe`), and the formatter escapes the finished message once more,
@@ -14,7 +15,10 @@ import os
 import re
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -60,10 +64,14 @@ def _escape(char: str) -> str:
 def log_access(method: str, path: str, status: int, duration_ms: float) -> None:
     """The access line of one request, on the `scimgraph.access` logger at INFO. The record goes to the
     logger's handlers as `Logger.info` would send it, without the search for the calling source line
-    that `Logger.info` makes on every call and that no line shows."""
+    that `Logger.info` makes on every call and that no line shows. Its values are also fields of the
+    record, which a JSON line shows as its own members."""
     if access_logger.isEnabledFor(logging.INFO):
         args = (method, path, status, duration_ms)
-        access_logger.handle(access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, ACCESS_FORMAT, args, None))
+        fields = {"http_method": method, "http_path": path, "http_status": status, "duration_ms": round(duration_ms, 1)}
+        access_logger.handle(
+            access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, ACCESS_FORMAT, args, None, extra=fields)
+        )
 
 
 class _RequestIdFilter(logging.Filter):
@@ -97,10 +105,31 @@ class SingleLineFormatter(logging.Formatter):
         return _MSEC_FORMAT % (self._second[1], record.msecs)
 
 
-def configure_logging(level: str) -> None:
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line (LOG_FORMAT=json): time (UTC, ISO 8601), level, logger, request_id,
+    message, the access line's fields, and a traceback as `exc_info`. JSON escapes every control
+    character, so a record stays one line, tracebacks included."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(SingleLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonLineFormatter())
+    else:
+        handler.setFormatter(SingleLineFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

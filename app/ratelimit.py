@@ -8,10 +8,10 @@
   shape a sync.
 - **Failed authentication** (RATE_LIMIT_FAILED_AUTH_PER_ADDRESS, default 30 a minute;
   RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT, default 300 a minute): each failure counts against the
-  client's address and the account it named. Once either is used up, a request whose token has not
-  been verified in the last second (see app.auth.TokenCache) is refused before any database work;
-  tokens that are in use keep working, so a flood of bad tokens at one account does not lock its
-  identity provider out.
+  client's address and the account it named. Once either is used up, a request with a token this
+  instance has not verified in the last IN_USE_FOR seconds is refused before any database work;
+  tokens that are in use keep working, so a flood of bad tokens — at one account, or from the
+  addresses Microsoft's clouds share — does not lock an identity provider out.
 
 A refused request is answered 429 with Retry-After (SCIM with an error body, GraphQL with an
 `errors` member). The counters are per instance, in memory: behind a load balancer spreading
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
@@ -32,6 +33,8 @@ from app.errors import RateLimited
 from app.settings import Settings
 
 OFF = "off"
+IN_USE_FOR = 900.0  # seconds a verified token counts as in use (Entra syncs every 40 minutes, in bursts)
+MAX_IN_USE = 10_000  # tokens remembered as in use; the least recently verified go first
 
 
 def parse_limits(text: str, name: str) -> tuple[RateLimitItem, ...]:
@@ -55,6 +58,8 @@ class RateLimits:
         self.per_address = tuple(failed_auth_per_address)
         self.per_account = tuple(failed_auth_per_account)
         self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.clock: Callable[[], float] = time.monotonic
+        self._in_use: OrderedDict[tuple[str, str], float] = OrderedDict()  # token -> when last verified
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -65,10 +70,23 @@ class RateLimits:
         )
 
     def token(self, account_identifier: str, token_id: str) -> None:
-        """Count one request of a token; RateLimited when it is over one of its limits."""
+        """Count one request of a verified token (now in use); RateLimited when it is over one of
+        its limits."""
+        key, now = (account_identifier, token_id), self.clock()
+        last = self._in_use.get(key)
+        if last is None or now - last >= 60:  # noted again at most once a minute: requests are many
+            self._in_use[key] = now
+            self._in_use.move_to_end(key)
+            while len(self._in_use) > MAX_IN_USE:
+                self._in_use.popitem(last=False)
         for item in self.per_token:
             if not self.limiter.hit(item, "token", account_identifier, token_id):
                 raise RateLimited(self._retry_after(item, "token", account_identifier, token_id))
+
+    def in_use(self, account_identifier: str, token_id: str) -> bool:
+        """The token was verified here in the last IN_USE_FOR seconds."""
+        last = self._in_use.get((account_identifier, token_id))
+        return last is not None and self.clock() - last < IN_USE_FOR
 
     def check_failures(self, address: str, account_identifier: str) -> None:
         """RateLimited when the address or the account has used up its failed authentications."""

@@ -432,7 +432,7 @@ def _worker_main(settings: Settings, shared: socket.socket | None, parent_pid: i
     # a worker stopped by a signal exits 0, quietly, instead of dying of that signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, record)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         sock = shared or bind_socket(settings.host, settings.port, reuse_port=True)
     except OSError as exc:

@@ -60,6 +60,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
     public_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_group_body_bytes: int = DEFAULT_MAX_GROUP_BODY_BYTES
@@ -79,6 +80,8 @@ class Settings:
     rate_limit_per_token: str = DEFAULT_RATE_LIMIT_PER_TOKEN
     rate_limit_failed_auth_per_address: str = DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS
     rate_limit_failed_auth_per_account: str = DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT
+    # /metrics asks for `Authorization: Bearer <metrics_token>` when set.
+    metrics_token: str | None = None
 
     @property
     def database_timeouts(self) -> DatabaseTimeouts:
@@ -141,6 +144,9 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     log_level = (env.get("LOG_LEVEL") or "INFO").upper()
     if log_level not in logging.getLevelNamesMapping():
         raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {log_level!r}")
+    log_format = (env.get("LOG_FORMAT") or "text").strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {env.get('LOG_FORMAT')!r}")
     public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
     scheme = urlsplit(public_url).scheme
     if scheme not in ("http", "https") or not urlsplit(public_url).netloc:
@@ -162,6 +168,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         host=host,
         port=port,
         log_level=log_level,
+        log_format=log_format,
         public_url=public_url,
         max_body_bytes=max_body,
         max_group_body_bytes=max_group_body,
@@ -173,6 +180,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
         graphql_ide=_switch(env, "GRAPHQL_IDE"),
         graphql_introspection=_switch(env, "GRAPHQL_INTROSPECTION"),
         graphql_cost_budget=_cost_budget(env),
+        metrics_token=_metrics_token(env),
         rate_limit_per_token=_rate_limit(env, "RATE_LIMIT_PER_TOKEN", DEFAULT_RATE_LIMIT_PER_TOKEN),
         rate_limit_failed_auth_per_address=_rate_limit(
             env, "RATE_LIMIT_FAILED_AUTH_PER_ADDRESS", DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ADDRESS
@@ -181,6 +189,15 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
             env, "RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT", DEFAULT_RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT
         ),
     )
+
+
+def _metrics_token(env: dict[str, str]) -> str | None:
+    raw = env.get("METRICS_TOKEN")
+    if not raw:
+        return None
+    if len(raw) < 16 or any(c.isspace() for c in raw):
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters without spaces")
+    return raw
 
 
 def _rate_limit(env: dict[str, str], name: str, default: str) -> str:

@@ -52,7 +52,10 @@ def serve(directory: Path, *, name: str = "server", first: bool = True, **env: s
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PUBLIC_URL", "HOST", "PORT")}
     full_env.update(PORT=str(port), PYTHONPATH=str(ROOT), DATABASE_URL=f"sqlite+aiosqlite:///{directory / 'served.db'}")
-    full_env.setdefault("RATE_LIMIT_PER_TOKEN", "off")  # test suites send faster than any identity provider
+    # Test suites send faster than any identity provider, and probe authentication hundreds of times
+    # from one address: the rate limits are off unless a test sets them (tests/test_rate_limits.py).
+    for name in ("RATE_LIMIT_PER_TOKEN", "RATE_LIMIT_FAILED_AUTH_PER_ADDRESS", "RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT"):
+        full_env.setdefault(name, "off")
     full_env.update(env)
     log = directory / f"{name}.log"
     with log.open("w") as stderr:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import logging
 import re
@@ -17,7 +18,7 @@ from starlette.types import Message
 
 from app.db.engine import create_engine
 from app.main import create_app
-from app.observability import SingleLineFormatter, log_access
+from app.observability import JsonLineFormatter, SingleLineFormatter, _RequestIdFilter, log_access
 from app.security_headers import inline_script_hashes
 from app.settings import Settings
 from tests.support.clients import Tenant
@@ -63,6 +64,33 @@ async def test_access_log_has_no_token_or_query(client: httpx.AsyncClient, tenan
     assert "/Users" in text
     assert tenant.token not in text
     assert "alice" not in text
+
+
+async def test_json_log_lines_parse_and_carry_the_request_id(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """LOG_FORMAT=json: every record one JSON object on one line, the access line's values as members,
+    and still no token or query string — nor can a request forge a second line."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(JsonLineFormatter())
+    access = logging.getLogger("scimgraph.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        query = 'filter=userName eq "alice@contoso.com"'
+        await client.get(f"{tenant.base}/Users%0a%7b%22forged%22:1%7d?{query}", headers={**tenant.headers, "X-Request-ID": "req-42"})
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["request_id"] == "req-42" and record["logger"] == "scimgraph.access" and record["level"] == "INFO"
+    assert record["http_method"] == "GET" and record["http_status"] == 404 and isinstance(record["duration_ms"], float)
+    assert record["http_path"].startswith(f"{tenant.base}/Users")
+    assert record["time"].endswith("+00:00")
+    assert tenant.token not in lines[0] and "alice" not in lines[0] and "forged" not in record
 
 
 # --- the HTTP edge, at the ASGI level ---------------------------------------------------------------

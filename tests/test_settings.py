@@ -62,6 +62,7 @@ def test_public_url_overrides_host_and_port() -> None:
         ({"PORT": "eighty"}, "PORT"),
         ({"PORT": "70000"}, "PORT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"PUBLIC_URL": "ftp://x"}, "PUBLIC_URL"),
         ({"HEADER_TIMEOUT_SECONDS": "0"}, "HEADER_TIMEOUT_SECONDS must be a number of seconds from 0.1 to 300"),
         ({"HEADER_TIMEOUT_SECONDS": "ten"}, "HEADER_TIMEOUT_SECONDS"),

@@ -89,6 +89,7 @@ async def run_mutation(
                 return await work()
         except DomainError as exc:
             if isinstance(exc, audit.REFUSALS):
+                context.request.app.state.metrics.denied_mutations.inc()
                 await audit.record_refusal(
                     context.session, context.caller, exc, action=action, resource_type=resource_type, resource_id=resource_id
                 )

@@ -164,6 +164,7 @@ ERRORS = {
     "408": "The request body did not arrive within the configured read timeout",
     "413": "The body is over its limit: MAX_GROUP_BODY_BYTES for POST /Groups and PUT /Groups/{id}, else MAX_BODY_BYTES",
     "415": "The body is not application/scim+json or application/json in UTF-8",
+    "429": "Too many requests of the token, or failed authentications of the address or account; retry after Retry-After seconds",
     "503": "The database is unavailable or too busy right now; retry after the Retry-After seconds",
 }
 # Every operation that takes a body can meet these.
@@ -171,8 +172,9 @@ BODY_ERRORS = ("408", "413", "415")
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    """The named error responses, and 503, which any operation may meet during a database outage."""
-    return {code: _error_response(ERRORS[code]) for code in (*codes, "503")}
+    """The named error responses, and those any operation may meet: 429 (a rate limit) and 503 (a
+    database outage)."""
+    return {code: _error_response(ERRORS[code]) for code in (*codes, "429", "503")}
 
 
 def _body(ref: str) -> dict[str, Any]:

@@ -54,6 +54,11 @@ async def live_server(database_url: str, engine: AsyncEngine, tenant: Tenant, tm
         "PUBLIC_URL": url,
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",
+        # The suites send faster than any identity provider, and probe authentication hundreds of
+        # times from one address: rate limits are off (tests/test_rate_limits.py checks them).
+        "RATE_LIMIT_PER_TOKEN": "off",
+        "RATE_LIMIT_FAILED_AUTH_PER_ADDRESS": "off",
+        "RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT": "off",
     }
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "app", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)

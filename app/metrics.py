@@ -1,0 +1,145 @@
+"""Prometheus metrics, served at /metrics (optionally behind METRICS_TOKEN).
+
+Every HTTP request is counted and timed by its route template, never its path (ids and account
+identifiers would make a series per resource), in `EdgeMiddleware`, which sees every request end,
+whatever ended it. SCIM requests are also counted by resource, operation and outcome. Failed
+authentications, rate-limited requests and DENIED GraphQL mutations are counted where they happen;
+the database pool is read when scraped.
+
+Each app has its own registry. Under `serve --workers N` each worker counts its own requests and a
+scrape reads the worker that answers it: run one worker per container and scale with replicas
+where the numbers matter (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+SCIM_PREFIX = "/gateway/ng/api/scim/account/"
+_FIXED = frozenset({"/graphql", "/healthz", "/readyz", "/openapi.json", "/metrics"})
+# SCIM's endpoints below the Tenant URL, by their first segment lower-cased (clients send any case).
+_SCIM_RESOURCES = {"users": "Users", "groups": "Groups"}
+_SCIM_DISCOVERY = {"serviceproviderconfig": "ServiceProviderConfig", "resourcetypes": "ResourceTypes", "schemas": "Schemas"}
+_OPERATIONS = {("POST", False): "create", ("GET", True): "read", ("GET", False): "list", ("PUT", True): "replace"}
+_OPERATIONS |= {("PATCH", True): "update", ("DELETE", True): "delete"}
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def route_of(path: str) -> tuple[str, str | None, str | None]:
+    """The route template of a path (a bounded set: anything unknown is "other") and, for SCIM's
+    Users and Groups, the resource and what follows it: "id", "search", or "" for the collection."""
+    if not path.startswith(SCIM_PREFIX):
+        return (path if path in _FIXED else "other"), None, None
+    below = path[len(SCIM_PREFIX) :].partition("/")[2].rstrip("/")
+    first, _, rest = below.partition("/")
+    base = SCIM_PREFIX + "{account}/"
+    resource = _SCIM_RESOURCES.get(first.lower())
+    if resource is not None:
+        if rest == ".search":
+            return f"{base}{resource}/.search", resource, "search"
+        if rest and "/" not in rest:
+            return f"{base}{resource}/{{id}}", resource, "id"
+        return (f"{base}{resource}", resource, "") if not rest else ("other", None, None)
+    if first == ".search" and not rest:
+        return f"{base}.search", "Resources", "search"
+    discovery = _SCIM_DISCOVERY.get(first.lower())
+    if discovery is not None and "/" not in rest:
+        return f"{base}{discovery}" + ("/{id}" if rest else ""), None, None
+    return "other", None, None
+
+
+def _outcome(status: int) -> str:
+    if status == 429:
+        return "rate_limited"
+    return "success" if status < 400 else ("client_error" if status < 500 else "server_error")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "scimgraph_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "scimgraph_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scim_operations = Counter(
+            "scimgraph_scim_operations",
+            "SCIM operations by resource (Users, Groups, Resources), operation and outcome.",
+            ["resource", "operation", "outcome"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "scimgraph_authentication_failures",
+            "Requests refused for their credentials (401), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "scimgraph_rate_limited_requests",
+            "Requests refused by a rate limit (429), by what was limited: token or failed_authentication.",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.denied_mutations = Counter(
+            "scimgraph_graphql_denied_mutations",
+            "GraphQL mutations refused by a rule (DENIED in the activity log): a missing permission, or what the identity provider owns.",
+            registry=self.registry,
+        )
+        self.pool = Gauge(
+            "scimgraph_database_pool_connections",
+            "Connections of the database pool: in_use (checked out), idle, and overflow beyond the pool's size.",
+            ["state"],
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, path: str, status: int, seconds: float) -> None:
+        """One request's end: counted and timed by route template, and as a SCIM operation."""
+        route, resource, target = route_of(path)
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+        if resource is None:
+            return
+        operation = "search" if target == "search" else _OPERATIONS.get((method, target == "id"))
+        if operation is not None:
+            self.scim_operations.labels(resource, operation, _outcome(status)).inc()
+
+    def watch_pool(self, pool_of: Callable[[], Any]) -> None:
+        """Read the pool of `pool_of()` (SQLAlchemy's, or None) at every scrape."""
+
+        def reading(name: str) -> Callable[[], float]:
+            def read() -> float:
+                pool = pool_of()
+                method = getattr(pool, name, None)
+                return float(method()) if callable(method) else 0.0
+
+            return read
+
+        self.pool.labels("in_use").set_function(reading("checkedout"))
+        self.pool.labels("idle").set_function(reading("checkedin"))
+        self.pool.labels("overflow").set_function(lambda: max(0.0, reading("overflow")()))
+
+
+async def endpoint(request: Request) -> Response:
+    """The metrics in Prometheus' text format; with METRICS_TOKEN set, only for `Authorization:
+    Bearer <METRICS_TOKEN>` (compared in constant time)."""
+    expected: str | None = request.app.state.settings.metrics_token
+    if expected is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            return JSONResponse({"error": "a valid bearer token (METRICS_TOKEN) is required"}, status_code=401)
+    metrics: Metrics = request.app.state.metrics
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,89 @@
+"""/metrics: what a known mix of requests leaves in Prometheus' text format, and METRICS_TOKEN."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.main import create_app
+from app.metrics import route_of
+from app.settings import ConfigError, Settings, load_settings
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, make_tenant
+
+SCIM = "/gateway/ng/api/scim/account/{account}"
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+async def test_metrics_count_a_known_mix_of_requests(
+    client: httpx.AsyncClient, scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await scim.create_user("ada@example.com")
+    assert (await scim.get(f"/Users/{user['id']}")).status_code == 200
+    assert (await scim.get(f"/users/{user['id']}")).status_code == 200  # any case: one route
+    assert (await scim.get("/Users/does-not-exist")).status_code == 404
+    assert (await scim.get("/Users", params={"filter": 'userName eq "x"'})).status_code == 200
+    assert (await client.get(f"{tenant.base}/Users", headers={"Authorization": "Bearer nope"})).status_code == 401
+    reader = GraphQLClient(client, await make_tenant(sessionmaker, tenant.identifier, ["users:read", "groups:read"]))
+    denied = await reader('mutation { createUserGroup(input: {name: "G"}) { __typename } }')
+    assert denied["createUserGroup"]["__typename"] == "PermissionDeniedError"
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    found = samples(response.text)
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    by_id = f"{SCIM}/Users/{{id}}"
+    assert value("scimgraph_http_requests_total", route=by_id, method="GET", status="200") == 2
+    assert value("scimgraph_http_requests_total", route=by_id, method="GET", status="404") == 1
+    assert value("scimgraph_http_requests_total", route=f"{SCIM}/Users", method="POST", status="201") == 1
+    assert value("scimgraph_http_requests_total", route=f"{SCIM}/Users", method="GET", status="401") == 1
+    assert value("scimgraph_http_requests_total", route="/graphql", method="POST", status="200") == 1
+    assert value("scimgraph_http_request_duration_seconds_count", route=by_id, method="GET") == 3
+    assert value("scimgraph_scim_operations_total", resource="Users", operation="read", outcome="success") == 2
+    assert value("scimgraph_scim_operations_total", resource="Users", operation="read", outcome="client_error") == 1
+    assert value("scimgraph_scim_operations_total", resource="Users", operation="create", outcome="success") == 1
+    assert value("scimgraph_scim_operations_total", resource="Users", operation="list", outcome="success") == 1
+    assert value("scimgraph_authentication_failures_total", channel="SCIM") == 1
+    assert value("scimgraph_graphql_denied_mutations_total") == 1
+    assert ("scimgraph_database_pool_connections", (("state", "in_use"),)) in found
+    # No path, id, account or query string becomes a label.
+    assert user["id"] not in response.text and tenant.identifier not in response.text and "userName" not in response.text
+
+
+async def test_metrics_token_guards_the_endpoint(settings: Settings, engine: AsyncEngine) -> None:
+    app = create_app(replace(settings, metrics_token="s3cret-metrics-token"), engine=engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://scim.example.test") as client:
+        assert (await client.get("/metrics")).status_code == 401
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})).status_code == 200
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):
+        load_settings({"METRICS_TOKEN": "short"})
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/gateway/ng/api/scim/account/acme/Users", f"{SCIM}/Users"),
+        ("/gateway/ng/api/scim/account/acme/groups/abc/", f"{SCIM}/Groups/{{id}}"),
+        ("/gateway/ng/api/scim/account/acme/Users/.search", f"{SCIM}/Users/.search"),
+        ("/gateway/ng/api/scim/account/acme/Schemas/urn:x", f"{SCIM}/Schemas/{{id}}"),
+        ("/gateway/ng/api/scim/account/acme/Users/a/b", "other"),
+        ("/wp-admin/login.php", "other"),
+        ("/graphql", "/graphql"),
+    ],
+)
+def test_routes_are_templates_from_a_bounded_set(path: str, route: str) -> None:
+    assert route_of(path)[0] == route
