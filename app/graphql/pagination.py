@@ -6,7 +6,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import strawberry
@@ -87,6 +88,32 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in text
+
+
+def decode_row_cursor(cursor: str | None, kind: str) -> tuple[datetime, str] | None:
+    """The (created_at, id) of the row a keyset cursor of a list ordered by them names (see
+    `keyset_connection`); anything else reads as "from the start"."""
+    key = decode_key_cursor(cursor, kind, 2)
+    if key is None:
+        return None
+    try:
+        created_at = datetime.fromisoformat(key[0])
+    except ValueError:
+        return None
+    return (created_at, key[1]) if created_at.tzinfo is not None else None
+
+
+def keyset_connection(rows: Sequence[Any], total: int, limit: int, kind: str, node: Callable[[Any], T]) -> Connection[T]:
+    """A connection of the first `limit` of `rows` (fetched one more, to know whether more follow),
+    each with a cursor naming its (created_at, id)."""
+    page = rows[:limit]
+    edges = [Edge(cursor=encode_key_cursor(kind, row.created_at.isoformat(), row.id), node=node(row)) for row in page]
+    return Connection(
+        total_count=total,
+        nodes=[edge.node for edge in edges],
+        edges=edges,
+        page_info=PageInfo(has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None),
+    )
 
 
 def page_size(first: int | None) -> int:

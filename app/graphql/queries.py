@@ -15,10 +15,10 @@ from app.graphql.pagination import (
     PageInfo,
     decode_cursor,
     decode_key_cursor,
+    decode_row_cursor,
     encode_cursor,
     encode_key_cursor,
-    offset_connection,
-    offset_window,
+    keyset_connection,
     page_size,
 )
 from app.graphql.types import (
@@ -42,7 +42,7 @@ from app.graphql.types import (
 )
 from app.services import accounts, audit, extensions, flags, groups, integrations, tokens, users
 from app.services.caller import Permission
-from app.services.common import PageQuery
+from app.services.common import PageQuery, after_row
 
 
 @strawberry.input
@@ -93,15 +93,19 @@ class Query:
         row = await info.context.call(users.get_user_by_email, info.context.caller, email)
         return None if row is None else User.from_row(row)
 
-    @strawberry.field(description="Users, oldest first.")
+    @strawberry.field(
+        description="Users, oldest first. Cursors are keys: a page neither skips nor repeats users while others are added or removed."
+    )
     async def users(
         self, info: Info, filter: UserFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[User]:
         f = filter or UserFilter()
         where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
-        offset, limit = offset_window(first, after)
-        total, rows = await info.context.call(users.list_users, info.context.caller, PageQuery(where, users.LIST_ORDER, offset, limit))
-        return offset_connection([User.from_row(r) for r in rows], total, offset)
+        limit, start = page_size(first), decode_row_cursor(after, "u")
+        seek = None if start is None else after_row(users.LIST_ORDER, start)
+        query = PageQuery(where, users.LIST_ORDER, 0, limit + 1, after=seek)
+        total, rows = await info.context.call(users.list_users, info.context.caller, query)
+        return keyset_connection(rows, total, limit, "u", User.from_row)
 
     @strawberry.field
     async def user_group(self, info: Info, id: strawberry.ID) -> UserGroup | None:
@@ -122,7 +126,9 @@ class Query:
             return None
         return UserGroup.from_row(row)
 
-    @strawberry.field(description="User groups, oldest first.")
+    @strawberry.field(
+        description="User groups, oldest first. Cursors are keys: a page neither skips nor repeats groups while others come or go."
+    )
     async def user_groups(
         self, info: Info, filter: UserGroupFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[UserGroup]:
@@ -130,9 +136,11 @@ class Query:
         where = groups.admin_filter(
             search=f.search, managed_by=_value(f.managed_by), org_identifier=f.org_identifier, project_identifier=f.project_identifier
         )
-        offset, limit = offset_window(first, after)
-        total, rows = await info.context.call(groups.list_groups, info.context.caller, PageQuery(where, groups.LIST_ORDER, offset, limit))
-        return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
+        limit, start = page_size(first), decode_row_cursor(after, "g")
+        seek = None if start is None else after_row(groups.LIST_ORDER, start)
+        query = PageQuery(where, groups.LIST_ORDER, 0, limit + 1, after=seek)
+        total, rows = await info.context.call(groups.list_groups, info.context.caller, query)
+        return keyset_connection(rows, total, limit, "g", UserGroup.from_row)
 
     @strawberry.field
     async def organizations(self, info: Info) -> list[Organization]:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Select, String, Text, and_, bindparam, column, exists, func, select, true, update
+from sqlalchemy import JSON, ColumnElement, Select, String, Text, and_, bindparam, column, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -114,9 +114,9 @@ LIMIT: BindParameter[Any] = bindparam("limit")
 @dataclass(frozen=True)
 class PageQuery:
     """What a list asks for: the rows that match `where`, in `order_by` order, at most `limit` of them
-    from `offset`. The conditions may hold bound parameters, whose values are `params`. A `key`, when
-    given, names `where` and `order_by` (equal keys: equal SQL), so that their statements are built
-    once (see `kept`)."""
+    from `offset` (and, with `after`, after a given row). The conditions may hold bound parameters,
+    whose values are `params`. A `key`, when given, names `where` and `order_by` (equal keys: equal
+    SQL), so that their statements are built once (see `kept`)."""
 
     where: ColumnElement[bool]
     order_by: Sequence[Any]
@@ -124,6 +124,9 @@ class PageQuery:
     limit: int
     params: Mapping[str, Any] = field(default_factory=dict)
     key: Hashable | None = None
+    # Keyset pagination: the page holds only rows after a previous page's last (see `after_row`);
+    # the total still counts every match.
+    after: ColumnElement[bool] | None = None
 
     def within(self, scope_key: Hashable, **params: Any) -> PageQuery:
         """The same query within a scope (the caller's account, what they may see): its parameters
@@ -143,13 +146,23 @@ async def page(
     table = model.__table__
     rows: list[Any] = []
     if query.limit > 0:
+        seek = () if query.after is None else (query.after,)
         statement = kept(
-            query.key and ("page", table.name, query.key),
-            lambda: select(table).where(scope, query.where).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
+            None if query.after is not None else query.key and ("page", table.name, query.key),
+            lambda: select(table).where(scope, query.where, *seek).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
         )
         rows = await fetch(connection, statement, query.page_params())
     total = await total_of_page(connection, table, (scope, query.where), query, len(rows), counted=counted)
     return total, rows
+
+
+def after_row(order_by: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """The rows after the one whose `order_by` columns (ascending, the last one unique) hold `values`:
+    a keyset page's start, which neither skips nor repeats rows when others come or go before it."""
+    (first, *rest), (value, *more) = order_by, values
+    if not rest:
+        return first > value
+    return or_(first > value, and_(first == value, after_row(rest, more)))
 
 
 async def total_of_page(
@@ -168,7 +181,7 @@ async def total_of_page(
     condition of its own asks for every row of the scope: `counted`, when given, is a statement that
     has them counted already (with the query's parameters). Otherwise the database counts (with the
     count statement kept under the query's key, as for `page`)."""
-    if found < query.limit and (found or query.offset == 0):
+    if query.after is None and found < query.limit and (found or query.offset == 0):
         return query.offset + found
     if counted is not None and isinstance(query.where, True_):
         return int(await counted.scalar(connection, query.params) or 0)

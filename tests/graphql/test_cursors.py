@@ -69,3 +69,38 @@ async def test_every_connection_starts_over_on_a_made_up_cursor(gql: GraphQLClie
     assert data["users"]["nodes"] == [{"userName": "ann@x", "groups": {"nodes": [{"name": "Team"}]}}]
     assert data["userGroups"]["nodes"] == [{"name": "Team", "members": {"nodes": [{"userName": "ann@x"}]}}]
     assert data["auditEvents"]["nodes"] == [{"action": "group.create"}]  # the newest event
+
+
+PAGE = "query($a: String) { users(first: 2, after: $a) { totalCount pageInfo { hasNextPage endCursor } nodes { userName } } }"
+
+
+async def test_user_pages_neither_skip_nor_repeat_while_users_come_and_go(gql: GraphQLClient, scim: ScimClient) -> None:
+    """Keyset cursors: users deleted before the cursor, and users created meanwhile, move no other
+    user across a page boundary (an offset would skip one per deletion)."""
+    made = [await scim.create_user(f"u{i}@example.com") for i in range(5)]
+    first = (await gql(PAGE))["users"]
+    assert [n["userName"] for n in first["nodes"]] == ["u0@example.com", "u1@example.com"]
+    assert first["totalCount"] == 5 and first["pageInfo"]["hasNextPage"] is True
+    # While the admin pages: the first user is deprovisioned and two more arrive.
+    assert (await scim.delete(f"/Users/{made[0]['id']}")).status_code == 204
+    for i in (5, 6):
+        await scim.create_user(f"u{i}@example.com")
+    seen, after = [n["userName"] for n in first["nodes"]], first["pageInfo"]["endCursor"]
+    while after is not None:
+        page = (await gql(PAGE, a=after))["users"]
+        assert page["totalCount"] == 6
+        seen += [n["userName"] for n in page["nodes"]]
+        after = page["pageInfo"]["endCursor"] if page["pageInfo"]["hasNextPage"] else None
+    assert seen == [f"u{i}@example.com" for i in range(7)]
+
+
+async def test_group_pages_use_keyset_cursors_too(gql: GraphQLClient) -> None:
+    for name in ("A", "B", "C"):
+        await gql("mutation($n: String!) { createUserGroup(input: {name: $n}) { __typename } }", n=name)
+    query = "query($a: String) { userGroups(first: 1, after: $a) { pageInfo { hasNextPage endCursor } nodes { name } } }"
+    first = (await gql(query))["userGroups"]
+    groups = await gql("{ userGroups { nodes { id name } } }")
+    a = next(g["id"] for g in groups["userGroups"]["nodes"] if g["name"] == "A")
+    await gql("mutation($id: ID!) { deleteUserGroup(input: {id: $id}) { __typename } }", id=a)
+    second = (await gql(query, a=first["pageInfo"]["endCursor"]))["userGroups"]
+    assert [first["nodes"][0]["name"], second["nodes"][0]["name"]] == ["A", "B"]
