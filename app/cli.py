@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import os
 import shlex
 import socket
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import jsonbody
@@ -326,6 +328,23 @@ def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent copy of the embedded SQLite database, taken while it serves (SQLite's online
+    backup: writers wait only for each step's pages). PostgreSQL is backed up with its own tools."""
+    url = make_url(settings.database_url)
+    if not url.drivername.startswith("sqlite"):
+        return _fail("backup copies the embedded SQLite database; back PostgreSQL up with pg_dump (docs/operations.md)")
+    source, target = Path(str(url.database)), Path(args.to)
+    if not source.exists():
+        return _fail(f"no database at {source}")
+    if target.exists():
+        return _fail(f"{target} exists; name a new file")
+    with contextlib.closing(sqlite3.connect(source)) as live, contextlib.closing(sqlite3.connect(target)) as copy:
+        live.backup(copy, pages=1024)
+    print(f"backed up {source} to {target}")
+    return 0
+
+
 async def _system_caller(session: AsyncSession, identifier: str) -> Caller:
     account = await accounts.get_account(session, identifier)
     assert account.id is not None
@@ -420,6 +439,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "purge", help="delete deprovisioned users whose account's retention has ended, in every account (run daily)"
     ).set_defaults(handler=cmd_purge)
+
+    backup = sub.add_parser("backup", help="copy the embedded SQLite database while it serves (PostgreSQL: use pg_dump)")
+    backup.add_argument("--to", required=True, help="the new file to write")
+    backup.set_defaults(handler=cmd_backup)
 
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(handler=cmd_export_schema)
 

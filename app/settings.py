@@ -132,6 +132,8 @@ def redact_database_url(url: str) -> str:
 def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Read and validate settings; `overrides` (e.g. from CLI flags) win over the environment."""
     env = dict(os.environ if env is None else env)
+    for name in SECRETS:
+        _read_secret_file(env, name)
     database_url = validate_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
     host = str(overrides.get("host") or env.get("HOST") or "127.0.0.1")
     port_raw = overrides.get("port") or env.get("PORT") or "8000"
@@ -198,6 +200,28 @@ def _metrics_token(env: dict[str, str]) -> str | None:
     if len(raw) < 16 or any(c.isspace() for c in raw):
         raise ConfigError("METRICS_TOKEN must be at least 16 characters without spaces")
     return raw
+
+
+# Settings that hold a secret may instead name a file holding it, as <NAME>_FILE (a mounted Docker or
+# Kubernetes secret): the environment of a process is easier to leak than a file only it can read.
+SECRETS = ("DATABASE_URL", "DATABASE_READ_URL", "METRICS_TOKEN")
+
+
+def _read_secret_file(env: dict[str, str], name: str) -> None:
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return
+    if env.get(name):
+        raise ConfigError(f"set {name} or {name}_FILE, not both")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name}_FILE: {path} is not UTF-8 text") from None
+    if not value:
+        raise ConfigError(f"{name}_FILE: {path} is empty")
+    env[name] = value
 
 
 def _rate_limit(env: dict[str, str], name: str, default: str) -> str:

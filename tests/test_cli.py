@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.cli import main
+from app.settings import Settings
 from tests.served import ROOT, free_port, serve, wait_until_healthy
 
 
@@ -176,3 +178,23 @@ def test_entra_replay_checks_a_running_server_with_the_token_from_the_environmen
         done = subprocess.run(command, cwd=tmp_path, env=env | {"SCIM_TOKEN": server.token}, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.splitlines()[-1].endswith("requests, 0 unexpected status codes")
+
+
+def test_backup_of_the_embedded_database_is_one_serve_starts_on(cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["accounts", "create", "default"]) == 0
+    assert main(["tokens", "create", "--account", "default"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    assert main(["backup", "--to", str(restored / "served.db")]) == 0
+    assert main(["backup", "--to", str(restored / "served.db")]) == 1
+    assert "exists" in capsys.readouterr().err
+    with serve(restored, first=False) as server:  # its database: the copy
+        answer = httpx.get(f"{server.url}/gateway/ng/api/scim/account/default/Users", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+
+
+def test_backup_of_postgresql_points_to_pg_dump(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("app.cli.load_settings", lambda **_: Settings(database_url="postgresql+asyncpg://u@h:5432/db"))
+    assert main(["backup", "--to", "x.db"]) == 1
+    assert "pg_dump" in capsys.readouterr().err

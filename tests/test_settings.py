@@ -3,6 +3,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,20 @@ def test_database_timeouts_are_bounded_seconds() -> None:
         for bad in ("0", "soon", "nan", "3601"):
             with pytest.raises(ConfigError, match=name):
                 load_settings({name: bad})
+
+
+def test_secrets_may_come_from_files(tmp_path: Path) -> None:
+    url = tmp_path / "database_url"
+    url.write_text("postgresql+asyncpg://scim:s3cret@db:5432/scimgraph\n")
+    token = tmp_path / "metrics_token"
+    token.write_text("a-metrics-token-of-some-length")
+    settings = load_settings({"DATABASE_URL_FILE": str(url), "METRICS_TOKEN_FILE": str(token)})
+    assert settings.database_url == "postgresql+asyncpg://scim:s3cret@db:5432/scimgraph"
+    assert settings.metrics_token == "a-metrics-token-of-some-length"
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings({"DATABASE_URL_FILE": str(url), "DATABASE_URL": "sqlite+aiosqlite:///x.db"})
+    with pytest.raises(ConfigError, match="DATABASE_URL_FILE: cannot read"):
+        load_settings({"DATABASE_URL_FILE": str(tmp_path / "missing")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ConfigError, match="is empty"):
+        load_settings({"METRICS_TOKEN_FILE": str(tmp_path / "empty")})
