@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from app import tracing
 from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
@@ -82,10 +84,13 @@ def _failure_reason(exc: Exception, timeout: float) -> str:
     return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
 
 
-def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine | None = None) -> None:
+def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine | None = None, tracer_provider: Any = None) -> None:
     """The database, and where requests that only read go: `replica` when there is one. Tokens are
     read from `engine` whatever the request: a new token works at once, a revoked one stops."""
     reads = replica or engine
+    if tracer_provider is not None:
+        for traced_engine in {engine, reads}:
+            tracing.trace_engine(traced_engine, tracer_provider)
     app.state.engine = engine
     app.state.replica = replica
     app.state.sessionmaker = create_sessionmaker(engine)
@@ -95,9 +100,14 @@ def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine |
     app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica: AsyncEngine | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, engine: AsyncEngine | None = None, replica: AsyncEngine | None = None, tracer_provider: Any = None
+) -> Starlette:
     """Build the app. When `engine` (and `replica`) are given the caller owns them; otherwise the
-    lifespan makes them from the settings (the replica only when DATABASE_READ_URL is set)."""
+    lifespan makes them from the settings (the replica only when DATABASE_READ_URL is set). Traces
+    go to `tracer_provider`, or where the OTEL_* variables say when they ask for them (app/tracing.py)."""
+    if tracer_provider is None and tracing.wanted():
+        tracer_provider = tracing.provider_from_environment()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,7 +117,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         made = create_engine(settings.database_url, settings.database_timeouts, pool_size=settings.db_pool_size)
         copy = settings.database_read_url
         made_replica = create_engine(copy, settings.database_timeouts, pool_size=settings.db_pool_size) if copy else None
-        _attach_database(app, made, made_replica)
+        _attach_database(app, made, made_replica, tracer_provider)
         activity: IntegrationActivity = app.state.integration_activity
         writer = asyncio.create_task(activity.run(app.state.sessionmaker))
         try:
@@ -129,7 +139,7 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
         Route("/openapi.json", openapi),
         Route("/metrics", metrics_endpoint),
         Mount("/gateway/ng/api/scim/account/{account}", app=scim_app()),
-        Route("/graphql", GraphQLEndpoint(settings)),
+        Route("/graphql", GraphQLEndpoint(settings, tracer_provider)),
     ]
     app = Starlette(
         routes=routes,
@@ -140,7 +150,8 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
                 body_limits=BodyLimits(settings.max_body_bytes, settings.max_group_body_bytes),
                 read_timeout=settings.body_read_timeout_seconds,
                 metrics=metrics,
-            )
+            ),
+            *([] if tracer_provider is None else [Middleware(tracing.traced_middleware, tracer_provider=tracer_provider)]),
         ],
         lifespan=lifespan,
     )
@@ -155,5 +166,5 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None, replica
     metrics.watch_pool(lambda: app.state.engine.pool if hasattr(app.state, "engine") else None)
     if engine is not None:
         # Tests hand in an engine and may call the app without running the lifespan.
-        _attach_database(app, engine, replica)
+        _attach_database(app, engine, replica, tracer_provider)
     return app

@@ -101,8 +101,10 @@ class _SchemaAppWithoutIde(_SchemaApp):
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
-    def __init__(self, settings: Settings) -> None:
-        schema = build_schema(introspection=settings.graphql_introspection, cost_budget=settings.graphql_cost_budget)
+    def __init__(self, settings: Settings, tracer_provider: Any = None) -> None:
+        schema = build_schema(
+            introspection=settings.graphql_introspection, cost_budget=settings.graphql_cost_budget, tracer_provider=tracer_provider
+        )
         app_class = _SchemaApp if settings.graphql_ide else _SchemaAppWithoutIde
         self.inner = app_class(schema, graphql_ide="graphiql", allow_queries_via_get=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import strawberry
 from graphql import SKIP, FieldNode, GraphQLError, ValidationRule, VisitorAction
@@ -70,13 +71,21 @@ class _NoIntrospection(ValidationRule):
         return SKIP
 
 
-def build_schema(*, introspection: bool = True, cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET) -> strawberry.Schema:
+def build_schema(
+    *, introspection: bool = True, cost_budget: int = DEFAULT_GRAPHQL_COST_BUDGET, tracer_provider: Any = None
+) -> strawberry.Schema:
     """The schema with its guards. `introspection=False` refuses `__schema` and `__type`, for a
-    production server whose clients are known; the SDL stays available from `export-schema`."""
+    production server whose clients are known; the SDL stays available from `export-schema`. With a
+    `tracer_provider` (app/tracing.py), operations are traced — without their arguments, which carry
+    emails and names."""
     limits = Limits(max_depth=MAX_DEPTH, max_aliases=MAX_ALIASES, budget=cost_budget)
     guards: list[Callable[[], SchemaExtension]] = [lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS)]
     if not introspection:
         guards.append(lambda: AddValidationRules([_NoIntrospection]))
+    if tracer_provider is not None:
+        from app.graphql.tracing import Tracing
+
+        guards.append(lambda: Tracing(tracer_provider=tracer_provider, arg_filter=lambda args, info: {}))
     return _Schema(
         query=Query,
         mutation=Mutation,
