@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import database, procs, profile, queries, report, seed
+from bench import bookkeeping, database, procs, profile, queries, report, seed
 from bench.config import BenchConfig
 from bench.dataset import Dataset, user_id
 from bench.httpload import Connection, Phase, PhaseResult, Probe, Request, build_request, run_phase
@@ -258,6 +258,9 @@ class Bench:
             await self.service(tenant, workers)
         if config.reference:
             await self.reference()
+        log("the request path's bookkeeping (metrics, rate limit, integration health), in-process")
+        self.results["bookkeeping"] = bookkeeping.measure(2_000 if config.quick else 50_000)
+        log(f"  {self.results['bookkeeping']}")
         self.results["machine"]["load_average_at_end"] = os.getloadavg()
         self.results["seconds"] = round(time.monotonic() - started, 1)
         self.results["logs"] = str(self.logs)  # for the console only: `python -m bench` leaves it out of the file

@@ -4,6 +4,7 @@ Users and Groups using Azure AD (SCIM)" states it for FirstGen and NextGen app i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import replace
 from typing import Any
@@ -439,3 +440,18 @@ async def test_a_risk_cursor_that_is_not_ours_reads_as_from_the_start(gql: Graph
     cursor = base64.urlsafe_b64encode(f"r:{key}".encode()).decode()
     page = await gql("query($a: String) { ssoLoginRisks(after: $a) { totalCount nodes { user { userName } } } }", a=cursor)
     assert page["ssoLoginRisks"]["nodes"] == [{"user": {"userName": "ada@example.com"}}]
+
+
+async def test_a_name_pushed_at_once_with_and_without_an_integration_makes_one_group(
+    client: httpx.AsyncClient, tenant: Tenant, gql: GraphQLClient, scim: ScimClient
+) -> None:
+    """The unique indexes keep names apart per integration and among groups of none; a create of one
+    name by each at the same moment must still leave the bound token one group of that name (on
+    PostgreSQL an advisory lock of the name serializes the two checks; this harness seldom
+    interleaves them, so the test states the outcome rather than forcing the race)."""
+    entra = await connect(gql, client, tenant, "Entra", "NEXTGEN")
+    for round_ in range(4):
+        name = f"Race {round_}"
+        answers = await asyncio.gather(scim.post("/Groups", {"displayName": name}), entra.scim.post("/Groups", {"displayName": name}))
+        assert sorted(a.status_code for a in answers) == [201, 409], [a.text for a in answers]
+        assert len(await entra.scim.find("Groups", f'displayName eq "{name}"')) == 1

@@ -163,7 +163,16 @@ def guard(caller: Caller, group: Any, operation: GuardedOperation) -> None:
 
 
 async def _idp_name_taken(session: AsyncSession, caller: Caller, display_name: str, except_id: str | None) -> bool:
-    """Whether an identity-provider group the caller sees over SCIM (see `visible_to`) has the name."""
+    """Whether an identity-provider group the caller sees over SCIM (see `visible_to`) has the name.
+
+    On PostgreSQL the name is first locked for the rest of the transaction (an advisory lock of the
+    account and the name): the unique indexes keep names apart only within one integration and
+    among groups of none, so two creates of one name by an unbound and a bound token would
+    otherwise both pass this check. The second now waits, then sees the first's group."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        key = func.hashtextextended(f"idp group name:{caller.account_id}:{display_name.lower()}", 0)
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
     query = select(col(UserGroup.id)).where(
         col(UserGroup.account_id) == caller.account_id, col(UserGroup.display_name_ci) == display_name.lower(), _IDENTITY_PROVIDER_GROUPS
     )
