@@ -28,7 +28,7 @@ from app.db.engine import create_engine, create_sessionmaker
 from app.db.models import AppIntegration, IntegrationGeneration
 from app.db.types import utcnow
 from app.errors import DomainError
-from app.services import accounts, extensions, flags, integrations, tokens, users
+from app.services import accounts, audit, extensions, flags, integrations, tokens, users
 from app.services.caller import ALL_PERMISSIONS, Caller, system_caller
 from app.settings import ConfigError, Settings, load_settings, redact_database_url
 
@@ -209,33 +209,43 @@ def cmd_flags_set(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_accounts_settings(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_database(settings)
 
-    async def work(session: AsyncSession) -> int:
+    async def work(session: AsyncSession) -> tuple[int, int]:
         caller = await _system_caller(session, args.account)
-        if args.deprovision_retention_days is None:
-            return await accounts.deprovision_retention_days(session, caller)
-        return await accounts.set_deprovision_retention_days(session, caller, args.deprovision_retention_days)
+        if args.deprovision_retention_days is not None:
+            await accounts.set_deprovision_retention_days(session, caller, args.deprovision_retention_days)
+        if args.activity_retention_days is not None:
+            await accounts.set_activity_retention_days(session, caller, args.activity_retention_days)
+        return await accounts.deprovision_retention_days(session, caller), await accounts.activity_retention_days(session, caller)
 
-    print(f"deprovision retention: {_run_in_session(settings, work)} days for account {args.account}")
+    deprovision, activity = _run_in_session(settings, work)
+    print(f"deprovision retention: {deprovision} days for account {args.account}")
+    print(f"activity retention: {activity} days for account {args.account}")
     return 0
 
 
 def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
     """Delete what has outlived its retention, in every account: users the identity provider
-    deleted, kept as tombstones for the account's deprovision retention, and app integrations'
-    hourly request counts older than a week (their health reads one day). Meant to run daily."""
+    deleted, kept as tombstones for the account's deprovision retention; the activity log's records
+    of SCIM requests past the account's activity retention; and app integrations' hourly request
+    counts older than a week (their health reads one day). Meant to run daily."""
     _prepare_database(settings)
     now = utcnow()
 
-    async def work(session: AsyncSession) -> tuple[list[tuple[str, int]], int]:
+    async def work(session: AsyncSession) -> tuple[list[tuple[str, int, int]], int]:
         done = []
         for account in await accounts.list_accounts(session):
             assert account.id is not None
-            done.append((account.identifier, await users.purge_expired(session, system_caller(account.id, account.identifier), now)))
+            caller = system_caller(account.id, account.identifier)
+            users_purged = await users.purge_expired(session, caller, now)
+            requests_purged = await audit.purge_requests(session, caller, now, account.activity_retention_days)
+            done.append((account.identifier, users_purged, requests_purged))
         return done, await integrations.purge_activity(session, now)
 
     purged, activity = _run_in_session(settings, work)
-    for identifier, count in purged:
-        print(f"{identifier}: {count} deprovisioned user{'' if count == 1 else 's'} purged")
+    for identifier, count, requests in purged:
+        print(
+            f"{identifier}: {count} deprovisioned user{'' if count == 1 else 's'} purged, {requests} request records past retention deleted"
+        )
     print(f"{activity} hourly app integration count{'' if activity == 1 else 's'} older than a week deleted")
     return 0
 
@@ -391,6 +401,7 @@ def _parser() -> argparse.ArgumentParser:
     asettings.add_argument(
         "--deprovision-retention-days", type=int, help="days a user deleted by the identity provider is kept, restorable (0: none)"
     )
+    asettings.add_argument("--activity-retention-days", type=int, help="days the activity log keeps its records of SCIM requests")
     asettings.set_defaults(handler=cmd_accounts_settings)
 
     tok = sub.add_parser("tokens", help="manage API tokens").add_subparsers(dest="action", required=True)

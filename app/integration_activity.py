@@ -17,16 +17,14 @@ needs to read. Requests with unknown tokens or wrong secrets are attributed to n
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
+from app import activity
 from app.db.transactions import run_transaction
 from app.db.types import utcnow
 from app.services import integrations
@@ -52,8 +50,10 @@ class IntegrationActivity:
         at = utcnow()
         failure = None
         if response.status_code >= 400:
-            scim_type, detail = _error_of(response)
-            failure = integrations.Failure(at, response.status_code, scim_type, reason or detail)
+            # What the detail quotes came from the request (a userName, a filter's text): personal data,
+            # which the health, kept as long as the integration and printed by `integrations list`, must not hold.
+            scim_type, detail = activity.error_of(response)
+            failure = integrations.Failure(at, response.status_code, scim_type, reason or activity.without_quoted_values(detail))
         self._pending.setdefault((account_id, integration_id), integrations.Tally()).note(at, response.status_code, failure)
 
     def due(self) -> bool:
@@ -89,22 +89,3 @@ class IntegrationActivity:
         finally:
             self._writing = False
             self._written_at = self.clock()
-
-
-# What an error's detail quotes comes from the request (a userName, a filter's text): personal data
-# that the health, kept for as long as the integration and printed by `integrations list`, must
-# not hold.
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def _error_of(response: Response) -> tuple[str | None, str]:
-    """The scimType and detail of a SCIM error response, its quoted values blanked."""
-    try:
-        body: Any = json.loads(bytes(response.body))
-    except (ValueError, TypeError, AttributeError):
-        return None, ""
-    if not isinstance(body, dict):
-        return None, ""
-    scim_type = body.get("scimType")
-    detail = _QUOTED.sub("'…'", str(body.get("detail") or ""))
-    return (scim_type if isinstance(scim_type, str) else None), detail

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from app import tracing
+from app.activity import ActivityLog
 from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker, read_only_engine
 from app.graphql.app import GraphQLEndpoint
@@ -118,21 +119,26 @@ def create_app(
         copy = settings.database_read_url
         made_replica = create_engine(copy, settings.database_timeouts, pool_size=settings.db_pool_size) if copy else None
         _attach_database(app, made, made_replica, tracer_provider)
-        activity: IntegrationActivity = app.state.integration_activity
-        writer = asyncio.create_task(activity.run(app.state.sessionmaker))
+        # The health of integrations and the activity log are noted in memory and written in the
+        # background; the last of them when the app stops.
+        recorders = (app.state.integration_activity, app.state.activity)
+        writers = [asyncio.create_task(recorder.run(app.state.sessionmaker)) for recorder in recorders]
         try:
             yield
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            await activity.write(app.state.sessionmaker)  # what this instance noted last
+            for writer in writers:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            for recorder in recorders:
+                await recorder.write(app.state.sessionmaker)
             await made.dispose()
             if made_replica is not None:
                 await made_replica.dispose()
 
     readiness = Readiness()
     metrics = Metrics()
+    activity_log = ActivityLog()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -161,6 +167,7 @@ def create_app(
     app.state.readiness = readiness
     app.state.token_cache = TokenCache()
     app.state.integration_activity = IntegrationActivity()
+    app.state.activity = activity_log
     app.state.rate_limits = RateLimits.from_settings(settings)
     app.state.metrics = metrics
     metrics.watch_pool(lambda: app.state.engine.pool if hasattr(app.state, "engine") else None)

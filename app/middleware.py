@@ -26,8 +26,11 @@ from urllib.parse import quote
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import activity
+from app.activity import ActivityLog
 from app.lifecycle import Readiness
-from app.metrics import Metrics
+from app.metrics import SCIM_PREFIX as TENANT_PREFIX
+from app.metrics import Metrics, route_of
 from app.observability import log_access, log_safe, logger, request_id_from, request_id_var
 from app.scim.schema import ERROR as SCIM_ERROR
 from app.security_headers import ALWAYS, NO_STORE, html_headers
@@ -137,7 +140,30 @@ class EdgeMiddleware:
             log_access(log_safe(scope.get("method")), _loggable_path(path), status, elapsed * 1000)
             if self.metrics is not None:
                 self.metrics.observe(scope.get("method", ""), path, status, elapsed)
+            if status in (408, 413) and path.startswith(TENANT_PREFIX) and "app" in scope:
+                self._record_refused_body(scope, path, status)
             request_id_var.reset(token)
+
+    def _record_refused_body(self, scope: Scope, path: str, status: int) -> None:
+        """A SCIM body refused before it was read (413, 408) reaches no route: the activity log hears
+        of it here, as of any request that authenticated nobody (at most once a minute per account)."""
+        log: ActivityLog = scope["app"].state.activity
+        account = path[len(TENANT_PREFIX) :].partition("/")[0]
+        detail = "the request body is over its limit" if status == 413 else "the request body did not arrive in time"
+        record = activity.record(
+            account_id=None,
+            caller=activity.ANONYMOUS,
+            integration_id=None,
+            request_id=request_id_var.get(),
+            method=str(scope.get("method", "")),
+            route=route_of(path)[0],
+            status=status,
+            read_only=False,
+            resource_type="Resource",
+            resource_id=None,
+            detail=detail,
+        )
+        log.note_anonymous(account, str(status), record)
 
     async def _body_refused(self, exc: Exception, path: str, send: Send, limit: int) -> None:
         if isinstance(exc, BodyTooLarge):

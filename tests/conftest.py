@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from app.activity import ActivityLog
 from app.auth import TokenCache
 from app.db import migrate
 from app.db.engine import create_engine, create_sessionmaker
@@ -71,6 +72,9 @@ def app(settings: Settings, engine: AsyncEngine) -> Starlette:
     app.state.token_cache = TokenCache(clock=lambda: 0.0)
     # App integrations' health is written after every request, so that tests read what they did.
     app.state.integration_activity = IntegrationActivity(interval=0.0)
+    # The activity log's records of requests wait until a test writes them (`app.state.activity.write`):
+    # a write after each request would show in the statements the request-path tests count.
+    app.state.activity = ActivityLog(interval=3600.0)
     return app
 
 

@@ -37,15 +37,23 @@ def test_account_settings_and_purge(cli_db: str, capsys: pytest.CaptureFixture[s
     assert main(["accounts", "create", "other"]) == 0
     capsys.readouterr()
     assert main(["accounts", "settings", "--account", "acme"]) == 0
-    assert capsys.readouterr().out.strip() == "deprovision retention: 30 days for account acme"
-    assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "7"]) == 0
-    assert capsys.readouterr().out.strip() == "deprovision retention: 7 days for account acme"
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "deprovision retention: 30 days for account acme",
+        "activity retention: 90 days for account acme",
+    ]
+    assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "7", "--activity-retention-days", "30"]) == 0
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "deprovision retention: 7 days for account acme",
+        "activity retention: 30 days for account acme",
+    ]
+    assert main(["accounts", "settings", "--account", "acme", "--activity-retention-days", "0"]) == 1
+    assert "activityRetentionDays must be a whole number of days from 1 to 3650" in capsys.readouterr().err
     assert main(["accounts", "settings", "--account", "acme", "--deprovision-retention-days", "-3"]) == 1
     assert "from 0 to 3650" in capsys.readouterr().err
     assert main(["purge"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "acme: 0 deprovisioned users purged",
-        "other: 0 deprovisioned users purged",
+        "acme: 0 deprovisioned users purged, 0 request records past retention deleted",
+        "other: 0 deprovisioned users purged, 0 request records past retention deleted",
         "0 hourly app integration counts older than a week deleted",
     ]
 

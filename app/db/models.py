@@ -73,6 +73,7 @@ class Outcome(enum.StrEnum):
     DENIED = "DENIED"
     IGNORED = "IGNORED"
     FAILED = "FAILED"
+    READ = "READ"  # a SCIM request that read, and succeeded (app/activity.py)
 
 
 def _ts(nullable: bool = False) -> Any:
@@ -90,6 +91,7 @@ def _account_column() -> Any:
 
 
 DEFAULT_DEPROVISION_RETENTION_DAYS = 30
+DEFAULT_ACTIVITY_RETENTION_DAYS = 90
 
 
 class Account(SQLModel, table=True):
@@ -104,6 +106,11 @@ class Account(SQLModel, table=True):
     deprovision_retention_days: int = Field(
         default=DEFAULT_DEPROVISION_RETENTION_DAYS,
         sa_column=Column(Integer, nullable=False, server_default=str(DEFAULT_DEPROVISION_RETENTION_DAYS)),
+    )
+    # How long the activity log keeps its records of SCIM requests (`python -m app purge`).
+    activity_retention_days: int = Field(
+        default=DEFAULT_ACTIVITY_RETENTION_DAYS,
+        sa_column=Column(Integer, nullable=False, server_default=str(DEFAULT_ACTIVITY_RETENTION_DAYS)),
     )
 
 
@@ -467,6 +474,7 @@ class AuditEvent(SQLModel, table=True):
         PrimaryKeyConstraint("account_id", "id"),
         Index(None, "account_id", "occurred_at"),
         Index(None, "account_id", "resource_type", "resource_id"),
+        Index(None, "account_id", "status"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigIntegerPK, nullable=False, autoincrement=True))
@@ -479,6 +487,14 @@ class AuditEvent(SQLModel, table=True):
     resource_id: str | None = Field(default=None, sa_column=Column(String(MAX_INDEXED)))
     outcome: str = Field(sa_column=Column(String(16), nullable=False))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Set on a SCIM request's record (action `scim.request`, app/activity.py); null on other events.
+    request_id: str | None = Field(default=None, sa_column=Column(String(64)))
+    method: str | None = Field(default=None, sa_column=Column(String(8)))
+    route: str | None = Field(default=None, sa_column=Column(String(160)))
+    status: int | None = Field(default=None, sa_column=Column(Integer))
+    scim_type: str | None = Field(default=None, sa_column=Column(String(32)))
+    error_detail: str | None = Field(default=None, sa_column=Column(Text))
+    integration_id: str | None = Field(default=None, sa_column=Column(String(36)))
 
 
 # How the tables join: always within one account, by the keys above.

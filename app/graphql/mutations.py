@@ -119,7 +119,8 @@ class SchemaExtensionInput:
 
 @strawberry.input
 class AccountSettingsInput:
-    deprovision_retention_days: int
+    deprovision_retention_days: int | None = strawberry.field(default=None, description="Left out: unchanged.")
+    activity_retention_days: int | None = strawberry.field(default=None, description="Left out: unchanged.")
 
 
 @strawberry.input
@@ -324,8 +325,15 @@ class Mutation:
         description="Change the account's settings. Needs the admin permission.", extensions=_ran("account.settings", "Account")
     )
     async def update_account_settings(self, info: Info, input: AccountSettingsInput) -> AccountSettingsResult:
-        days = await accounts.set_deprovision_retention_days(info.context.session, info.context.caller, input.deprovision_retention_days)
-        return AccountSettings(deprovision_retention_days=days)
+        ctx = info.context
+        if input.deprovision_retention_days is not None:
+            await accounts.set_deprovision_retention_days(ctx.session, ctx.caller, input.deprovision_retention_days)
+        if input.activity_retention_days is not None:
+            await accounts.set_activity_retention_days(ctx.session, ctx.caller, input.activity_retention_days)
+        return AccountSettings(
+            deprovision_retention_days=await accounts.deprovision_retention_days(ctx.session, ctx.caller),
+            activity_retention_days=await accounts.activity_retention_days(ctx.session, ctx.caller),
+        )
 
     @strawberry.mutation(extensions=_ran("flag.set", "FeatureFlag", "name"))
     async def set_feature_flag(self, info: Info, input: SetFeatureFlagInput) -> SetFeatureFlagResult:

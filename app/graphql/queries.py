@@ -6,6 +6,8 @@ from datetime import datetime
 
 import strawberry
 
+from app import activity
+from app.db import models
 from app.db.models import IntegrationStatus
 from app.errors import NotFound
 from app.graphql.context import Info
@@ -23,14 +25,17 @@ from app.graphql.pagination import (
 )
 from app.graphql.types import (
     AccountSettings,
+    ActivitySummary,
     ApiToken,
     AppIntegration,
     AuditChannel,
     AuditEvent,
     AuditOutcome,
+    FailureCount,
     FeatureFlag,
     ManagedBy,
     Organization,
+    OutcomeCount,
     Project,
     ProvisionedBy,
     SchemaExtension,
@@ -60,6 +65,11 @@ class UserGroupFilter:
     project_identifier: str | None = None
 
 
+StatusClass = strawberry.enum(
+    audit.StatusClass, description="The class of a SCIM request's status: SUCCESS (2xx, 3xx), CLIENT_ERROR (4xx), SERVER_ERROR (5xx)."
+)
+
+
 @strawberry.input
 class AuditEventFilter:
     channel: AuditChannel | None = None  # type: ignore[valid-type]
@@ -67,6 +77,13 @@ class AuditEventFilter:
     resource_type: str | None = None
     resource_id: str | None = None
     since: datetime | None = None
+    until: datetime | None = strawberry.field(default=None, description="Events before this moment.")
+    action: str | None = strawberry.field(default=None, description='e.g. "scim.request" for the records of SCIM requests, "user.update"')
+    status_class: StatusClass | None = strawberry.field(default=None, description="SCIM requests answered so.")  # type: ignore[valid-type]
+    caller: str | None = strawberry.field(default=None, description='A token id; "-" for requests that authenticated nobody.')
+    include_requests: bool = strawberry.field(
+        default=False, description="Also the records of SCIM requests (action scim.request), which an action or a statusClass asks for too."
+    )
 
 
 def _value(enum_value: object) -> str | None:
@@ -159,19 +176,22 @@ class Query:
         f = filter or AuditEventFilter()
         limit = page_size(first)
         before = decode_cursor(after, "a")
-        total, rows = await info.context.call(
-            audit.list_events,
-            info.context.caller,
+        where = audit.EventFilter(
             channel=_value(f.channel),
             outcome=_value(f.outcome),
             resource_type=f.resource_type,
             resource_id=f.resource_id,
             since=f.since,
-            before_id=before,
-            limit=limit + 1,
+            until=f.until,
+            status_class=_value(f.status_class),
+            caller=f.caller,
+            action=f.action,
+            requests=f.include_requests,
         )
+        total, rows = await info.context.call(audit.list_events, info.context.caller, where, before_id=before, limit=limit + 1)
         page, more = rows[:limit], len(rows) > limit
-        edges = [Edge(cursor=encode_cursor("a", int(r.id or 0)), node=AuditEvent.from_row(r)) for r in page]
+        personal = info.context.caller.has(Permission.ADMIN)
+        edges = [Edge(cursor=encode_cursor("a", int(r.id or 0)), node=AuditEvent.from_row(r, personal=personal)) for r in page]
         return Connection(
             total_count=total,
             nodes=[e.node for e in edges],
@@ -179,10 +199,31 @@ class Query:
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
 
+    @strawberry.field(
+        description=(
+            "What happened since a moment: events per outcome, and the SCIM failures most often met (status, scimType, "
+            "detail). Needs the audit:read or the admin permission."
+        )
+    )
+    async def activity_summary(self, info: Info, since: datetime) -> ActivitySummary:
+        found = await info.context.call(audit.summarize, info.context.caller, since)
+        personal = info.context.caller.has(Permission.ADMIN)
+        return ActivitySummary(
+            since=since,
+            total=found.total,
+            outcomes=[OutcomeCount(outcome=models.Outcome(o), count=n) for o, n in found.outcomes],
+            top_failures=[
+                FailureCount(status=s, scim_type=t, detail=d if personal else activity.without_quoted_values(d), count=n)
+                for s, t, d, n in found.failures
+            ],
+        )
+
     @strawberry.field(description="The account's settings. Needs the admin permission.")
     async def account_settings(self, info: Info) -> AccountSettings:
-        days = await info.context.call(accounts.deprovision_retention_days, info.context.caller)
-        return AccountSettings(deprovision_retention_days=days)
+        return AccountSettings(
+            deprovision_retention_days=await info.context.call(accounts.deprovision_retention_days, info.context.caller),
+            activity_retention_days=await info.context.call(accounts.activity_retention_days, info.context.caller),
+        )
 
     @strawberry.field(description="The account's declared custom schema extensions. Needs the admin permission.")
     async def schema_extensions(self, info: Info) -> list[SchemaExtension]:

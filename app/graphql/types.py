@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from app.activity import without_quoted_values
 from app.db import models
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, offset_connection, offset_window
@@ -180,20 +181,37 @@ class Project:
         return cls(identifier=row.identifier, org_identifier=row.org_identifier, name=row.name)
 
 
-@strawberry.type(description="One entry of the provisioning activity log.")
+@strawberry.type(
+    description=(
+        "One entry of the provisioning activity log: a change, a refusal, or (action scim.request) one SCIM request and its "
+        "answer. Personal data — the values before and after a change, what an error's detail quotes — is shown to admins only."
+    )
+)
 class AuditEvent:
     id: strawberry.ID
     occurred_at: datetime
-    caller: str = strawberry.field(description="The token id, or 'system'.")
+    caller: str = strawberry.field(description="The token id, 'system', or '-' for a request that authenticated nobody.")
     channel: AuditChannel  # type: ignore[valid-type]
     action: str
     resource_type: str
     resource_id: str | None
     outcome: AuditOutcome  # type: ignore[valid-type]
     detail: JSON
+    request_id: str | None = strawberry.field(description="The X-Request-ID of a SCIM request's record.")
+    method: str | None
+    route: str | None = strawberry.field(description="The route template; never the query string.")
+    status: int | None
+    scim_type: str | None
+    error_detail: str | None
+    app_integration_id: strawberry.ID | None
 
     @classmethod
-    def from_row(cls, row: models.AuditEvent) -> AuditEvent:
+    def from_row(cls, row: models.AuditEvent, *, personal: bool) -> AuditEvent:
+        detail = dict(row.detail or {})
+        error_detail = row.error_detail
+        if not personal:
+            detail.pop("values", None)
+            error_detail = None if error_detail is None else without_quoted_values(error_detail)
         return cls(
             id=strawberry.ID(str(row.id)),
             occurred_at=row.occurred_at,
@@ -203,8 +221,37 @@ class AuditEvent:
             resource_type=row.resource_type,
             resource_id=row.resource_id,
             outcome=models.Outcome(row.outcome),
-            detail=JSON(row.detail),
+            detail=JSON(detail),
+            request_id=row.request_id,
+            method=row.method,
+            route=row.route,
+            status=row.status,
+            scim_type=row.scim_type,
+            error_detail=error_detail,
+            app_integration_id=None if row.integration_id is None else strawberry.ID(row.integration_id),
         )
+
+
+@strawberry.type
+class OutcomeCount:
+    outcome: AuditOutcome  # type: ignore[valid-type]
+    count: int
+
+
+@strawberry.type(description="SCIM requests that failed alike; the detail's quoted values are blanked for non-admins.")
+class FailureCount:
+    status: int
+    scim_type: str | None
+    detail: str
+    count: int
+
+
+@strawberry.type
+class ActivitySummary:
+    since: datetime
+    total: int = strawberry.field(description="Events since then, of every kind.")
+    outcomes: list[OutcomeCount] = strawberry.field(description="Events per outcome, most first.")
+    top_failures: list[FailureCount] = strawberry.field(description="The five SCIM failures most often met, most first.")
 
 
 @strawberry.type(description="An attribute of a declared custom schema extension.")
@@ -258,6 +305,9 @@ class AccountSettings:
             "Days a user deleted by the identity provider is kept, restorable with the same id and native groups; "
             "0 deletes at once. `python -m app purge` removes those past it."
         )
+    )
+    activity_retention_days: int = strawberry.field(
+        description="Days the activity log keeps its records of SCIM requests (90 by default); `python -m app purge` removes older ones."
     )
 
 

@@ -17,11 +17,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app import auth, jsonbody
+from app import activity, auth, jsonbody
+from app.activity import ActivityLog
 from app.db.models import Channel
 from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.integration_activity import IntegrationActivity
+from app.metrics import route_of
+from app.observability import request_id_var
 from app.scim import compat, discovery
 from app.scim.errors import SCIM_MEDIA_TYPE, ScimProtocolError, error_response, from_domain_error, scim_json
 from app.scim.parsing import group_values, normalize_document, user_values
@@ -103,11 +106,12 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
     async def endpoint(request: Request) -> Response:
         handler = handlers.get(request.method)
         if handler is None:
-            return error_response(405, f"{request.method} is not supported here; allowed: {allow}", headers={"Allow": allow})
+            refused = error_response(405, f"{request.method} is not supported here; allowed: {allow}", headers={"Allow": allow})
+            return _recorded(request, refused, resource, None)
         settings: Settings = request.app.state.settings
         account = request.path_params["account"]
         if contains_nul(dict(request.path_params)):
-            return error_response(404, "no resource has an id with a NUL character")
+            return _recorded(request, error_response(404, "no resource has an id with a NUL character"), resource, None)
         raw = await request.body()
         verified: tokens.Verified | None = None
         try:
@@ -127,7 +131,7 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
             response = from_domain_error(exc)
             if exc.record.integration_id is not None:
                 _note(request, exc.record.account_id, exc.record.integration_id, response, exc.reason)
-            return response
+            return _recorded(request, response, resource, None, stale=exc)
         except audit.REFUSALS as exc:
             assert verified is not None  # refusals come from the services, after authentication
             response = await _refused(request, verified.caller, exc, resource)
@@ -136,18 +140,65 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
         except ScimProtocolError as exc:
             response = error_response(exc.status, exc.detail, exc.scim_type, exc.headers)
         except Exception:
-            if verified is not None and verified.caller.integration_id is not None:
-                _note(request, verified.caller.account_id, verified.caller.integration_id, error_response(500, "internal error"))
+            if verified is not None:
+                failed = error_response(500, "internal error")
+                if verified.caller.integration_id is not None:
+                    _note(request, verified.caller.account_id, verified.caller.integration_id, failed)
+                _recorded(request, failed, resource, verified.caller)
             raise
         if verified is None:
-            return response
+            return _recorded(request, response, resource, None)
         if verified.caller.integration_id is not None:
             _note(request, verified.caller.account_id, verified.caller.integration_id, response)
         if verified.record_use_due:
             _after(response, auth.record_use, request, verified)
-        return response
+        return _recorded(request, response, resource, verified.caller)
 
     return endpoint
+
+
+def _recorded(
+    request: Request, response: Response, resource: ResourceType | None, caller: Caller | None, *, stale: tokens.StaleToken | None = None
+) -> Response:
+    """Note the request's record in the activity log (app/activity.py) and return its response. A
+    request that authenticated nobody is recorded at most once a minute per account and status."""
+    log: ActivityLog = request.app.state.activity
+    scim_type, detail = activity.error_of(response)
+    status = response.status_code
+    record = activity.record(
+        account_id=None if caller is None else caller.account_id,
+        caller=activity.ANONYMOUS if caller is None else caller.principal,
+        integration_id=None if caller is None else caller.integration_id,
+        request_id=request_id_var.get(),
+        method=request.method,
+        route=route_of(request.url.path)[0],
+        status=status,
+        read_only=_read_only(request),
+        resource_type=_RESOURCE_TYPES.get(resource, "Resource"),
+        resource_id=request.path_params.get("id"),
+        scim_type=scim_type,
+        detail=detail,
+    )
+    if stale is not None:  # a known token, with the right secret: recorded as its own, with why
+        log.note(
+            {
+                **record,
+                "account_id": stale.record.account_id,
+                "caller": stale.record.token_id,
+                "integration_id": stale.record.integration_id,
+                "error_detail": stale.reason,
+            }
+        )
+    elif caller is None:
+        log.note_anonymous(request.path_params.get("account", ""), str(status), record)
+    else:
+        log.note(record)
+    if log.due():
+        _after(response, log.write, request.app.state.sessionmaker)
+    return response
+
+
+_RESOURCE_TYPES: dict[ResourceType | None, str] = {USER: "User", GROUP: "UserGroup"}
 
 
 def _note(request: Request, account_id: int, integration_id: str, response: Response, reason: str | None = None) -> None:

@@ -135,14 +135,27 @@ async def deprovision_retention_days(session: AsyncSession, caller: Caller) -> i
 async def set_deprovision_retention_days(session: AsyncSession, caller: Caller, days: int) -> int:
     """Set how long the account keeps deprovisioned users as tombstones; 0 deletes them at once.
     Tombstones kept already follow the new period (`python -m app purge`)."""
+    return await _set_days(session, caller, "deprovision_retention_days", "deprovisionRetentionDays", days, least=0)
+
+
+async def activity_retention_days(session: AsyncSession, caller: Caller) -> int:
+    """How many days the caller's account keeps the activity log's records of SCIM requests."""
     caller.require(Permission.ADMIN)
-    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_RETENTION_DAYS:
-        raise InvalidInput(
-            f"deprovisionRetentionDays must be a whole number of days from 0 to {MAX_RETENTION_DAYS}", field="deprovisionRetentionDays"
-        )
+    return (await get_account(session, caller.account_identifier)).activity_retention_days
+
+
+async def set_activity_retention_days(session: AsyncSession, caller: Caller, days: int) -> int:
+    """Set how long the account keeps its records of SCIM requests (`python -m app purge`)."""
+    return await _set_days(session, caller, "activity_retention_days", "activityRetentionDays", days, least=1)
+
+
+async def _set_days(session: AsyncSession, caller: Caller, column: str, name: str, days: int, *, least: int) -> int:
+    caller.require(Permission.ADMIN)
+    if isinstance(days, bool) or not isinstance(days, int) or not least <= days <= MAX_RETENTION_DAYS:
+        raise InvalidInput(f"{name} must be a whole number of days from {least} to {MAX_RETENTION_DAYS}", field=name)
     account = await get_account(session, caller.account_identifier)
-    before = account.deprovision_retention_days
-    account.deprovision_retention_days = days
+    before = getattr(account, column)
+    setattr(account, column, days)
     await session.flush()
     await audit.record(
         session,
@@ -150,6 +163,6 @@ async def set_deprovision_retention_days(session: AsyncSession, caller: Caller, 
         action="account.settings",
         resource_type="Account",
         resource_id=account.identifier,
-        detail={"deprovisionRetentionDays": {"before": before, "after": days}},
+        detail={name: {"before": before, "after": days}},
     )
     return days

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +19,8 @@ from app.errors import ManagedByIdentityProvider, PermissionDenied
 from app.services.caller import Caller, Permission
 from app.validation import has_nul
 
+# The action of the activity log's record of one SCIM request (app/activity.py).
+ACTIVITY_ACTION = "scim.request"
 # Long member lists are summarised so one event stays small.
 MAX_IDS_IN_DETAIL = 100
 _RESOURCE_ID_LENGTH: int = AuditEvent.__table__.c.resource_id.type.length  # type: ignore[attr-defined]
@@ -84,6 +88,12 @@ def _storable_id(resource_id: str | None) -> str | None:
     return resource_id.replace("\x00", "\ufffd")[:_RESOURCE_ID_LENGTH]
 
 
+def values_changed(before: dict[str, Any], after: dict[str, Any], changed: Sequence[str]) -> dict[str, Any]:
+    """{attribute: {"before", "after"}} of what a change changed, for its event. Names and emails are
+    personal data: GraphQL shows these values to admins only (app/graphql/types.AuditEvent)."""
+    return {name: {"before": before.get(name), "after": after.get(name)} for name in changed}
+
+
 def id_list(ids: list[str] | set[str]) -> dict[str, Any]:
     """A compact representation of member ids: the first ones and the count."""
     ordered = sorted(ids)
@@ -91,34 +101,71 @@ def id_list(ids: list[str] | set[str]) -> dict[str, Any]:
     return out
 
 
+class StatusClass(enum.StrEnum):
+    SUCCESS = "SUCCESS"  # 2xx, 3xx
+    CLIENT_ERROR = "CLIENT_ERROR"  # 4xx
+    SERVER_ERROR = "SERVER_ERROR"  # 5xx
+
+
+STATUS_CLASSES = {StatusClass.SUCCESS: (200, 400), StatusClass.CLIENT_ERROR: (400, 500), StatusClass.SERVER_ERROR: (500, 600)}
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list shows; None: any."""
+
+    channel: str | None = None
+    outcome: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status_class: str | None = None  # a key of STATUS_CLASSES: SCIM requests answered so
+    caller: str | None = None  # a token id ("-": requests that authenticated nobody)
+    action: str | None = None
+    # The records of SCIM requests are many: shown when asked for (this, an action or a status class).
+    requests: bool = False
+
+    def conditions(self, account_id: int) -> list[Any] | None:
+        """The filter's conditions, or None when nothing can match (a NUL in a value)."""
+        if has_nul(self.resource_type, self.resource_id, self.caller, self.action):
+            return None
+        conditions: list[Any] = [col(AuditEvent.account_id) == account_id]
+        for column, value in (
+            (AuditEvent.channel, self.channel),
+            (AuditEvent.outcome, self.outcome),
+            (AuditEvent.resource_type, self.resource_type),
+            (AuditEvent.resource_id, self.resource_id),
+            (AuditEvent.caller, self.caller),
+            (AuditEvent.action, self.action),
+        ):
+            if value is not None:
+                conditions.append(col(column) == value)
+        if self.since is not None:
+            conditions.append(col(AuditEvent.occurred_at) >= self.since)
+        if self.until is not None:
+            conditions.append(col(AuditEvent.occurred_at) < self.until)
+        if self.status_class is not None:
+            low, high = STATUS_CLASSES[StatusClass(self.status_class)]
+            conditions += [col(AuditEvent.status) >= low, col(AuditEvent.status) < high]
+        elif self.action is None and not self.requests:
+            conditions.append(col(AuditEvent.action) != ACTIVITY_ACTION)
+        return conditions
+
+
+def _readable(caller: Caller) -> None:
+    caller.require_any(Permission.AUDIT_READ, Permission.ADMIN)
+
+
 async def list_events(
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    channel: str | None = None,
-    outcome: str | None = None,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    since: datetime | None = None,
-    before_id: int | None = None,
-    limit: int = 50,
+    session: AsyncSession, caller: Caller, where: EventFilter, *, before_id: int | None = None, limit: int = 50
 ) -> tuple[int, list[AuditEvent]]:
     """Newest first; `before_id` continues a previous page (keyset, stable while events arrive).
     For admins and auditors (`audit:read`)."""
-    caller.require_any(Permission.AUDIT_READ, Permission.ADMIN)
-    if has_nul(resource_type, resource_id):
+    _readable(caller)
+    conditions = where.conditions(caller.account_id)
+    if conditions is None:
         return 0, []
-    conditions = [col(AuditEvent.account_id) == caller.account_id]
-    if channel is not None:
-        conditions.append(col(AuditEvent.channel) == channel)
-    if outcome is not None:
-        conditions.append(col(AuditEvent.outcome) == outcome)
-    if resource_type is not None:
-        conditions.append(col(AuditEvent.resource_type) == resource_type)
-    if resource_id is not None:
-        conditions.append(col(AuditEvent.resource_id) == resource_id)
-    if since is not None:
-        conditions.append(col(AuditEvent.occurred_at) >= since)
     total = int(await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions)) or 0)
     if before_id is not None:
         conditions.append(col(AuditEvent.id) < before_id)
@@ -126,3 +173,46 @@ async def list_events(
     if limit > 0:
         rows = (await session.scalars(select(AuditEvent).where(*conditions).order_by(col(AuditEvent.id).desc()).limit(limit))).all()
     return total, list(rows)
+
+
+@dataclass(frozen=True)
+class Summary:
+    total: int
+    outcomes: list[tuple[str, int]]  # (outcome, events), most first
+    failures: list[tuple[int, str | None, str, int]]  # (status, scimType, detail, requests), most first
+
+
+async def summarize(session: AsyncSession, caller: Caller, since: datetime, *, top: int = 5) -> Summary:
+    """The activity since a moment: events per outcome, and the SCIM failures most often met — by
+    status, scimType and detail — to answer "what is the identity provider getting wrong?"."""
+    _readable(caller)
+    recent = [col(AuditEvent.account_id) == caller.account_id, col(AuditEvent.occurred_at) >= since]
+    outcomes = [
+        (str(outcome), int(n))
+        for outcome, n in await session.execute(
+            select(col(AuditEvent.outcome), func.count()).where(*recent).group_by(col(AuditEvent.outcome)).order_by(func.count().desc())
+        )
+    ]
+    failed = [*recent, col(AuditEvent.action) == ACTIVITY_ACTION, col(AuditEvent.status) >= 400]
+    key = (col(AuditEvent.status), col(AuditEvent.scim_type), col(AuditEvent.error_detail))
+    failures = [
+        (int(status or 0), scim_type, detail or "", int(n))
+        for status, scim_type, detail, n in await session.execute(
+            select(*key, func.count()).where(*failed).group_by(*key).order_by(func.count().desc(), col(AuditEvent.status)).limit(top)
+        )
+    ]
+    return Summary(sum(n for _, n in outcomes), outcomes, failures)
+
+
+async def purge_requests(session: AsyncSession, caller: Caller, now: datetime, retention_days: int) -> int:
+    """Delete the caller's account's records of SCIM requests older than its activity retention
+    (`python -m app purge`); the events of changes stay."""
+    caller.require(Permission.ADMIN)
+    result = await session.execute(
+        delete(AuditEvent).where(
+            col(AuditEvent.account_id) == caller.account_id,
+            col(AuditEvent.action) == ACTIVITY_ACTION,
+            col(AuditEvent.occurred_at) < now - timedelta(days=retention_days),
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -408,7 +408,8 @@ async def update_group(session: AsyncSession, caller: Caller, group: GroupRecord
         await write_changes(session, _UPDATE, group, before)
     if caller.is_identity_provider:
         await extensions.discover(session, caller, "Group", extensions.added(before["extensions"], group.extensions))
-    await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id, detail={"changed": changed})
+    detail = {"changed": changed, "values": audit.values_changed(before, vars(group), changed)}
+    await audit.record(session, caller, action="group.update", resource_type="UserGroup", resource_id=group.id, detail=detail)
     return changed
 
 

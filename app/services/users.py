@@ -503,7 +503,8 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
         if changed or adopted:
             user.version += 1
             user.updated_at = utcnow()
-        events = [audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, detail={"changed": changed})]
+        detail = {"changed": changed, "values": audit.values_changed(before, vars(user), changed)}
+        events = [audit.row(caller, action="user.update", resource_type="User", resource_id=user.id, detail=detail)]
         if adopted:
             events.append(
                 audit.row(

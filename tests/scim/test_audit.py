@@ -31,7 +31,7 @@ async def test_every_scim_write_is_audited_without_secrets(
     assert {e.caller for e in events} == {tenant.token_id}
     assert {e.channel for e in events} == {"SCIM"}
     assert {e.outcome for e in events} == {"APPLIED"}
-    assert events[1].detail == {"changed": ["title"]}
+    assert events[1].detail == {"changed": ["title"], "values": {"title": {"before": "T", "after": "U"}}}
     assert events[3].detail["added"] == {"count": 1, "ids": [user["id"]]}
     secret = tenant.token.rsplit(".", 1)[1]
     assert all(secret not in repr(e.detail) for e in events)

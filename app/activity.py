@@ -1,0 +1,196 @@
+"""The activity log's record of every SCIM request: what the identity provider sent, and what it was
+answered.
+
+Each SCIM request that names an account leaves one `scim.request` event in `audit_events`: when,
+the request id, the token (and its app integration), the method and route template (never the
+query string, which carries filters and with them user names), the status, the scimType and
+detail of an error, the resource it named, and its outcome — READ or APPLIED when it succeeded,
+DENIED when a rule refused it, FAILED otherwise. What a request changed is in the events the
+services write with the change (`user.update` and the like, with before and after values).
+
+Records are noted in memory and written in batches, at most every `interval` seconds (after a
+response, and by a task of the app's lifespan while no request comes in): a GET by id costs a few
+microseconds, not a write. What an instance had not written when it stopped abruptly (at most
+one interval's worth) is lost; a clean shutdown writes it. At most MAX_PENDING records wait; past
+that, new ones are dropped and counted in the log.
+
+Requests that authenticate nobody (a missing, malformed or unknown token; a body refused before
+it was read) are recorded at most once a minute per account and reason, so that no one can fill
+the table: the metrics count every one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+from starlette.responses import Response
+
+from app.db.models import Account, Channel, Outcome
+from app.db.transactions import run_transaction
+from app.db.types import utcnow
+from app.services import audit
+
+logger = logging.getLogger("scimgraph.activity")
+
+ACTION = audit.ACTIVITY_ACTION
+MAX_DETAIL = 1000
+ANONYMOUS = "-"  # the caller of a request that authenticated nobody
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def error_of(response: Response) -> tuple[str | None, str]:
+    """The scimType and detail of a SCIM error response (empty for any other response)."""
+    if response.status_code < 400:
+        return None, ""
+    try:
+        body: Any = json.loads(bytes(response.body))
+    except (ValueError, TypeError, AttributeError):
+        return None, ""
+    if not isinstance(body, dict):
+        return None, ""
+    scim_type = body.get("scimType")
+    return (scim_type if isinstance(scim_type, str) else None), str(body.get("detail") or "")
+
+
+def without_quoted_values(detail: str) -> str:
+    """An error's detail with what it quotes from the request (a userName, a filter) blanked: for
+    readers who may not see personal data, and for the health of an integration."""
+    return _QUOTED.sub("'…'", detail)
+
+
+def outcome_of(status: int, *, read_only: bool) -> Outcome:
+    if status < 400:
+        return Outcome.READ if read_only else Outcome.APPLIED
+    return Outcome.DENIED if status == 403 else Outcome.FAILED
+
+
+class ActivityLog:
+    INTERVAL = 1.0
+    MAX_PENDING = 50_000
+    ANONYMOUS_EVERY = 60.0  # seconds between two records of one account's unauthenticated failures of one reason
+
+    def __init__(self, interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._pending: list[dict[str, Any]] = []
+        self._anonymous: dict[tuple[str, str], float] = {}
+        self._written_at = clock()
+        self._writing = False
+        self.dropped = 0
+
+    def note(self, record: dict[str, Any]) -> None:
+        """One request's record: the `audit_events` row, with `account_identifier` in place of
+        `account_id` when the account is known only by its identifier."""
+        if len(self._pending) >= self.MAX_PENDING:
+            self.dropped += 1
+            return
+        self._pending.append(record)
+
+    def note_anonymous(self, account_identifier: str, reason: str, record: dict[str, Any]) -> None:
+        """A request that authenticated nobody: recorded unless the account had one for the same
+        reason in the last ANONYMOUS_EVERY seconds."""
+        now, key = self.clock(), (account_identifier, reason)
+        last = self._anonymous.get(key)
+        if last is not None and now - last < self.ANONYMOUS_EVERY:
+            return
+        if len(self._anonymous) > self.MAX_PENDING:  # made-up account names must not fill memory
+            self._anonymous.clear()
+        self._anonymous[key] = now
+        self.note({**record, "account_identifier": account_identifier, "caller": ANONYMOUS})
+
+    def due(self) -> bool:
+        """As IntegrationActivity.due: True once per interval while records wait."""
+        now = self.clock()
+        if not self._pending or self._writing or now - self._written_at < self.interval:
+            return False
+        self._written_at = now
+        return True
+
+    async def run(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await self.write(sessionmaker)
+
+    async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Write what waits, in one transaction. Best effort: when the database cannot take it now,
+        it is kept for the next write (within MAX_PENDING)."""
+        if not self._pending or self._writing:
+            return
+        taken, self._pending = self._pending, []
+        self._writing = True
+        try:
+            await run_transaction(sessionmaker, lambda session: _store(session, taken))
+        except Exception as exc:
+            logger.info("activity not recorded yet: %s", type(exc).__name__)
+            room = self.MAX_PENDING - len(self._pending)
+            self.dropped += max(0, len(taken) - room)
+            self._pending[:0] = taken[:room]
+        finally:
+            self._writing = False
+            self._written_at = self.clock()
+        if self.dropped:
+            logger.warning("activity records dropped: %d (more waited than the log keeps)", self.dropped)
+            self.dropped = 0
+
+
+async def _store(session: AsyncSession, records: list[dict[str, Any]]) -> None:
+    named = {r["account_identifier"] for r in records if "account_identifier" in r}
+    ids: dict[str, int] = {}
+    if named:
+        rows = await session.execute(select(col(Account.id), col(Account.identifier)).where(col(Account.identifier).in_(sorted(named))))
+        ids = {str(identifier): account_id for account_id, identifier in rows if account_id is not None}
+    rows_to_store = []
+    for record in records:
+        identifier = record.pop("account_identifier", None)
+        if identifier is not None:
+            if identifier not in ids:  # no such account: nothing to record it under
+                continue
+            record["account_id"] = ids[identifier]
+        rows_to_store.append(record)
+    if rows_to_store:
+        await session.execute(audit.TABLE.insert(), rows_to_store)
+
+
+def record(
+    *,
+    account_id: int | None,
+    caller: str,
+    integration_id: str | None,
+    request_id: str,
+    method: str,
+    route: str,
+    status: int,
+    read_only: bool,
+    resource_type: str,
+    resource_id: str | None,
+    scim_type: str | None = None,
+    detail: str = "",
+) -> dict[str, Any]:
+    """The `audit_events` row of one SCIM request."""
+    return {
+        "account_id": account_id,
+        "occurred_at": utcnow(),
+        "caller": caller,
+        "channel": Channel.SCIM.value,
+        "action": ACTION,
+        "resource_type": resource_type,
+        "resource_id": None if resource_id is None else resource_id[:256],
+        "outcome": outcome_of(status, read_only=read_only).value,
+        "detail": {},
+        "error_detail": detail[:MAX_DETAIL] or None,
+        "request_id": request_id,
+        "method": method,
+        "route": route,
+        "status": status,
+        "scim_type": scim_type,
+        "integration_id": integration_id,
+    }
