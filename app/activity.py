@@ -87,6 +87,10 @@ class ActivityLog:
         self._writing = False
         self.dropped = 0
 
+    def __len__(self) -> int:
+        """Records waiting to be written."""
+        return len(self._pending)
+
     def note(self, record: dict[str, Any]) -> None:
         """One request's record: the `audit_events` row, with `account_identifier` in place of
         `account_id` when the account is known only by its identifier."""
