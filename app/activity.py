@@ -1,7 +1,7 @@
 """The activity log's record of every SCIM request: what the identity provider sent, and what it was
 answered.
 
-Each SCIM request that names an account leaves one `scim.request` event in `audit_events`: when,
+Each request to one of an account's SCIM endpoints leaves one `scim.request` event in `audit_events`: when,
 the request id, the token (and its app integration), the method and route template (never the
 query string, which carries filters and with them user names), the status, the scimType and
 detail of an error, the resource it named, and its outcome — READ or APPLIED when it succeeded,
@@ -37,14 +37,19 @@ from starlette.responses import Response
 from app.db.models import Account, Channel, Outcome
 from app.db.transactions import run_transaction
 from app.db.types import utcnow
+from app.errors import Unavailable
 from app.services import audit
+from app.services.accounts import IDENTIFIER_RE
+from app.services.common import chunks
 
 logger = logging.getLogger("scimgraph.activity")
 
 ACTION = audit.ACTIVITY_ACTION
 MAX_DETAIL = 1000
 ANONYMOUS = "-"  # the caller of a request that authenticated nobody
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# From a detail's first quote to its last of the same kind: a quoted value may hold the quote itself
+# (O'Brien), and blanking too much is the safe way to be wrong.
+_QUOTED = re.compile(r"'.*'|\".*\"", re.DOTALL)
 
 
 def error_of(response: Response) -> tuple[str | None, str]:
@@ -102,6 +107,8 @@ class ActivityLog:
     def note_anonymous(self, account_identifier: str, reason: str, record: dict[str, Any]) -> None:
         """A request that authenticated nobody: recorded unless the account had one for the same
         reason in the last ANONYMOUS_EVERY seconds."""
+        if not IDENTIFIER_RE.match(account_identifier):  # no account can have this name: nothing to record it under
+            return
         now, key = self.clock(), (account_identifier, reason)
         last = self._anonymous.get(key)
         if last is not None and now - last < self.ANONYMOUS_EVERY:
@@ -133,11 +140,13 @@ class ActivityLog:
         self._writing = True
         try:
             await run_transaction(sessionmaker, lambda session: _store(session, taken))
-        except Exception as exc:
-            logger.info("activity not recorded yet: %s", type(exc).__name__)
+        except Unavailable:  # the database cannot take it now: kept for the next write
+            logger.info("activity not recorded yet: the database is unavailable")
             room = self.MAX_PENDING - len(self._pending)
             self.dropped += max(0, len(taken) - room)
             self._pending[:0] = taken[:room]
+        except Exception as exc:  # not the database's state: retrying the same rows would fail forever
+            logger.error("activity records dropped, %d of them: %s", len(taken), type(exc).__name__)
         finally:
             self._writing = False
             self._written_at = self.clock()
@@ -147,19 +156,18 @@ class ActivityLog:
 
 
 async def _store(session: AsyncSession, records: list[dict[str, Any]]) -> None:
-    named = {r["account_identifier"] for r in records if "account_identifier" in r}
+    named = sorted({r["account_identifier"] for r in records if "account_identifier" in r})
     ids: dict[str, int] = {}
-    if named:
-        rows = await session.execute(select(col(Account.id), col(Account.identifier)).where(col(Account.identifier).in_(sorted(named))))
-        ids = {str(identifier): account_id for account_id, identifier in rows if account_id is not None}
+    for part in chunks(named):
+        rows = await session.execute(select(col(Account.id), col(Account.identifier)).where(col(Account.identifier).in_(part)))
+        ids |= {str(identifier): account_id for account_id, identifier in rows if account_id is not None}
     rows_to_store = []
-    for record in records:
-        identifier = record.pop("account_identifier", None)
-        if identifier is not None:
-            if identifier not in ids:  # no such account: nothing to record it under
-                continue
-            record["account_id"] = ids[identifier]
-        rows_to_store.append(record)
+    for record in records:  # new rows: a batch kept for a retry must stay as it was noted
+        identifier = record.get("account_identifier")
+        if identifier is None:
+            rows_to_store.append(record)
+        elif identifier in ids:  # otherwise no such account: nothing to record it under
+            rows_to_store.append({k: v for k, v in record.items() if k != "account_identifier"} | {"account_id": ids[identifier]})
     if rows_to_store:
         await session.execute(audit.TABLE.insert(), rows_to_store)
 
@@ -179,7 +187,12 @@ def record(
     scim_type: str | None = None,
     detail: str = "",
 ) -> dict[str, Any]:
-    """The `audit_events` row of one SCIM request."""
+    """The `audit_events` row of one SCIM request. What the client chose (the method, the id in the
+    path, what an error's detail quotes) is cut to its column and made storable: a record that the
+    database refused would never be written. The detail is kept whole for admins, in `detail`, and
+    with its quoted values blanked in `error_detail`, which anyone who reads the log may see and
+    which failures are counted by (activitySummary)."""
+    detail = _storable(detail, MAX_DETAIL)
     return {
         "account_id": account_id,
         "occurred_at": utcnow(),
@@ -187,14 +200,20 @@ def record(
         "channel": Channel.SCIM.value,
         "action": ACTION,
         "resource_type": resource_type,
-        "resource_id": None if resource_id is None else resource_id[:256],
+        "resource_id": None if resource_id is None else _storable(resource_id, 256),
         "outcome": outcome_of(status, read_only=read_only).value,
-        "detail": {},
-        "error_detail": detail[:MAX_DETAIL] or None,
+        "detail": {"detail": detail} if detail else {},
+        "error_detail": without_quoted_values(detail) or None,
         "request_id": request_id,
-        "method": method,
+        "method": _storable(method, 8),
         "route": route,
         "status": status,
-        "scim_type": scim_type,
+        "scim_type": None if scim_type is None else _storable(scim_type, 32),
         "integration_id": integration_id,
     }
+
+
+def _storable(text: str, width: int) -> str:
+    """`text` as both databases store it: no NUL (PostgreSQL text cannot hold one), no lone
+    surrogate (not UTF-8), at most `width` characters."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")[:width]

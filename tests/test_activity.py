@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from app import activity
 from app.auth import TokenCache
 from app.db.models import AuditEvent
 from app.db.types import utcnow
@@ -64,7 +65,8 @@ async def test_every_scim_outcome_is_recorded_without_tokens_or_query_strings(
     assert records[1].request_id == "req-7" and records[1].resource_id == user["id"] and records[1].resource_type == "User"
     assert {r.caller for r in records[:5]} == {tenant.token_id}
     assert records[7].caller == "-" and records[8].caller == "-"
-    assert "ada@example.com" in (records[4].error_detail or "")  # kept, for admins (below)
+    assert records[4].detail == {"detail": "a user with userName 'ada@example.com' already exists"}  # for admins (below)
+    assert records[4].error_detail == "a user with userName '…' already exists"
     text = " ".join(repr({c.key: getattr(r, c.key) for c in AuditEvent.__table__.c}) for r in records)  # type: ignore[attr-defined]
     assert tenant.token.rsplit(".", 1)[1] not in text and "wrong" not in text and "filter=" not in text and "nosuch eq" not in text
 
@@ -125,14 +127,17 @@ async def test_filters_summary_and_personal_data_for_admins_only(
     found = (await admin(summary, s=since))["activitySummary"]
     outcomes = {o["outcome"]: o["count"] for o in found["outcomes"]}
     assert outcomes["FAILED"] == 4 and outcomes["APPLIED"] >= 4  # 2 requests and 2 change events
+    # Counted by kind: the quoted values are blanked, so that failures for different users add up.
     assert found["topFailures"][0] == {
         "status": 409,
         "scimType": "uniqueness",
-        "detail": "a user with userName 'ada@example.com' already exists",
+        "detail": "a user with userName '…' already exists",
         "count": 3,
     }
-    blanked = (await auditor(summary, s=since))["activitySummary"]["topFailures"][0]["detail"]
-    assert blanked == "a user with userName '…' already exists"
+    assert (await auditor(summary, s=since))["activitySummary"]["topFailures"][0] == found["topFailures"][0]
+    # The whole detail, for admins, on the record itself.
+    admin_view = (await admin(conflict))["auditEvents"]["nodes"]
+    assert {n["errorDetail"] for n in admin_view if n["status"] == 409} == {"a user with userName 'ada@example.com' already exists"}
 
 
 async def test_request_records_past_the_accounts_retention_are_purged_and_changes_kept(
@@ -149,3 +154,35 @@ async def test_request_records_past_the_accounts_retention_are_purged_and_change
     async with sessionmaker() as session:
         left: list[Any] = list(await session.scalars(select(AuditEvent.action)))
     assert left == ["user.create"]
+
+
+async def test_what_a_client_chooses_cannot_stop_the_log(
+    app: Starlette, client: httpx.AsyncClient, scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A NUL in the path, a long method, a lone surrogate in an error's detail, an account name no
+    account can have: each record is stored as the database can hold it, or not at all, and the
+    records around it are written."""
+    await client.get(f"{tenant.base.rsplit('/', 1)[0]}/%00/Users")  # no account can be named so
+    await scim.get("/Users/%00")
+    await scim.request("PROPPATCH", "/Users", content=b"x" * (2 * 1024 * 1024))  # 413 before any route
+    await scim.get("/Users/someone-else")
+    app.state.activity.note(
+        activity.record(
+            account_id=tenant.account_id,
+            caller=tenant.token_id,
+            integration_id=None,
+            request_id="r",
+            method="GET",
+            route="other",
+            status=400,
+            read_only=True,
+            resource_type="User",
+            resource_id="a\x00b",
+            detail="bad '\ud800'",
+        )
+    )
+    records = await _requests(app, sessionmaker)
+    assert [r.status for r in records] == [404, 413, 404, 400]
+    assert records[1].method == "PROPPATC"
+    assert records[3].resource_id == "a\ufffdb" and records[3].detail == {"detail": "bad '?'"}
+    assert len(app.state.activity) == 0  # nothing left waiting to be retried

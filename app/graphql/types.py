@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.activity import without_quoted_values
 from app.db import models
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, offset_connection, offset_window
 from app.services import integrations
+from app.services.audit import ACTIVITY_ACTION
 from app.services.caller import Permission
 
 ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created the user.")
@@ -208,10 +208,10 @@ class AuditEvent:
     @classmethod
     def from_row(cls, row: models.AuditEvent, *, personal: bool) -> AuditEvent:
         detail = dict(row.detail or {})
-        error_detail = row.error_detail
+        # A request's record keeps its error's whole detail for admins; `error_detail` has it blanked.
+        error_detail = detail.get("detail", row.error_detail) if personal and row.action == ACTIVITY_ACTION else row.error_detail
         if not personal:
-            detail.pop("values", None)
-            error_detail = None if error_detail is None else without_quoted_values(error_detail)
+            detail = {key: value for key, value in detail.items() if key not in PERSONAL_DETAIL}
         return cls(
             id=strawberry.ID(str(row.id)),
             occurred_at=row.occurred_at,
@@ -232,13 +232,18 @@ class AuditEvent:
         )
 
 
+# What an event's detail may hold of a person: the values before and after a change, a user's or a
+# group's name, a request's whole error detail. Shown to admins only.
+PERSONAL_DETAIL = frozenset({"values", "userName", "displayName", "detail"})
+
+
 @strawberry.type
 class OutcomeCount:
     outcome: AuditOutcome  # type: ignore[valid-type]
     count: int
 
 
-@strawberry.type(description="SCIM requests that failed alike; the detail's quoted values are blanked for non-admins.")
+@strawberry.type(description="SCIM requests that failed alike: their detail with its quoted values (user names, filters) blanked.")
 class FailureCount:
     status: int
     scim_type: str | None
@@ -248,7 +253,7 @@ class FailureCount:
 
 @strawberry.type
 class ActivitySummary:
-    since: datetime
+    since: datetime = strawberry.field(description="The moment asked for, or 31 days ago if that is later.")
     total: int = strawberry.field(description="Events since then, of every kind.")
     outcomes: list[OutcomeCount] = strawberry.field(description="Events per outcome, most first.")
     top_failures: list[FailureCount] = strawberry.field(description="The five SCIM failures most often met, most first.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import delete, func, select
@@ -175,8 +175,12 @@ async def list_events(
     return total, list(rows)
 
 
+SUMMARY_WINDOW = timedelta(days=31)  # the longest a summary looks back: it groups every event of the window
+
+
 @dataclass(frozen=True)
 class Summary:
+    since: datetime  # the moment asked for, or SUMMARY_WINDOW ago if that is later
     total: int
     outcomes: list[tuple[str, int]]  # (outcome, events), most first
     failures: list[tuple[int, str | None, str, int]]  # (status, scimType, detail, requests), most first
@@ -186,6 +190,7 @@ async def summarize(session: AsyncSession, caller: Caller, since: datetime, *, t
     """The activity since a moment: events per outcome, and the SCIM failures most often met — by
     status, scimType and detail — to answer "what is the identity provider getting wrong?"."""
     _readable(caller)
+    since = max(since if since.tzinfo is not None else since.replace(tzinfo=UTC), utcnow() - SUMMARY_WINDOW)
     recent = [col(AuditEvent.account_id) == caller.account_id, col(AuditEvent.occurred_at) >= since]
     outcomes = [
         (str(outcome), int(n))
@@ -201,7 +206,7 @@ async def summarize(session: AsyncSession, caller: Caller, since: datetime, *, t
             select(*key, func.count()).where(*failed).group_by(*key).order_by(func.count().desc(), col(AuditEvent.status)).limit(top)
         )
     ]
-    return Summary(sum(n for _, n in outcomes), outcomes, failures)
+    return Summary(since, sum(n for _, n in outcomes), outcomes, failures)
 
 
 async def purge_requests(session: AsyncSession, caller: Caller, now: datetime, retention_days: int) -> int:
