@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from starlette.responses import Response
 
 from app.db.models import Account, Channel, Outcome
+from app.db.statements import on_driver
 from app.db.transactions import run_transaction
 from app.db.types import utcnow
 from app.errors import Unavailable
@@ -168,8 +170,21 @@ async def _store(session: AsyncSession, records: list[dict[str, Any]]) -> None:
             rows_to_store.append(record)
         elif identifier in ids:  # otherwise no such account: nothing to record it under
             rows_to_store.append({k: v for k, v in record.items() if k != "account_identifier"} | {"account_id": ids[identifier]})
-    if rows_to_store:
+    if not rows_to_store:
+        return
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
         await session.execute(audit.TABLE.insert(), rows_to_store)
+        return
+    # COPY: a second's records in one stream, at a fraction of an INSERT's cost per row.
+    copied = [tuple(orjson.dumps(row[c]).decode() if c == "detail" else row[c] for c in _COPIED) for row in rows_to_store]
+    await on_driver(
+        connection, "COPY audit_events", lambda driver: driver.copy_records_to_table("audit_events", records=copied, columns=_COPIED)
+    )
+
+
+# Every column but the id, which the database counts up.
+_COPIED = [c.key for c in audit.TABLE.c if c.key != "id"]
 
 
 def record(

@@ -28,6 +28,7 @@ _SCIM_RESOURCES = {"users": "Users", "groups": "Groups"}
 _SCIM_DISCOVERY = {"serviceproviderconfig": "ServiceProviderConfig", "resourcetypes": "ResourceTypes", "schemas": "Schemas"}
 _OPERATIONS = {("POST", False): "create", ("GET", True): "read", ("GET", False): "list", ("PUT", True): "replace"}
 _OPERATIONS |= {("PATCH", True): "update", ("DELETE", True): "delete"}
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -63,6 +64,7 @@ def _outcome(status: int) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._series: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self.requests = Counter(
             "scimgraph_http_requests",
             "HTTP requests by route template, method and status.",
@@ -109,13 +111,24 @@ class Metrics:
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         """One request's end: counted and timed by route template, and as a SCIM operation."""
         route, resource, target = route_of(path)
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
-        if resource is None:
-            return
-        operation = "search" if target == "search" else _OPERATIONS.get((method, target == "id"))
-        if operation is not None:
-            self.scim_operations.labels(resource, operation, _outcome(status)).inc()
+        method = method if method in METHODS else "other"  # a client may send any token as a method
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:  # prometheus' labels() costs more than the rest of this: looked up once per key
+            operation = None
+            if resource is not None:
+                operation = "search" if target == "search" else _OPERATIONS.get((method, target == "id"))
+            series = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+                None if operation is None else self.scim_operations.labels(resource, operation, _outcome(status)),
+            )
+            self._series[key] = series  # bounded: routes, methods and statuses are
+        requests, latency, operations = series
+        requests.inc()
+        latency.observe(seconds)
+        if operations is not None:
+            operations.inc()
 
     def watch_pool(self, pool_of: Callable[[], Any]) -> None:
         """Read the pool of `pool_of()` (SQLAlchemy's, or None) at every scrape."""

@@ -47,6 +47,27 @@ def parse_limits(text: str, name: str) -> tuple[RateLimitItem, ...]:
         raise ValueError(f'{name} must be limits such as "100/second;3000/minute", or off; got {text!r}') from None
 
 
+SWEEP_EVERY = 60.0  # seconds between two sweeps of expired counters
+
+
+class _QuietMemoryStorage(MemoryStorage):
+    """`limits`' in-memory storage without its sweeper: MemoryStorage starts a thread every 10 ms
+    while it holds counters, to drop expired ones, and that churn of threads took 17 % of a GET by
+    id's throughput here (measured against the same server with the limit off). Expired counters
+    are ignored when read anyway (MemoryStorage.get); `sweep` drops them, which RateLimits does at
+    most once every SWEEP_EVERY seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timer.cancel()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces the thread MemoryStorage would start
+        return None
+
+    def sweep(self) -> None:
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
 class RateLimits:
     def __init__(
         self,
@@ -57,8 +78,10 @@ class RateLimits:
         self.per_token = tuple(per_token)
         self.per_address = tuple(failed_auth_per_address)
         self.per_account = tuple(failed_auth_per_account)
-        self.limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self.storage = _QuietMemoryStorage()
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.clock: Callable[[], float] = time.monotonic
+        self._swept_at = self.clock()
         self._in_use: OrderedDict[tuple[str, str], float] = OrderedDict()  # token -> when last verified
 
     @classmethod
@@ -73,6 +96,9 @@ class RateLimits:
         """Count one request of a verified token (now in use); RateLimited when it is over one of
         its limits."""
         key, now = (account_identifier, token_id), self.clock()
+        if now - self._swept_at >= SWEEP_EVERY:
+            self._swept_at = now
+            self.storage.sweep()
         last = self._in_use.get(key)
         if last is None or now - last >= 60:  # noted again at most once a minute: requests are many
             self._in_use[key] = now

@@ -130,7 +130,7 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
         parts = ", ".join(f"{k} {v:.1f} µs" for k, v in costs["microseconds"].items())
         out.append(
             _target(
-                f"metrics, activity log, rate limit and integration health cost <= {BOOKKEEPING_SHARE:.0%} of a GET by id",
+                f"CPU of metrics, activity log, rate limit, health per GET by id <= {BOOKKEEPING_SHARE:.0%} of the request's",
                 f"{share:.1%} ({parts} of {worker_ms * 1000:.0f} µs)",
                 share <= BOOKKEEPING_SHARE,
             )

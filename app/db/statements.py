@@ -133,6 +133,12 @@ class Prepared:
         return compiled
 
 
+async def on_driver(connection: AsyncConnection, what: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`call(asyncpg connection)` in the transaction of `connection` (PostgreSQL only), its errors
+    SQLAlchemy's: for what SQLAlchemy has no statement for, such as COPY. `what` names it in errors."""
+    return await _run(connection, what, call)
+
+
 async def _run(connection: AsyncConnection, sql: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
     """`call(asyncpg connection)` in the transaction of `connection`."""
     adapted = await _adapted_connection(connection)
