@@ -21,7 +21,6 @@ the table: the metrics count every one of them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -31,13 +30,13 @@ from typing import Any
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from starlette.responses import Response
 
+from app.batching import Batched
 from app.db.models import Account, Channel, Outcome
 from app.db.statements import on_driver
-from app.db.transactions import run_transaction
 from app.db.types import utcnow
 from app.errors import Unavailable
 from app.services import audit
@@ -80,18 +79,14 @@ def outcome_of(status: int, *, read_only: bool) -> Outcome:
     return Outcome.DENIED if status == 403 else Outcome.FAILED
 
 
-class ActivityLog:
-    INTERVAL = 1.0
+class ActivityLog(Batched):
     MAX_PENDING = 50_000
     ANONYMOUS_EVERY = 60.0  # seconds between two records of one account's unauthenticated failures of one reason
 
-    def __init__(self, interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self.clock = clock
+    def __init__(self, interval: float = Batched.INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(interval, clock)
         self._pending: list[dict[str, Any]] = []
         self._anonymous: dict[tuple[str, str], float] = {}
-        self._written_at = clock()
-        self._writing = False
         self.dropped = 0
 
     def __len__(self) -> int:
@@ -120,38 +115,24 @@ class ActivityLog:
         self._anonymous[key] = now
         self.note({**record, "account_identifier": account_identifier, "caller": ANONYMOUS})
 
-    def due(self) -> bool:
-        """As IntegrationActivity.due: True once per interval while records wait."""
-        now = self.clock()
-        if not self._pending or self._writing or now - self._written_at < self.interval:
-            return False
-        self._written_at = now
-        return True
+    def _waiting(self) -> bool:
+        return bool(self._pending)
 
-    async def run(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.write(sessionmaker)
-
-    async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Write what waits, in one transaction. Best effort: when the database cannot take it now,
-        it is kept for the next write (within MAX_PENDING)."""
-        if not self._pending or self._writing:
-            return
+    def _take(self) -> list[dict[str, Any]]:
         taken, self._pending = self._pending, []
-        self._writing = True
-        try:
-            await run_transaction(sessionmaker, lambda session: _store(session, taken))
-        except Unavailable:  # the database cannot take it now: kept for the next write
+        return taken
+
+    async def _store(self, session: AsyncSession, taken: list[dict[str, Any]]) -> None:
+        await _store(session, taken)
+
+    def _failed(self, taken: list[dict[str, Any]], error: Exception) -> None:
+        if isinstance(error, Unavailable):  # the database cannot take it now: kept for the next write
             logger.info("activity not recorded yet: the database is unavailable")
             room = self.MAX_PENDING - len(self._pending)
             self.dropped += max(0, len(taken) - room)
             self._pending[:0] = taken[:room]
-        except Exception as exc:  # not the database's state: retrying the same rows would fail forever
-            logger.error("activity records dropped, %d of them: %s", len(taken), type(exc).__name__)
-        finally:
-            self._writing = False
-            self._written_at = self.clock()
+        else:  # not the database's state: retrying the same rows would fail forever
+            logger.error("activity records dropped, %d of them: %s", len(taken), type(error).__name__)
         if self.dropped:
             logger.warning("activity records dropped: %d (more waited than the log keeps)", self.dropped)
             self.dropped = 0

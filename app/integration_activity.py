@@ -16,16 +16,15 @@ needs to read. Requests with unknown tokens or wrong secrets are attributed to n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from app import activity
-from app.db.transactions import run_transaction
+from app.batching import Batched
 from app.db.types import utcnow
 from app.services import integrations
 
@@ -34,15 +33,10 @@ logger = logging.getLogger("scimgraph.integrations")
 Key = tuple[int, str]  # (account id, integration id)
 
 
-class IntegrationActivity:
-    INTERVAL = 1.0
-
-    def __init__(self, interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self.clock = clock
+class IntegrationActivity(Batched):
+    def __init__(self, interval: float = Batched.INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(interval, clock)
         self._pending: dict[Key, integrations.Tally] = {}
-        self._written_at = clock()
-        self._writing = False
 
     def note(self, account_id: int, integration_id: str, response: Response, reason: str | None = None) -> None:
         """One request's outcome; `reason` replaces the response's detail in the health (the client
@@ -56,36 +50,18 @@ class IntegrationActivity:
             failure = integrations.Failure(at, response.status_code, scim_type, reason or activity.without_quoted_values(detail))
         self._pending.setdefault((account_id, integration_id), integrations.Tally()).note(at, response.status_code, failure)
 
-    def due(self) -> bool:
-        """Whether a write should follow this response: something is noted, none is under way, and
-        the last was at least `interval` ago. True once per interval: the write is then the
-        caller's to schedule."""
-        now = self.clock()
-        if not self._pending or self._writing or now - self._written_at < self.interval:
-            return False
-        self._written_at = now
-        return True
+    def _waiting(self) -> bool:
+        return bool(self._pending)
 
-    async def run(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Write what was noted every `interval` seconds, also while no request comes in (the last
-        burst of a sync must not wait for the next one), until cancelled."""
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.write(sessionmaker)
-
-    async def write(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        """Write what was noted. Best effort: when the database cannot take it now, it is kept for
-        the next write."""
-        if not self._pending or self._writing:
-            return
+    def _take(self) -> dict[Key, integrations.Tally]:
         taken, self._pending = self._pending, {}
-        self._writing = True
-        try:
-            await run_transaction(sessionmaker, lambda session: integrations.record_activity(session, taken))
-        except Exception as exc:
-            logger.info("integration activity not recorded yet: %s", type(exc).__name__)
-            for key, tally in taken.items():
-                self._pending.setdefault(key, integrations.Tally()).merge(tally)
-        finally:
-            self._writing = False
-            self._written_at = self.clock()
+        return taken
+
+    async def _store(self, session: AsyncSession, taken: dict[Key, integrations.Tally]) -> None:
+        await integrations.record_activity(session, taken)
+
+    def _failed(self, taken: dict[Key, integrations.Tally], error: Exception) -> None:
+        """Best effort: the counts are merged back for the next write."""
+        logger.info("integration activity not recorded yet: %s", type(error).__name__)
+        for key, tally in taken.items():
+            self._pending.setdefault(key, integrations.Tally()).merge(tally)

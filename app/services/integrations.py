@@ -315,30 +315,55 @@ async def _release_users(session: AsyncSession, caller: Caller, integration_id: 
         col(User.provisioned_by) == ProvisionedBy.SCIM.value,
         ~_assigned_by_active(caller.account_id, col(User.id), besides=integration_id),
     )
-    released = await lock_ids(session, col(User.id), releasable)
-    for part in chunks(released):
-        await session.execute(
-            update(User)
-            .where(col(User.account_id) == caller.account_id, col(User.id).in_(part))
-            .values(provisioned_by=ProvisionedBy.MANAGER.value, version=col(User.version) + 1, updated_at=now)
-        )
-    for user_id in released:
-        await audit.record(
-            session,
-            caller,
-            action="user.released",
-            resource_type="User",
-            resource_id=user_id,
-            detail={
-                "appIntegrationId": integration_id,
-                "provisionedBy": {"before": ProvisionedBy.SCIM.value, "after": ProvisionedBy.MANAGER.value},
-            },
-        )
+    released = await _release(session, caller, integration_id, now, _USERS_RELEASE, releasable)
     await session.execute(
         delete(UserAssignment).where(
             col(UserAssignment.account_id) == caller.account_id, col(UserAssignment.integration_id) == integration_id
         )
     )
+    return released
+
+
+@dataclass(frozen=True)
+class _Release:
+    """What releasing a kind of row changes, and how its events name it."""
+
+    model: Any  # User or UserGroup
+    resource_type: str
+    action: str
+    column: str
+    name: str  # the column's name in the event
+    before: str
+    after: str
+
+
+_USERS_RELEASE = _Release(User, "User", "user.released", "provisioned_by", "provisionedBy", ProvisionedBy.SCIM, ProvisionedBy.MANAGER)
+_GROUPS_RELEASE = _Release(
+    UserGroup, "UserGroup", "group.released", "managed_by", "managedBy", ManagedBy.IDENTITY_PROVIDER, ManagedBy.MANAGER
+)
+
+
+async def _release(session: AsyncSession, caller: Caller, integration_id: str, now: datetime, release: _Release, which: Any) -> list[str]:
+    """Lock the rows that `which` names, in id order, change them as `release` says (their versions
+    move on), and record one event each; their ids."""
+    model = release.model
+    released = await lock_ids(session, col(model.id), which)
+    for part in chunks(released):
+        await session.execute(
+            update(model)
+            .where(col(model.account_id) == caller.account_id, col(model.id).in_(part))
+            .values({release.column: str(release.after), "version": col(model.version) + 1, "updated_at": now})
+        )
+    change = {release.name: {"before": str(release.before), "after": str(release.after)}}
+    for released_id in released:
+        await audit.record(
+            session,
+            caller,
+            action=release.action,
+            resource_type=release.resource_type,
+            resource_id=released_id,
+            detail={"appIntegrationId": integration_id, **change},
+        )
     return released
 
 
@@ -348,26 +373,7 @@ async def _release_groups(session: AsyncSession, caller: Caller, integration_id:
         col(UserGroup.app_integration_id) == integration_id,
         col(UserGroup.managed_by) == ManagedBy.IDENTITY_PROVIDER.value,
     )
-    released = await lock_ids(session, col(UserGroup.id), owned)
-    for part in chunks(released):
-        await session.execute(
-            update(UserGroup)
-            .where(col(UserGroup.account_id) == caller.account_id, col(UserGroup.id).in_(part))
-            .values(managed_by=ManagedBy.MANAGER.value, version=col(UserGroup.version) + 1, updated_at=now)
-        )
-    for group_id in released:
-        await audit.record(
-            session,
-            caller,
-            action="group.released",
-            resource_type="UserGroup",
-            resource_id=group_id,
-            detail={
-                "appIntegrationId": integration_id,
-                "managedBy": {"before": ManagedBy.IDENTITY_PROVIDER.value, "after": ManagedBy.MANAGER.value},
-            },
-        )
-    return released
+    return await _release(session, caller, integration_id, now, _GROUPS_RELEASE, owned)
 
 
 # --- assignments ------------------------------------------------------------------------------------
