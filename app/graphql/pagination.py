@@ -103,11 +103,16 @@ def decode_row_cursor(cursor: str | None, kind: str) -> tuple[datetime, str] | N
     return (created_at, key[1]) if created_at.tzinfo is not None else None
 
 
-def keyset_connection(rows: Sequence[Any], total: int, limit: int, kind: str, node: Callable[[Any], T]) -> Connection[T]:
+def row_cursor(kind: str) -> Callable[[Any], str]:
+    """The keyset cursor of a row of a list ordered by (created_at, id): see `decode_row_cursor`."""
+    return lambda row: encode_key_cursor(kind, row.created_at.isoformat(), row.id)
+
+
+def keyset_connection(rows: Sequence[Any], total: int, limit: int, cursor: Callable[[Any], str], node: Callable[[Any], T]) -> Connection[T]:
     """A connection of the first `limit` of `rows` (fetched one more, to know whether more follow),
-    each with a cursor naming its (created_at, id)."""
+    each with the cursor `cursor` makes of it: the key the next page starts after."""
     page = rows[:limit]
-    edges = [Edge(cursor=encode_key_cursor(kind, row.created_at.isoformat(), row.id), node=node(row)) for row in page]
+    edges = [Edge(cursor=cursor(row), node=node(row)) for row in page]
     return Connection(
         total_count=total,
         nodes=[edge.node for edge in edges],

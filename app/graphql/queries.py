@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 
 from app.db import models
-from app.db.models import IntegrationStatus
 from app.errors import NotFound
 from app.graphql.context import Info
 from app.graphql.pagination import (
     Connection,
-    Edge,
-    PageInfo,
     decode_cursor,
     decode_key_cursor,
     decode_row_cursor,
@@ -21,6 +19,7 @@ from app.graphql.pagination import (
     encode_key_cursor,
     keyset_connection,
     page_size,
+    row_cursor,
 )
 from app.graphql.types import (
     AccountSettings,
@@ -121,7 +120,7 @@ class Query:
         seek = None if start is None else after_row(users.LIST_ORDER, start)
         query = PageQuery(where, users.LIST_ORDER, 0, limit + 1, after=seek)
         total, rows = await info.context.call(users.list_users, info.context.caller, query)
-        return keyset_connection(rows, total, limit, "u", User.from_row)
+        return keyset_connection(rows, total, limit, row_cursor("u"), User.from_row)
 
     @strawberry.field
     async def user_group(self, info: Info, id: strawberry.ID) -> UserGroup | None:
@@ -156,7 +155,7 @@ class Query:
         seek = None if start is None else after_row(groups.LIST_ORDER, start)
         query = PageQuery(where, groups.LIST_ORDER, 0, limit + 1, after=seek)
         total, rows = await info.context.call(groups.list_groups, info.context.caller, query)
-        return keyset_connection(rows, total, limit, "g", UserGroup.from_row)
+        return keyset_connection(rows, total, limit, row_cursor("g"), UserGroup.from_row)
 
     @strawberry.field
     async def organizations(self, info: Info) -> list[Organization]:
@@ -188,14 +187,9 @@ class Query:
             requests=f.include_requests,
         )
         total, rows = await info.context.call(audit.list_events, info.context.caller, where, before_id=before, limit=limit + 1)
-        page, more = rows[:limit], len(rows) > limit
-        personal = info.context.caller.has(Permission.ADMIN)
-        edges = [Edge(cursor=encode_cursor("a", int(r.id or 0)), node=AuditEvent.from_row(r, personal=personal)) for r in page]
-        return Connection(
-            total_count=total,
-            nodes=[e.node for e in edges],
-            edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        caller = info.context.caller
+        return keyset_connection(
+            rows, total, limit, lambda r: encode_cursor("a", int(r.id or 0)), lambda r: AuditEvent.from_row(r, audit.shown_to(caller, r))
         )
 
     @strawberry.field(
@@ -270,22 +264,15 @@ class Query:
         found = await info.context.call(
             integrations.risks, info.context.caller, after=None if start is None else (start[0], start[1]), limit=limit + 1
         )
-        rows, more = found.users[:limit], len(found.users) > limit
-        edges = []
-        assigning = await info.context.loaders.assigning_integrations.load_many([row.id for row in rows])
-        for row, assigned in zip(rows, assigning, strict=True):
-            risk = SsoLoginRisk(
-                user=User.from_row(row),
-                reason=found.reason,
-                assigned_by=[AppIntegration.from_row(i) for i in assigned if i.status == IntegrationStatus.ACTIVE.value],
-            )
-            edges.append(Edge(cursor=encode_key_cursor("r", row.user_name_ci, row.id), node=risk))
-        return Connection(
-            total_count=found.total,
-            nodes=[e.node for e in edges],
-            edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
-        )
+        page = found.users[:limit]
+        ids = [row.id for row in page]
+        assigning = dict(zip(ids, await info.context.loaders.assigning_integrations.load_many(ids), strict=True))
+
+        def risk(row: Any) -> SsoLoginRisk:
+            assigned = integrations.active(assigning[row.id])
+            return SsoLoginRisk(user=User.from_row(row), reason=found.reason, assigned_by=[AppIntegration.from_row(i) for i in assigned])
+
+        return keyset_connection(found.users, found.total, limit, lambda row: encode_key_cursor("r", row.user_name_ci, row.id), risk)
 
     @strawberry.field(description="The account's API tokens (never their secrets). Needs the admin permission.")
     async def api_tokens(self, info: Info) -> list[ApiToken]:

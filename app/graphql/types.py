@@ -12,7 +12,7 @@ from app.db import models
 from app.graphql.context import Info
 from app.graphql.pagination import Connection, offset_connection, offset_window
 from app.services import integrations
-from app.services.audit import ACTIVITY_ACTION
+from app.services.audit import Shown
 from app.services.caller import Permission
 
 ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created the user.")
@@ -206,12 +206,8 @@ class AuditEvent:
     app_integration_id: strawberry.ID | None
 
     @classmethod
-    def from_row(cls, row: models.AuditEvent, *, personal: bool) -> AuditEvent:
-        detail = dict(row.detail or {})
-        # A request's record keeps its error's whole detail for admins; `error_detail` has it blanked.
-        error_detail = detail.get("detail", row.error_detail) if personal and row.action == ACTIVITY_ACTION else row.error_detail
-        if not personal:
-            detail = {key: value for key, value in detail.items() if key not in PERSONAL_DETAIL}
+    def from_row(cls, row: models.AuditEvent, shown: Shown) -> AuditEvent:
+        """The event as `shown` to the caller (services.audit.shown_to: personal data for admins only)."""
         return cls(
             id=strawberry.ID(str(row.id)),
             occurred_at=row.occurred_at,
@@ -221,20 +217,15 @@ class AuditEvent:
             resource_type=row.resource_type,
             resource_id=row.resource_id,
             outcome=models.Outcome(row.outcome),
-            detail=JSON(detail),
+            detail=JSON(shown.detail),
             request_id=row.request_id,
             method=row.method,
             route=row.route,
             status=row.status,
             scim_type=row.scim_type,
-            error_detail=error_detail,
+            error_detail=shown.error_detail,
             app_integration_id=None if row.integration_id is None else strawberry.ID(row.integration_id),
         )
-
-
-# What an event's detail may hold of a person: the values before and after a change, a user's or a
-# group's name, a request's whole error detail. Shown to admins only.
-PERSONAL_DETAIL = frozenset({"values", "userName", "displayName", "detail"})
 
 
 @strawberry.type

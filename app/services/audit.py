@@ -88,6 +88,30 @@ def _storable_id(resource_id: str | None) -> str | None:
     return resource_id.replace("\x00", "\ufffd")[:_RESOURCE_ID_LENGTH]
 
 
+# What an event's detail may hold of a person: the values before and after a change, a user's or a
+# group's name, a request's whole error detail. Shown to admins only.
+PERSONAL_DETAIL = frozenset({"values", "userName", "displayName", "detail"})
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What of an event a caller may see: its detail and its request's error detail."""
+
+    detail: dict[str, Any]
+    error_detail: str | None
+
+
+def shown_to(caller: Caller, event: AuditEvent) -> Shown:
+    """An event as `caller` may read it: whole for admins; for auditors (`audit:read`) without
+    personal data — the error detail of a request's record with its quoted values blanked, as stored
+    in `error_detail`, and none of PERSONAL_DETAIL."""
+    detail = dict(event.detail or {})
+    if caller.has(Permission.ADMIN):
+        whole = detail.get("detail") if event.action == ACTIVITY_ACTION else None
+        return Shown(detail, whole if isinstance(whole, str) else event.error_detail)
+    return Shown({key: value for key, value in detail.items() if key not in PERSONAL_DETAIL}, event.error_detail)
+
+
 def values_changed(before: dict[str, Any], after: dict[str, Any], changed: Sequence[str]) -> dict[str, Any]:
     """{attribute: {"before", "after"}} of what a change changed, for its event. Names and emails are
     personal data: GraphQL shows these values to admins only (app/graphql/types.AuditEvent)."""

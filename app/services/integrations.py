@@ -432,6 +432,11 @@ async def end_all_assignments(session: AsyncSession, account_id: int, user_id: s
     await _END_ALL_ASSIGNMENTS.execute(await session.connection(), {"account_id": account_id, "user_id": user_id})
 
 
+def active(found: Iterable[Any]) -> list[Any]:
+    """The active ones of some integrations: those that assign, for SSO."""
+    return [i for i in found if i.status == IntegrationStatus.ACTIVE.value]
+
+
 async def assigning_integrations(reader: Reader, account_id: int, user_ids: Sequence[str]) -> dict[str, list[Any]]:
     """For each user, the integrations (plain rows, oldest first) that assign them."""
     found: dict[str, list[Any]] = {user_id: [] for user_id in user_ids}
