@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from app import tracing
+from app import graphiql, tracing
 from app.activity import ActivityLog
 from app.auth import TokenCache
 from app.db.engine import create_engine, create_sessionmaker, read_only_engine
@@ -146,6 +146,7 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         Mount("/gateway/ng/api/scim/account/{account}", app=scim_app()),
         Route("/graphql", GraphQLEndpoint(settings, tracer_provider)),
+        *([Route("/graphiql/{digest}/{name}", graphiql.asset)] if settings.graphql_ide else []),
     ]
     app = Starlette(
         routes=routes,

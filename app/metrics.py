@@ -36,6 +36,8 @@ def route_of(path: str) -> tuple[str, str | None, str | None]:
     """The route template of a path (a bounded set: anything unknown is "other") and, for SCIM's
     Users and Groups, the resource and what follows it: "id", "search", or "" for the collection."""
     if not path.startswith(SCIM_PREFIX):
+        if path.startswith("/graphiql/"):
+            return "/graphiql/{digest}/{name}", None, None
         return (path if path in _FIXED else "other"), None, None
     below = path[len(SCIM_PREFIX) :].partition("/")[2].rstrip("/")
     first, _, rest = below.partition("/")

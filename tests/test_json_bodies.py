@@ -131,6 +131,26 @@ async def test_graphql_keys_differing_in_case_are_distinct(client: httpx.AsyncCl
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"query": "query A { viewer { accountName } }", "operationName": "B"}, 'Unknown operation named "B".'),
+        ({"variables": {}}, "No GraphQL query found in the request"),
+    ],
+    ids=["unknown-operation-name", "no-query"],
+)
+async def test_graphql_operation_it_cannot_choose_is_a_json_400(
+    payload: dict[str, object], message: str, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """As GraphiQL sends when its editor changed faster than it noticed: an error body, in JSON like the rest."""
+    response = await client.post("/graphql", json=payload, headers=tenant.headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert message in error["message"]
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_graphql_other_than_post_is_405(method: str, client: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await client.request(method, "/graphql", headers={**tenant.headers, "Accept": "*/*"})

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from app import auth, jsonbody
+from app import auth, graphiql, jsonbody
 from app.db.models import Channel
 from app.db.transactions import settle_failure
 from app.errors import InvalidSyntax, RateLimited, Unauthenticated, Unavailable
@@ -34,8 +34,7 @@ class _SchemaApp(GraphQL[Context, None]):
         return orjson.dumps(data)
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        # Absent only while GraphiQL itself is served, which runs no operation.
-        return request.scope.get("state", {}).get("graphql_context")
+        return request.scope["state"]["graphql_context"]
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -45,6 +44,11 @@ def _error(status: int, message: str, code: str, headers: dict[str, str] | None 
 
 def _unauthorized() -> Response:
     return _error(401, Unauthenticated().message, "UNAUTHENTICATED", {"WWW-Authenticate": "Bearer"})
+
+
+def _ide_off() -> Response:
+    """GRAPHQL_IDE off: where GraphiQL would be served, a short JSON 404 instead."""
+    return _error(404, "GraphiQL is turned off on this server; send operations with POST", "NOT_FOUND")
 
 
 def _unavailable(exc: Unavailable) -> Response:
@@ -81,6 +85,16 @@ def _operation_is_read_only(query: str, name: str | None) -> bool:
     return True
 
 
+def _plain_text_refusal(messages: list[Message]) -> str | None:
+    """The text of a plain-text 4xx from strawberry (an operationName the document does not define, no
+    query at all), which gets the JSON error body every other refusal has; None for any other response."""
+    start = messages[0]
+    content_type = dict(start.get("headers", ())).get(b"content-type", b"")
+    if not 400 <= start["status"] < 500 or not content_type.startswith(b"text/plain"):
+        return None
+    return b"".join(message.get("body", b"") for message in messages[1:]).decode(errors="replace")
+
+
 class _Buffer:
     """An ASGI `send` that keeps the response until the transaction has committed."""
 
@@ -91,13 +105,6 @@ class _Buffer:
         self.messages.append(message)
 
 
-class _SchemaAppWithoutIde(_SchemaApp):
-    """GRAPHQL_IDE off: where GraphiQL would be served, a short JSON 404 instead."""
-
-    async def render_graphql_ide(self, request: Any) -> Response:
-        return _error(404, "GraphiQL is turned off on this server; send operations with POST", "NOT_FOUND")
-
-
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
@@ -105,13 +112,13 @@ class GraphQLEndpoint:
         schema = build_schema(
             introspection=settings.graphql_introspection, cost_budget=settings.graphql_cost_budget, tracer_provider=tracer_provider
         )
-        app_class = _SchemaApp if settings.graphql_ide else _SchemaAppWithoutIde
-        self.inner = app_class(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+        self.inner = _SchemaApp(schema, graphql_ide=None, allow_queries_via_get=False)
+        self.ide = settings.graphql_ide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-            await self.inner(scope, receive, send)
+            await (graphiql.page_response() if self.ide else _ide_off())(scope, receive, send)
             return
         if request.method != "POST":
             await _error(
@@ -141,8 +148,12 @@ class GraphQLEndpoint:
             await _unavailable(exc)(scope, receive, send)
             return
         # Only now, with the transaction committed, does the client hear that it worked.
-        for message in messages:
-            await send(message)
+        plain = _plain_text_refusal(messages)
+        if plain is not None:
+            await _error(messages[0]["status"], plain, "BAD_USER_INPUT")(scope, receive, send)
+        else:
+            for message in messages:
+                await send(message)
         await auth.record_use(request, verified)
 
     async def _execute(self, request: Request, caller: Caller, body: bytes, *, read_only: bool) -> list[Message]:
