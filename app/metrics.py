@@ -109,6 +109,11 @@ class Metrics:
             ["state"],
             registry=self.registry,
         )
+        self.pool_waiting = Gauge(
+            "scimgraph_database_pool_waiting",
+            "Requests waiting for a database connection: the pool and its overflow are all in use, or a new connection is opening.",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, path: str, status: int, seconds: float) -> None:
         """One request's end: counted and timed by route template, and as a SCIM operation."""
@@ -146,6 +151,7 @@ class Metrics:
         self.pool.labels("in_use").set_function(reading("checkedout"))
         self.pool.labels("idle").set_function(reading("checkedin"))
         self.pool.labels("overflow").set_function(lambda: max(0.0, reading("overflow")()))
+        self.pool_waiting.set_function(reading("waiting"))  # PostgreSQL's pool (app.db.engine.WatchedQueuePool)
 
 
 async def endpoint(request: Request) -> Response:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from dataclasses import replace
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db.engine import create_engine
 from app.main import create_app
-from app.metrics import route_of
-from app.settings import ConfigError, Settings, load_settings
+from app.metrics import Metrics, route_of
+from app.settings import ConfigError, DatabaseTimeouts, Settings, load_settings
 from tests.support.clients import GraphQLClient, ScimClient, Tenant, make_tenant
 
 SCIM = "/gateway/ng/api/scim/account/{account}"
+PG_URL = os.environ.get("TEST_DATABASE_URL")
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -88,3 +94,35 @@ async def test_metrics_token_guards_the_endpoint(settings: Settings, engine: Asy
 )
 def test_routes_are_templates_from_a_bounded_set(path: str, route: str) -> None:
     assert route_of(path)[0] == route
+
+
+@pytest.mark.skipif(PG_URL is None, reason="the waiting count is of PostgreSQL's pool: set TEST_DATABASE_URL (CI does)")
+async def test_requests_waiting_for_a_database_connection_are_counted() -> None:
+    assert PG_URL is not None
+    engine = create_engine(PG_URL, DatabaseTimeouts(pool_checkout=10), pool_size=1)  # no overflow either
+    metrics = Metrics()
+    metrics.watch_pool(lambda: engine.pool)
+
+    def waiting() -> float:
+        found = samples(generate_latest(metrics.registry).decode())
+        return found[("scimgraph_database_pool_waiting", ())]
+
+    try:
+        async with engine.connect() as held:
+            await held.execute(text("select 1"))
+            assert waiting() == 0
+            queued = [asyncio.create_task(_select_one(engine)) for _ in range(2)]
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if waiting() == 2:
+                    break
+            assert waiting() == 2
+        assert await asyncio.gather(*queued) == [1, 1]
+        assert waiting() == 0
+    finally:
+        await engine.dispose()
+
+
+async def _select_one(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("select 1"))).scalar_one())

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.util.concurrency import await_
 
 from app.settings import DatabaseTimeouts, ensure_sqlite_folder
@@ -44,6 +45,26 @@ def json_text(value: Any) -> str:
         return orjson.dumps(value).decode()
     except TypeError:
         return json.dumps(value, ensure_ascii=False)
+
+
+class WatchedQueuePool(AsyncAdaptedQueuePool):
+    """The pool SQLAlchemy gives an asyncio engine, counting the checkouts that are waiting: for a
+    connection to come back (the pool and its overflow are all in use) or for a new one to open. A
+    checkout that finds an idle connection never waits, so it is never seen in the count."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting = 0
+
+    def waiting(self) -> int:
+        return self._waiting
+
+    def _do_get(self) -> Any:
+        self._waiting += 1
+        try:
+            return super()._do_get()
+        finally:
+            self._waiting -= 1
 
 
 def create_engine(
@@ -73,6 +94,7 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         pool_timeout=timeouts.pool_checkout,
+        poolclass=WatchedQueuePool,
         connect_args=connect_args,
         **kwargs,
     )
