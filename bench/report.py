@@ -123,6 +123,16 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
                 f"1 worker is CPU-bound (>= {CPU_BOUND_PERCENT:g}% of a core during GET by id)", f"{cpu:.0f}%", cpu >= CPU_BOUND_PERCENT
             )
         )
+    turns = results.get("bookkeeping_in_turns")
+    if turns and turns["cost"] is not None:
+        shown = " / ".join(f"{k} {', '.join(f'{r:,.0f}' for r in v)}" for k, v in turns["rps"].items())
+        out.append(
+            _target(
+                f"metrics, activity log, rate limit, health cost GET by id <= {BOOKKEEPING_SHARE:.0%} of its throughput",
+                f"{turns['cost']:.1%} (req/s {shown})",
+                turns["cost"] <= BOOKKEEPING_SHARE,
+            )
+        )
     costs = results.get("bookkeeping")
     worker_ms = scaling(results).get("worker_cpu_ms_per_request")
     if costs and worker_ms:

@@ -25,7 +25,8 @@ from bench.replay import replay
 from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Target, Timing, parity_user, phase
 
 ACCOUNT = "bench"
-PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
+PUBLIC_URL = "https://scim.bench.example"
+BOOKKEEPING_TURNS = 3  # the same for the service and the ceiling: same JSON
 
 
 def log(message: str) -> None:
@@ -201,6 +202,29 @@ class Bench:
             summary = run["profile_get_user"]
             log(f"  profile of GET /Users/{{id}}: {summary.get('samples', summary.get('error'))} samples")
 
+    async def bookkeeping_in_turns(self, tenant: database.Tenant) -> None:
+        """GET by id against the service and against the same service without the operations issue's
+        bookkeeping (bench/without_bookkeeping.py), in turns, BOOKKEEPING_TURNS times each (once for
+        --quick): what the bookkeeping costs in throughput, the issue's own measure."""
+        rates: dict[str, list[float]] = {"with": [], "without": []}
+        for turn in range(1 if self.config.quick else BOOKKEEPING_TURNS):
+            for kind, args, limit in (
+                ("with", ["-m", "app", "serve"], "1000000/second"),
+                ("without", ["-m", "bench.without_bookkeeping"], "off"),
+            ):
+                port = procs.free_port()
+                env = {"DATABASE_URL": self.config.database_url, "PORT": str(port), "PUBLIC_URL": PUBLIC_URL, "RATE_LIMIT_PER_TOKEN": limit}
+                server = procs.start(f"bookkeeping-{kind}-{turn}", args, env, port, self.logs)
+                target = Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+                try:
+                    result = await self.measure(server, target, phase("get_user", target, self.dataset, self.timing, f"b{turn}"))
+                finally:
+                    server.stop()
+                rates[kind].append(round(result.rps, 1))
+                log(f"  GET by id {kind} the bookkeeping: {result.rps:9.1f} req/s")
+        with_, without = (sum(v) / len(v) for v in rates.values())
+        self.results["bookkeeping_in_turns"] = {"rps": rates, "cost": round(1 - with_ / without, 4) if without else None}
+
     async def reference(self) -> None:
         if importlib.util.find_spec("scim2_server") is None:
             self.results["runs"]["reference"] = {"skipped": "scim2-server is not installed (pip install '.[bench]')"}
@@ -258,6 +282,9 @@ class Bench:
             await self.service(tenant, workers)
         if config.reference:
             await self.reference()
+        if config.postgres:
+            log("the request path's bookkeeping, in turns: the service with and without it")
+            await self.bookkeeping_in_turns(tenant)
         log("the request path's bookkeeping (metrics, rate limit, integration health), in-process")
         self.results["bookkeeping"] = bookkeeping.measure(2_000 if config.quick else 50_000)
         log(f"  {self.results['bookkeeping']}")

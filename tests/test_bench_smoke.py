@@ -101,6 +101,8 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
         assert list(results["runs"]["ceiling"]["phases"]) == list(CEILING_PHASES)
         assert all(p["errors"] == 0 for p in results["runs"]["ceiling"]["phases"].values())
         assert results["parity"] == {"same_json": True, "differing_attributes": []}
+        turns = results["bookkeeping_in_turns"]["rps"]
+        assert len(turns["with"]) == len(turns["without"]) == 1 and min(turns["with"] + turns["without"]) > 0, turns
     else:
         assert "PostgreSQL only" in results["runs"]["ceiling"]["skipped"]
     if _has_scim2_server():

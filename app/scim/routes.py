@@ -171,7 +171,7 @@ def _recorded(
         integration_id=None if caller is None else caller.integration_id,
         request_id=request_id_var.get(),
         method=request.method,
-        route=route_of(request.url.path)[0],
+        route=route_of(request.scope["path"])[0],
         status=status,
         read_only=_read_only(request),
         resource_type=_RESOURCE_TYPES.get(resource, "Resource"),
