@@ -214,4 +214,6 @@ def record(
 def _storable(text: str, width: int) -> str:
     """`text` as both databases store it: no NUL (PostgreSQL text cannot hold one), no lone
     surrogate (not UTF-8), at most `width` characters."""
+    if text.isascii() and "\x00" not in text:  # ids, methods: nothing to replace
+        return text[:width]
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")[:width]

@@ -131,6 +131,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     _prepare_database(settings)
     for line in _run_in_session(settings, lambda s: _bootstrap(s, settings)):
         print(line, flush=True)
+    if settings.graphql_ide:
+        print(f"GraphiQL:     {settings.public_url.rstrip('/')}/graphql (in a browser, with the token)", flush=True)
     configure_logging(settings.log_level, settings.log_format)
     if workers > 1:
         return serve_workers(settings, workers)

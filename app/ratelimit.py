@@ -5,13 +5,16 @@
   shares. Microsoft asks a SCIM endpoint to sustain at least 25 requests a second per tenant, and
   quarantines a provisioning job whose requests keep failing, so the defaults sit well above what
   an identity provider sends in normal operation: a limit is there to stop a runaway script, not to
-  shape a sync.
+  shape a sync. Counted in fixed windows (this second, this minute), the cheapest of `limits`'
+  strategies, as every request pays for it: across a window's edge a client can briefly send up to
+  twice a limit, which a limit this far above normal traffic can afford.
 - **Failed authentication** (RATE_LIMIT_FAILED_AUTH_PER_ADDRESS, default 30 a minute;
   RATE_LIMIT_FAILED_AUTH_PER_ACCOUNT, default 300 a minute): each failure counts against the
   client's address and the account it named. Once either is used up, a request with a token this
   instance has not verified in the last IN_USE_FOR seconds is refused before any database work;
   tokens that are in use keep working, so a flood of bad tokens — at one account, or from the
-  addresses Microsoft's clouds share — does not lock an identity provider out.
+  addresses Microsoft's clouds share — does not lock an identity provider out. Counted in sliding
+  windows: a guesser gains nothing by timing its tries to a window's edge.
 
 A refused request is answered 429 with Retry-After (SCIM with an error body, GraphQL with an
 `errors` member). The counters are per instance, in memory: behind a load balancer spreading
@@ -27,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import FixedWindowRateLimiter, RateLimiter, SlidingWindowCounterRateLimiter
 
 from app.errors import RateLimited
 from app.settings import Settings
@@ -79,6 +82,7 @@ class RateLimits:
         self.per_address = tuple(failed_auth_per_address)
         self.per_account = tuple(failed_auth_per_account)
         self.storage = _QuietMemoryStorage()
+        self.token_limiter = FixedWindowRateLimiter(self.storage)
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.clock: Callable[[], float] = time.monotonic
         self._swept_at = self.clock()
@@ -106,8 +110,8 @@ class RateLimits:
             while len(self._in_use) > MAX_IN_USE:
                 self._in_use.popitem(last=False)
         for item in self.per_token:
-            if not self.limiter.hit(item, "token", account_identifier, token_id):
-                raise RateLimited(self._retry_after(item, "token", account_identifier, token_id))
+            if not self.token_limiter.hit(item, "token", account_identifier, token_id):
+                raise RateLimited(_retry_after(self.token_limiter, item, "token", account_identifier, token_id))
 
     def in_use(self, account_identifier: str, token_id: str) -> bool:
         """The token was verified here in the last IN_USE_FOR seconds."""
@@ -119,7 +123,7 @@ class RateLimits:
         for items, keys in ((self.per_address, ("address", address)), (self.per_account, ("account", account_identifier))):
             for item in items:
                 if not self.limiter.test(item, *keys):
-                    raise RateLimited(self._retry_after(item, *keys))
+                    raise RateLimited(_retry_after(self.limiter, item, *keys))
 
     def failed(self, address: str, account_identifier: str) -> None:
         """Count one failed authentication against the address and the account."""
@@ -128,6 +132,7 @@ class RateLimits:
         for item in self.per_account:
             self.limiter.hit(item, "account", account_identifier)
 
-    def _retry_after(self, item: RateLimitItem, *keys: str) -> int:
-        reset = self.limiter.get_window_stats(item, *keys).reset_time
-        return max(1, math.ceil(reset - time.time()))
+
+def _retry_after(limiter: RateLimiter, item: RateLimitItem, *keys: str) -> int:
+    reset = limiter.get_window_stats(item, *keys).reset_time
+    return max(1, math.ceil(reset - time.time()))

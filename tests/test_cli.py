@@ -167,6 +167,7 @@ def test_first_serve_bootstraps_prints_tenant_url_and_token_once(tmp_path: Path)
     first = serve_until_healthy()
     assert f"Tenant URL:   http://127.0.0.1:{port}/gateway/ng/api/scim/account/default" in first
     assert any(line.startswith("Secret Token: sat.default.") for line in first)
+    assert f"GraphiQL:     http://127.0.0.1:{port}/graphql (in a browser, with the token)" in first
     assert any("NextGen app integration 'default'" in line for line in first)
     assert (tmp_path / "data" / "scimgraph.db").exists()
     second = serve_until_healthy()
