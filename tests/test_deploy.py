@@ -3,6 +3,8 @@ secrets are wired as docs/operations.md says."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from app.metrics import Metrics
 from app.settings import SECRETS
 from tests.served import ROOT
 
@@ -65,3 +68,15 @@ def test_kubernetes_manifests_probe_the_health_endpoints_and_read_the_url_from_a
     # The pod outlives the service's drain period (SHUTDOWN_DRAIN_SECONDS, 25 s by default).
     assert by_kind["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 25
     assert by_kind["PodDisruptionBudget"]["spec"]["selector"] == by_kind["Deployment"]["spec"]["selector"]
+
+
+def test_the_grafana_dashboard_charts_every_metric_the_service_exports_and_no_other() -> None:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    families = {family.name: family.type for family in Metrics().registry.collect()}
+    series = {name + suffix: name for name, kind in families.items() for suffix in suffixes[kind]}
+    charted = {
+        name for panel in dashboard["panels"] for target in panel["targets"] for name in re.findall(r"\bscimgraph_\w+", target["expr"])
+    }
+    assert charted <= set(series), charted - set(series)
+    assert {series[name] for name in charted} == set(families)
