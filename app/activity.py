@@ -1,16 +1,23 @@
 """The activity log's record of every SCIM request: what the identity provider sent, and what it was
 answered.
 
-Each request to one of an account's SCIM endpoints leaves one `scim.request` event in `audit_events`: when,
+Each request to one of an account's SCIM endpoints is in a `scim.request` event of `audit_events`: when,
 the request id, the token (and its app integration), the method and route template (never the
 query string, which carries filters and with them user names), the status, the scimType and
 detail of an error, the resource it named, and its outcome — READ or APPLIED when it succeeded,
 DENIED when a rule refused it, FAILED otherwise. What a request changed is in the events the
 services write with the change (`user.update` and the like, with before and after values).
 
+Successful reads (GET, and POST .search, answered 2xx by a token) are the many requests that tell
+least: they are summarized, one record per token, integration, method, route, status and resource
+type for each batch, which counts them in `requests` and keeps the first's time and request id, the
+last's request id (`detail.lastRequestId`) and the resource they named while they all named one. A
+record a row per successful GET cost more of a GET's throughput than the operations issue allows
+(bench/README.md): PostgreSQL's work to store and index one row exceeds a GET's own lookup.
+
 Records are noted in memory and written in batches, at most every `interval` seconds (after a
-response, and by a task of the app's lifespan while no request comes in): a GET by id costs a few
-microseconds, not a write. What an instance had not written when it stopped abruptly (at most
+response, and by a task of the app's lifespan while no request comes in): a GET by id costs a
+counter, not a write. What an instance had not written when it stopped abruptly (at most
 one interval's worth) is lost; a clean shutdown writes it. At most MAX_PENDING records wait; past
 that, new ones are dropped and counted in the log.
 
@@ -27,6 +34,7 @@ import operator
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -80,6 +88,49 @@ def outcome_of(status: int, *, read_only: bool) -> Outcome:
     return Outcome.DENIED if status == 403 else Outcome.FAILED
 
 
+# What the successful reads summarized in one record share: account id, token, integration, method,
+# route template, status, resource type.
+ReadKey = tuple[int, str, str | None, str, str, int, str]
+
+
+class _Reads:
+    """Successful reads of one ReadKey since the log's last write: how many, the first's time and
+    request id, the last's request id, and the resource they named while they all named one."""
+
+    __slots__ = ("count", "first_at", "first_request_id", "last_request_id", "resource_id")
+
+    def __init__(self, at: datetime, request_id: str, resource_id: str | None) -> None:
+        self.count = 1
+        self.first_at = at
+        self.first_request_id = self.last_request_id = request_id
+        self.resource_id = resource_id
+
+    def add(self, resource_id: str | None, request_id: str) -> None:
+        self.count += 1
+        self.last_request_id = request_id
+        if resource_id != self.resource_id:
+            self.resource_id = None
+
+    def record(self, key: ReadKey) -> dict[str, Any]:
+        account_id, caller, integration_id, method, route, status, resource_type = key
+        row = record(
+            account_id=account_id,
+            caller=caller,
+            integration_id=integration_id,
+            request_id=self.first_request_id,
+            method=method,
+            route=route,
+            status=status,
+            read_only=True,
+            resource_type=resource_type,
+            resource_id=self.resource_id,
+        )
+        row["occurred_at"], row["requests"] = self.first_at, self.count
+        if self.count > 1:
+            row["detail"] = {"lastRequestId": self.last_request_id}
+        return row
+
+
 class ActivityLog(Batched):
     MAX_PENDING = 50_000
     ANONYMOUS_EVERY = 60.0  # seconds between two records of one account's unauthenticated failures of one reason
@@ -87,12 +138,13 @@ class ActivityLog(Batched):
     def __init__(self, interval: float = Batched.INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(interval, clock)
         self._pending: list[dict[str, Any]] = []
+        self._reads: dict[ReadKey, _Reads] = {}
         self._anonymous: dict[tuple[str, str], float] = {}
         self.dropped = 0
 
     def __len__(self) -> int:
-        """Records waiting to be written."""
-        return len(self._pending)
+        """Records waiting to be written (a summary of reads is one)."""
+        return len(self._pending) + len(self._reads)
 
     def note(self, record: dict[str, Any]) -> None:
         """One request's record: the `audit_events` row, with `account_identifier` in place of
@@ -101,6 +153,18 @@ class ActivityLog(Batched):
             self.dropped += 1
             return
         self._pending.append(record)
+
+    def note_read(self, key: ReadKey, resource_id: str | None, request_id: str) -> None:
+        """A successful read by an authenticated token: counted into the summary of its token, route,
+        method, status and resource type until the next write."""
+        reads = self._reads.get(key)
+        if reads is None:
+            if len(self) >= self.MAX_PENDING:
+                self.dropped += 1
+                return
+            self._reads[key] = _Reads(utcnow(), request_id, resource_id)
+        else:
+            reads.add(resource_id, request_id)
 
     def note_anonymous(self, account_identifier: str, reason: str, record: dict[str, Any]) -> None:
         """A request that authenticated nobody: recorded unless the account had one for the same
@@ -117,10 +181,15 @@ class ActivityLog(Batched):
         self.note({**record, "account_identifier": account_identifier, "caller": ANONYMOUS})
 
     def _waiting(self) -> bool:
-        return bool(self._pending)
+        return bool(self._pending) or bool(self._reads)
 
     def _take(self) -> list[dict[str, Any]]:
         taken, self._pending = self._pending, []
+        reads, self._reads = self._reads, {}
+        if reads:
+            # Ids count up in time order: a summary takes its place by its first read.
+            taken.extend(summary.record(key) for key, summary in reads.items())
+            taken.sort(key=_OCCURRED_AT)
         return taken
 
     async def _store(self, session: AsyncSession, taken: list[dict[str, Any]]) -> None:
@@ -168,6 +237,7 @@ async def _store(session: AsyncSession, records: list[dict[str, Any]]) -> None:
 # Every column but the id, which the database counts up; the JSON detail last, as text.
 _COPIED = [c.key for c in audit.TABLE.c if c.key not in ("id", "detail")] + ["detail"]
 _COPIED_BUT_DETAIL = operator.itemgetter(*_COPIED[:-1])
+_OCCURRED_AT = operator.itemgetter("occurred_at")
 
 
 def record(
@@ -208,6 +278,7 @@ def record(
         "status": status,
         "scim_type": None if scim_type is None else _storable(scim_type, 32),
         "integration_id": integration_id,
+        "requests": 1,
     }
 
 

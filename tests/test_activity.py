@@ -186,3 +186,32 @@ async def test_what_a_client_chooses_cannot_stop_the_log(
     assert records[1].method == "PROPPATC"
     assert records[3].resource_id == "a\ufffdb" and records[3].detail == {"detail": "bad '?'"}
     assert len(app.state.activity) == 0  # nothing left waiting to be retried
+
+
+async def test_successful_reads_are_summarized_per_token_route_and_status(
+    app: Starlette, client: httpx.AsyncClient, scim: ScimClient, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    ada, bob = (await scim.create_user("ada@example.com")), (await scim.create_user("bob@example.com"))
+    await _requests(app, sessionmaker)  # the two creations: records of their own
+    for n in range(3):
+        assert (await scim.get(f"/Users/{ada['id']}", headers={"X-Request-ID": f"ada-{n}"})).status_code == 200
+    assert (await scim.get("/Users/nobody", headers={"X-Request-ID": "missing"})).status_code == 404
+    assert (await scim.get("/Users", params={"filter": 'userName eq "ada@example.com"'})).status_code == 200
+    first = [r for r in await _requests(app, sessionmaker) if r.method == "GET"]
+    assert [(r.route, r.status, r.outcome, r.requests, r.request_id, r.resource_id, r.detail) for r in first] == [
+        (f"{TENANT_ROUTE}/Users/{{id}}", 200, "READ", 3, "ada-0", ada["id"], {"lastRequestId": "ada-2"}),
+        (f"{TENANT_ROUTE}/Users/{{id}}", 404, "FAILED", 1, "missing", "nobody", {"detail": "User nobody not found"}),  # its own
+        (f"{TENANT_ROUTE}/Users", 200, "READ", 1, first[2].request_id, None, {}),
+    ]
+    # Reads of two users: one summary, which names no resource.
+    await scim.get(f"/Users/{ada['id']}")
+    await scim.get(f"/Users/{bob['id']}")
+    second = (await _requests(app, sessionmaker))[-1]
+    assert (second.requests, second.resource_id, second.resource_type) == (2, None, "User")
+
+    admin = GraphQLClient(client, tenant)
+    listed = await admin("{ auditEvents(filter: {outcome: READ, includeRequests: true}) { totalCount nodes { requests } } }")
+    assert listed["auditEvents"] == {"totalCount": 3, "nodes": [{"requests": 2}, {"requests": 1}, {"requests": 3}]}
+    since = (utcnow() - timedelta(hours=1)).isoformat()
+    summary = await admin("query($s: DateTime!) { activitySummary(since: $s) { outcomes { outcome count } } }", s=since)
+    assert {"outcome": "READ", "count": 6} in summary["activitySummary"]["outcomes"]

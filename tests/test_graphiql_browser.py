@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,7 @@ if CHROMIUM is None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> AsyncIterator[Served]:
+def server(tmp_path: Path) -> Iterator[Served]:
     with serve(tmp_path) as served:
         yield served
 

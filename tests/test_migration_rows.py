@@ -212,3 +212,21 @@ def test_existing_tokens_and_data_get_no_integration_and_same_named_groups_survi
     finally:
         migrate.upgrade(database_url)
         _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
+
+
+def test_events_already_there_each_stand_for_one_request(database_url: str) -> None:
+    """0012 counts the requests a record stands for; every event before it is one."""
+    event = (
+        "INSERT INTO audit_events (account_id, occurred_at, caller, channel, action, resource_type, outcome, detail, status)"
+        " VALUES (901, :now, 't', 'SCIM', 'scim.request', 'User', 'READ', '{}', 200)"
+    )
+    try:
+        migrate.downgrade(database_url, "0011")
+        _with_connection(database_url, lambda c: c.execute(text(ROWS[0]), VALUES))
+        _with_connection(database_url, lambda c: c.execute(text(event), VALUES))
+        migrate.upgrade(database_url)
+        counted = "SELECT requests FROM audit_events WHERE account_id = 901"
+        assert _with_connection(database_url, lambda c: c.execute(text(counted))).scalars().all() == [1]
+    finally:
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))

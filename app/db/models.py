@@ -500,6 +500,8 @@ class AuditEvent(SQLModel, table=True):
     scim_type: str | None = Field(default=None, sa_column=Column(String(32)))
     error_detail: str | None = Field(default=None, sa_column=Column(Text))
     integration_id: str | None = Field(default=None, sa_column=Column(String(36)))
+    # How many requests a record of SCIM requests stands for: 1, or a summary of successful reads.
+    requests: int = Field(default=1, sa_column=Column(Integer, nullable=False, default=1, server_default=text("1")))
 
 
 # How the tables join: always within one account, by the keys above.

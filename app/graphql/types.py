@@ -204,6 +204,13 @@ class AuditEvent:
     scim_type: str | None
     error_detail: str | None
     app_integration_id: strawberry.ID | None
+    requests: int = strawberry.field(
+        description=(
+            "How many SCIM requests the record stands for: 1, or for successful reads, those of one token to one route "
+            "with one status between two writes of the log (about a second) — the first's time and requestId, "
+            "the last's in detail.lastRequestId, and the resourceId while they all named one."
+        )
+    )
 
     @classmethod
     def from_row(cls, row: models.AuditEvent, shown: Shown) -> AuditEvent:
@@ -225,6 +232,7 @@ class AuditEvent:
             scim_type=row.scim_type,
             error_detail=shown.error_detail,
             app_integration_id=None if row.integration_id is None else strawberry.ID(row.integration_id),
+            requests=row.requests,
         )
 
 
@@ -245,8 +253,8 @@ class FailureCount:
 @strawberry.type
 class ActivitySummary:
     since: datetime = strawberry.field(description="The moment asked for, or 31 days ago if that is later.")
-    total: int = strawberry.field(description="Events since then, of every kind.")
-    outcomes: list[OutcomeCount] = strawberry.field(description="Events per outcome, most first.")
+    total: int = strawberry.field(description="Events since then, of every kind (a summary of reads: each request it stands for).")
+    outcomes: list[OutcomeCount] = strawberry.field(description="Events per outcome, most first (READ: successful reads).")
     top_failures: list[FailureCount] = strawberry.field(description="The five SCIM failures most often met, most first.")
 
 

@@ -160,39 +160,46 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
 def _recorded(
     request: Request, response: Response, resource: ResourceType | None, caller: Caller | None, *, stale: tokens.StaleToken | None = None
 ) -> Response:
-    """Note the request's record in the activity log (app/activity.py) and return its response. A
-    request that authenticated nobody is recorded at most once a minute per account and status."""
+    """Note the request in the activity log (app/activity.py) and return its response. Successful
+    reads are summarized per token, route and status; a request that authenticated nobody is
+    recorded at most once a minute per account and status; every other request has its own record."""
     log: ActivityLog = request.app.state.activity
-    scim_type, detail = activity.error_of(response)
     status = response.status_code
-    record = activity.record(
-        account_id=None if caller is None else caller.account_id,
-        caller=activity.ANONYMOUS if caller is None else caller.principal,
-        integration_id=None if caller is None else caller.integration_id,
-        request_id=request_id_var.get(),
-        method=request.method,
-        route=route_of(request.scope["path"])[0],
-        status=status,
-        read_only=_read_only(request),
-        resource_type=_RESOURCE_TYPES.get(resource, "Resource"),
-        resource_id=request.path_params.get("id"),
-        scim_type=scim_type,
-        detail=detail,
-    )
-    if stale is not None:  # a known token, with the right secret: recorded as its own, with why
-        log.note(
-            {
-                **record,
-                "account_id": stale.record.account_id,
-                "caller": stale.record.token_id,
-                "integration_id": stale.record.integration_id,
-                "error_detail": stale.reason,
-            }
-        )
-    elif caller is None:
-        log.note_anonymous(request.path_params.get("account", ""), str(status), record)
+    route = route_of(request.scope["path"])[0]
+    resource_type = _RESOURCE_TYPES.get(resource, "Resource")
+    if status < 400 and caller is not None and _read_only(request):
+        key = (caller.account_id, caller.principal, caller.integration_id, request.method, route, status, resource_type)
+        log.note_read(key, request.path_params.get("id"), request_id_var.get())
     else:
-        log.note(record)
+        scim_type, detail = activity.error_of(response)
+        record = activity.record(
+            account_id=None if caller is None else caller.account_id,
+            caller=activity.ANONYMOUS if caller is None else caller.principal,
+            integration_id=None if caller is None else caller.integration_id,
+            request_id=request_id_var.get(),
+            method=request.method,
+            route=route,
+            status=status,
+            read_only=_read_only(request),
+            resource_type=resource_type,
+            resource_id=request.path_params.get("id"),
+            scim_type=scim_type,
+            detail=detail,
+        )
+        if stale is not None:  # a known token, with the right secret: recorded as its own, with why
+            log.note(
+                {
+                    **record,
+                    "account_id": stale.record.account_id,
+                    "caller": stale.record.token_id,
+                    "integration_id": stale.record.integration_id,
+                    "error_detail": stale.reason,
+                }
+            )
+        elif caller is None:
+            log.note_anonymous(request.path_params.get("account", ""), str(status), record)
+        else:
+            log.note(record)
     if log.due():
         _after(response, log.write, request.app.state.sessionmaker)
     return response

@@ -57,6 +57,7 @@ def row(caller: Caller, **event: Unpack[Event]) -> dict[str, Any]:
         "resource_id": _storable_id(event["resource_id"]),
         "outcome": event.get("outcome", Outcome.APPLIED).value,
         "detail": event.get("detail") or {},
+        "requests": 1,
     }
 
 
@@ -211,15 +212,18 @@ class Summary:
 
 
 async def summarize(session: AsyncSession, caller: Caller, since: datetime, *, top: int = 5) -> Summary:
-    """The activity since a moment: events per outcome, and the SCIM failures most often met — by
-    status, scimType and detail — to answer "what is the identity provider getting wrong?"."""
+    """The activity since a moment: events per outcome (each request a summary of reads stands for
+    counted), and the SCIM failures most often met — by status, scimType and detail — to answer
+    "what is the identity provider getting wrong?"."""
     _readable(caller)
     since = max(since if since.tzinfo is not None else since.replace(tzinfo=UTC), utcnow() - SUMMARY_WINDOW)
     recent = [col(AuditEvent.account_id) == caller.account_id, col(AuditEvent.occurred_at) >= since]
+    # A summary of successful reads counts as the requests it stands for.
+    events = func.sum(col(AuditEvent.requests))
     outcomes = [
         (str(outcome), int(n))
         for outcome, n in await session.execute(
-            select(col(AuditEvent.outcome), func.count()).where(*recent).group_by(col(AuditEvent.outcome)).order_by(func.count().desc())
+            select(col(AuditEvent.outcome), events).where(*recent).group_by(col(AuditEvent.outcome)).order_by(events.desc())
         )
     ]
     failed = [*recent, col(AuditEvent.action) == ACTIVITY_ACTION, col(AuditEvent.status) >= 400]
