@@ -8,18 +8,19 @@ detail of an error, the resource it named, and its outcome — READ or APPLIED w
 DENIED when a rule refused it, FAILED otherwise. What a request changed is in the events the
 services write with the change (`user.update` and the like, with before and after values).
 
-Successful reads (GET, and POST .search, answered 2xx by a token) are the many requests that tell
-least: they are summarized, one record per token, integration, method, route, status and resource
-type for each batch, which counts them in `requests` and keeps the first's time and request id, the
-last's request id (`detail.lastRequestId`) and the resource they named while they all named one. A
-record a row per successful GET cost more of a GET's throughput than the operations issue allows
-(bench/README.md): PostgreSQL's work to store and index one row exceeds a GET's own lookup.
+Successful reads (GET, and POST .search, answered below 400 — 2xx, or 304 Not Modified — to a
+token) are the many requests that tell least: they are summarized, one record per token,
+integration, method, route, status and resource type for each batch, which counts them in `requests`
+and keeps the first's time and request id, the last's request id (`detail.lastRequestId`) and the
+resource they named while they all named one. A row per successful GET cost more of a GET's
+throughput than the operations issue allows (bench/README.md): PostgreSQL's work to store and index
+one row exceeds a GET's own lookup.
 
 Records are noted in memory and written in batches, at most every `interval` seconds (after a
 response, and by a task of the app's lifespan while no request comes in): a GET by id costs a
 counter, not a write. What an instance had not written when it stopped abruptly (at most
-one interval's worth) is lost; a clean shutdown writes it. At most MAX_PENDING records wait; past
-that, new ones are dropped and counted in the log.
+one interval's worth) is lost; a clean shutdown writes it. At most MAX_PENDING records (a summary of
+reads is one) wait; past that, new requests go unrecorded, and how many is logged.
 
 Requests that authenticate nobody (a missing, malformed or unknown token; a body refused before
 it was read) are recorded at most once a minute per account and reason, so that no one can fill
@@ -149,7 +150,7 @@ class ActivityLog(Batched):
     def note(self, record: dict[str, Any]) -> None:
         """One request's record: the `audit_events` row, with `account_identifier` in place of
         `account_id` when the account is known only by its identifier."""
-        if len(self._pending) >= self.MAX_PENDING:
+        if len(self) >= self.MAX_PENDING:
             self.dropped += 1
             return
         self._pending.append(record)
@@ -198,13 +199,13 @@ class ActivityLog(Batched):
     def _failed(self, taken: list[dict[str, Any]], error: Exception) -> None:
         if isinstance(error, Unavailable):  # the database cannot take it now: kept for the next write
             logger.info("activity not recorded yet: the database is unavailable")
-            room = self.MAX_PENDING - len(self._pending)
-            self.dropped += max(0, len(taken) - room)
+            room = max(0, self.MAX_PENDING - len(self))
+            self.dropped += sum(row["requests"] for row in taken[room:])
             self._pending[:0] = taken[:room]
         else:  # not the database's state: retrying the same rows would fail forever
             logger.error("activity records dropped, %d of them: %s", len(taken), type(error).__name__)
         if self.dropped:
-            logger.warning("activity records dropped: %d (more waited than the log keeps)", self.dropped)
+            logger.warning("requests not recorded in the activity log: %d (more waited than the log keeps)", self.dropped)
             self.dropped = 0
 
 

@@ -25,8 +25,8 @@ from bench.replay import replay
 from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Target, Timing, parity_user, phase
 
 ACCOUNT = "bench"
-PUBLIC_URL = "https://scim.bench.example"
-BOOKKEEPING_TURNS = 3  # the same for the service and the ceiling: same JSON
+PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
+BOOKKEEPING_TURNS = 3
 
 
 def log(message: str) -> None:

@@ -215,3 +215,23 @@ async def test_successful_reads_are_summarized_per_token_route_and_status(
     since = (utcnow() - timedelta(hours=1)).isoformat()
     summary = await admin("query($s: DateTime!) { activitySummary(since: $s) { outcomes { outcome count } } }", s=since)
     assert {"outcome": "READ", "count": 6} in summary["activitySummary"]["outcomes"]
+
+
+def test_records_and_summaries_share_the_bound_on_what_waits() -> None:
+    log = activity.ActivityLog(interval=3600)
+    log.MAX_PENDING = 3
+    row = activity.record(
+        account_id=1, caller="t", integration_id=None, request_id="r", method="POST", route="/x", status=201, read_only=False,
+        resource_type="User", resource_id=None,
+    )  # fmt: skip
+    key: activity.ReadKey = (1, "t", None, "GET", "/x/{id}", 200, "User")
+    log.note(row)
+    log.note_read(key, "a", "r1")
+    log.note(row)
+    assert len(log) == 3
+    log.note(row)  # no room
+    log.note_read((1, "t", None, "GET", "/y", 200, "User"), None, "r2")  # no room for another summary
+    log.note_read(key, "b", "r3")  # counted into the summary that waits
+    assert (len(log), log.dropped) == (3, 2)
+    summary = next(r for r in log._take() if r["requests"] > 1)
+    assert (summary["requests"], summary["resource_id"], summary["request_id"]) == (2, None, "r1")

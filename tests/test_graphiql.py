@@ -69,6 +69,14 @@ async def test_files_are_cached_for_good_at_their_content_address_and_compressed
 
 
 @pytest.mark.parametrize(
+    ("header", "takes"),
+    [("gzip", True), ("br, gzip;q=0.5", True), ("GZIP", True), ("*", True), ("gzip;q=0", False), ("identity", False), ("", False)],
+)
+def test_gzip_only_where_the_client_takes_it(header: str, takes: bool) -> None:
+    assert graphiql.accepts_gzip(header) is takes
+
+
+@pytest.mark.parametrize(
     "path",
     ["/graphiql/0000000000000000/graphiql.min.js", "/graphiql/{digest}/licenses", "/graphiql/{digest}/../assets.json", "/graphiql/x"],
 )
