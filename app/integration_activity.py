@@ -48,7 +48,10 @@ class IntegrationActivity(Batched):
             # which the health, kept as long as the integration and printed by `integrations list`, must not hold.
             scim_type, detail = activity.error_of(response)
             failure = integrations.Failure(at, response.status_code, scim_type, reason or activity.without_quoted_values(detail))
-        self._pending.setdefault((account_id, integration_id), integrations.Tally()).note(at, response.status_code, failure)
+        tally = self._pending.get((account_id, integration_id))
+        if tally is None:  # (not setdefault: it would build a Tally for every request)
+            tally = self._pending[(account_id, integration_id)] = integrations.Tally()
+        tally.note(at, response.status_code, failure)
 
     def _waiting(self) -> bool:
         return bool(self._pending)

@@ -87,6 +87,7 @@ class RateLimits:
         self.clock: Callable[[], float] = time.monotonic
         self._swept_at = self.clock()
         self._in_use: OrderedDict[tuple[str, str], float] = OrderedDict()  # token -> when last verified
+        self._token_counters: dict[tuple[str, str], list[tuple[str, int, RateLimitItem]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -109,8 +110,16 @@ class RateLimits:
             self._in_use.move_to_end(key)
             while len(self._in_use) > MAX_IN_USE:
                 self._in_use.popitem(last=False)
-        for item in self.per_token:
-            if not self.token_limiter.hit(item, "token", account_identifier, token_id):
+        counters = self._token_counters.get(key)
+        if counters is None:
+            if len(self._token_counters) >= MAX_IN_USE:
+                self._token_counters.clear()
+            counters = self._token_counters[key] = [
+                (item.key_for("token", account_identifier, token_id), item.get_expiry(), item) for item in self.per_token
+            ]
+        # FixedWindowRateLimiter.hit, with each counter's storage key built once per token, not per request.
+        for counter, expiry, item in counters:
+            if self.storage.incr(counter, expiry) > item.amount:
                 raise RateLimited(_retry_after(self.token_limiter, item, "token", account_identifier, token_id))
 
     def in_use(self, account_identifier: str, token_id: str) -> bool:

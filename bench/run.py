@@ -26,7 +26,7 @@ from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Ta
 
 ACCOUNT = "bench"
 PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
-BOOKKEEPING_TURNS = 3
+BOOKKEEPING_TURNS = 5
 
 
 def log(message: str) -> None:

@@ -126,3 +126,16 @@ async def test_requests_waiting_for_a_database_connection_are_counted() -> None:
 async def _select_one(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
         return int((await connection.execute(text("select 1"))).scalar_one())
+
+
+def test_latency_lands_in_the_first_bucket_at_or_above_it() -> None:
+    metrics = Metrics()
+    for seconds in (0.005, 0.0051, 0.3, 11.0):  # on a bound, just above one, between, past the last
+        metrics.observe("GET", "/healthz", 200, seconds)
+    found = samples(generate_latest(metrics.registry).decode())
+
+    def bucket(le: str) -> float:
+        return found[("scimgraph_http_request_duration_seconds_bucket", (("le", le), ("method", "GET"), ("route", "/healthz")))]
+
+    assert [bucket(le) for le in ("0.005", "0.01", "0.25", "0.5", "10.0", "+Inf")] == [1, 2, 2, 3, 3, 4]
+    assert found[("scimgraph_http_request_duration_seconds_sum", (("method", "GET"), ("route", "/healthz")))] == 0.005 + 0.0051 + 0.3 + 11.0

@@ -578,7 +578,10 @@ class Tally:
     last_failure: Failure | None = None
 
     def note(self, at: datetime, status: int, failure: Failure | None) -> None:
-        counts = self.requests.setdefault(at.replace(minute=0, second=0, microsecond=0), [0, 0, 0])
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        counts = self.requests.get(hour)
+        if counts is None:  # (not setdefault: it would build a list for every request)
+            counts = self.requests[hour] = [0, 0, 0]
         counts[0] += 1
         if 400 <= status < 500:
             counts[1] += 1
