@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.observability import LOG_FORMATS
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/scimgraph.db"
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -147,7 +149,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: object) -> Set
     if log_level not in logging.getLevelNamesMapping():
         raise ConfigError(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got {log_level!r}")
     log_format = (env.get("LOG_FORMAT") or "text").strip().lower()
-    if log_format not in ("text", "json"):
+    if log_format not in LOG_FORMATS:
         raise ConfigError(f"LOG_FORMAT must be text or json, got {env.get('LOG_FORMAT')!r}")
     public_url = (env.get("PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
     scheme = urlsplit(public_url).scheme

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import activity, auth, jsonbody
 from app.activity import ActivityLog
+from app.batching import Batched
 from app.db.models import Channel
 from app.db.transactions import run_read, run_transaction
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
@@ -200,11 +201,11 @@ def _recorded(
             log.note_anonymous(request.path_params.get("account", ""), str(status), record)
         else:
             log.note(record)
-    if log.due():
-        _after(response, log.write, request.app.state.sessionmaker)
+    _write_when_due(request, response, log)
     return response
 
 
+# The audit log's name of a resource type (a group is a UserGroup there, as in GraphQL).
 _RESOURCE_TYPES: dict[ResourceType | None, str] = {USER: "User", GROUP: "UserGroup"}
 
 
@@ -212,8 +213,13 @@ def _note(request: Request, account_id: int, integration_id: str, response: Resp
     """The request's outcome, for its integration's health; written after the response when due."""
     activity: IntegrationActivity = request.app.state.integration_activity
     activity.note(account_id, integration_id, response, reason)
-    if activity.due():
-        _after(response, activity.write, request.app.state.sessionmaker)
+    _write_when_due(request, response, activity)
+
+
+def _write_when_due(request: Request, response: Response, batched: Batched) -> None:
+    """Once an interval, the batch's write runs after `response` is sent (app/batching.py)."""
+    if batched.due():
+        _after(response, batched.write, request.app.state.sessionmaker)
 
 
 def _after(response: Response, task: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -230,7 +236,7 @@ async def _refused(request: Request, caller: Caller, refusal: audit.Refusal, res
     own: the refused request's was undone)."""
     name = "resources" if resource is None else resource.name.lower()
     action = f"{name}.{'read' if _read_only(request) else _ACTIONS[request.method]}"
-    resource_type = "UserGroup" if resource is GROUP else (resource.name if resource else "Resource")
+    resource_type = _RESOURCE_TYPES.get(resource, "Resource")
     resource_id = request.path_params.get("id")
 
     async def record(session: AsyncSession) -> None:

@@ -242,11 +242,20 @@ def secret_matches(record: TokenRecord, presented: Presented) -> bool:
     return hmac.compare_digest(hash_secret(presented.secret), record.secret_hash)
 
 
-def check(record: TokenRecord | None, presented: Presented, *, channel: Channel, account_identifier: str | None = None) -> Verified:
+def check(
+    record: TokenRecord | None,
+    presented: Presented,
+    *,
+    channel: Channel,
+    account_identifier: str | None = None,
+    secret_ok: bool | None = None,
+) -> Verified:
     """The rules of a valid token — or Unauthenticated, one answer for every failure: the secret
-    (compared in constant time, also when there is no such token), the account it names and, for
-    SCIM, the account in the path; not revoked; not expired."""
-    secret_ok = hmac.compare_digest(hash_secret(presented.secret), record.secret_hash if record else _DUMMY_HASH)
+    (compared in constant time, also when there is no such token; `secret_ok` when the caller has
+    compared it with `record`'s already), the account it names and, for SCIM, the account in the
+    path; not revoked; not expired."""
+    if secret_ok is None or record is None:
+        secret_ok = hmac.compare_digest(hash_secret(presented.secret), record.secret_hash if record else _DUMMY_HASH)
     if record is None or not secret_ok:
         raise Unauthenticated()
     now = utcnow()
