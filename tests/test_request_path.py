@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db import statements
 from app.db.engine import Failure, classify, create_engine, create_sessionmaker
 from app.db.models import ApiToken, User
 from app.settings import DatabaseTimeouts
@@ -115,23 +116,44 @@ async def test_requests_with_one_token_never_wait_on_its_last_used_time(
         assert await session.scalar(select(ApiToken.last_used_at).where(ApiToken.token_id == tenant.token_id)) is not None
 
 
-class _FailCommits:
-    """Makes the next `times` COMMITs of an engine fail with `error` before they reach the database."""
+class _FailWrites:
+    """Makes the next `times` writes of an engine fail with `error` where they would become durable,
+    before they reach the database: at COMMIT, or — for a write made by one statement without a
+    transaction (`run_write`, on PostgreSQL) — at that statement."""
 
     def __init__(self, engine: AsyncEngine, error: BaseException, times: int = 1) -> None:
         self.engine, self.error, self.left = engine, error, times
+        self.patch = pytest.MonkeyPatch()
 
-    def __enter__(self) -> _FailCommits:
+    def __enter__(self) -> _FailWrites:
         event.listen(self.engine.sync_engine, "commit", self._on_commit)
+        run = statements._run
+
+        async def failing_run(connection: AsyncConnection, sql: str, call: Any) -> Any:
+            autocommit = connection.sync_connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"  # type: ignore[union-attr]
+            if autocommit and not sql.lstrip().upper().startswith("SELECT"):
+                self._fail()
+            return await run(connection, sql, call)
+
+        self.patch.setattr(statements, "_run", failing_run)
         return self
 
     def __exit__(self, *_: Any) -> None:
+        self.patch.undo()
         event.remove(self.engine.sync_engine, "commit", self._on_commit)
 
     def _on_commit(self, _connection: Any) -> None:
+        self._fail()
+
+    def _fail(self) -> None:
         if self.left > 0:
             self.left -= 1
             raise self.error
+
+
+async def _token_known(scim: ScimClient) -> None:
+    """A first request: the token is verified (and cached) before the write a test makes fail."""
+    assert (await scim.get("/Users?count=1")).status_code == 200
 
 
 class _Deadlock(Exception):
@@ -143,7 +165,7 @@ async def test_graphql_answers_only_after_its_commit(
 ) -> None:
     """The connection dies at COMMIT: the client must not hear 200 with a new id for a user that was
     never stored (before, the response was sent inside the transaction and the commit came after)."""
-    with _FailCommits(engine, ConnectionResetError("connection lost at commit")):
+    with _FailWrites(engine, ConnectionResetError("connection lost at commit")):
         response = await gql.raw(CREATE_USER, email="ghost@example.com")
     assert response.status_code == 503
     assert response.headers["retry-after"]
@@ -155,7 +177,10 @@ async def test_graphql_answers_only_after_its_commit(
 async def test_scim_answers_only_after_its_commit(
     scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    with _FailCommits(engine, ConnectionResetError("connection lost at commit")):
+    """As above, over SCIM; on PostgreSQL the create is one statement without a transaction, and the
+    connection dies at that statement."""
+    await _token_known(scim)
+    with _FailWrites(engine, ConnectionResetError("connection lost at commit")):
         response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "ghost@example.com"})
     assert response.status_code == 503
     assert response.headers["retry-after"]
@@ -169,7 +194,8 @@ async def test_a_deadlock_victim_is_run_again(
 ) -> None:
     """PostgreSQL aborts one of two deadlocked transactions (40P01): the request runs again and
     succeeds once — never a 500, never two users."""
-    with _FailCommits(engine, _Deadlock("deadlock detected"), times=2):
+    await _token_known(scim)
+    with _FailWrites(engine, _Deadlock("deadlock detected"), times=2):
         if channel == "scim":
             response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "retried@example.com"})
             assert response.status_code == 201, response.text
@@ -183,7 +209,8 @@ async def test_a_deadlock_victim_is_run_again(
 async def test_endless_contention_is_503_not_500(
     scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    with _FailCommits(engine, _Deadlock("deadlock detected"), times=100):
+    await _token_known(scim)
+    with _FailWrites(engine, _Deadlock("deadlock detected"), times=100):
         response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "unlucky@example.com"})
     assert response.status_code == 503
     assert await _user_count(sessionmaker) == 0

@@ -21,7 +21,7 @@ from app import activity, auth, jsonbody
 from app.activity import ActivityLog
 from app.batching import Batched
 from app.db.models import Channel
-from app.db.transactions import run_read, run_transaction
+from app.db.transactions import run_read, run_transaction, run_write
 from app.errors import DomainError, InvalidFilter, InvalidInput, InvalidSyntax, PreconditionFailed
 from app.integration_activity import IntegrationActivity
 from app.metrics import route_of
@@ -100,7 +100,8 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
     """One endpoint per path, of `resource` (None: discovery). In order: read the whole body (bounded
     in size and time by the middleware) before any database work; authenticate; decode the body; run
     the handler in one transaction and commit before answering — a read-only one on a bare
-    connection (`run_read`), which never takes SQLite's write lock. Methods without a handler answer
+    connection (`run_read`), which never takes SQLite's write lock, and one of `_ONE_STATEMENT_FIRST`
+    first without a transaction, its write one statement that commits by itself (`run_write`). Methods without a handler answer
     405 with a SCIM body; a refusal (403) is recorded in the audit log."""
     allow = ", ".join(handlers)
 
@@ -125,8 +126,10 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
                     request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, caller, links))
                 )
             else:
-                response = await run_transaction(
-                    request.app.state.sessionmaker, lambda session: handler(Scim(request, body, session, caller, links))
+                response = await run_write(
+                    request.app.state.sessionmaker,
+                    request.app.state.one_statement_sessionmaker if handler in _ONE_STATEMENT_FIRST else None,
+                    lambda session: handler(Scim(request, body, session, caller, links)),
                 )
         except tokens.StaleToken as exc:  # the right secret of a revoked or expired token: its integration hears why
             response = from_domain_error(exc)
@@ -505,6 +508,11 @@ async def patch_user(scim: Scim) -> Response:
     _check_if_match(scim.request, user.version)
     await users.update_user(scim.writing, scim.caller, user, values)
     return await _user_response(scim, user, projection=projection, groups_of_user=groups_of_user)
+
+
+# Handlers whose usual case is a read and one write: tried first without a transaction (see
+# `run_write`; their services raise NeedsTransaction for the rest).
+_ONE_STATEMENT_FIRST = frozenset({create_user, replace_user, patch_user})
 
 
 async def delete_user(scim: Scim) -> Response:

@@ -26,6 +26,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.engine import Contention
 from app.db.statements import Prepared
+from app.db.transactions import NeedsTransaction, claim_the_write, in_one_statement
 from app.errors import DomainError, NotFound
 from app.services.caller import Caller
 from app.validation import has_nul
@@ -303,6 +304,7 @@ async def insert_new(
 
     On PostgreSQL all of it is one statement, not one per table: on the request path each statement
     is a round trip, and those are most of what a write costs."""
+    claim_the_write(session)
     connection = await session.connection()
     dialect = connection.dialect.name
     build_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -342,26 +344,42 @@ async def write_changes(
 ) -> None:
     """Store the columns of `record` that differ from `before` (its attributes when it was read), with
     one UPDATE by `updater` (see `row_updater`; none when nothing changed), and `with_rows`, rows of
-    other tables that go with the change (its audit events) — on PostgreSQL all in one statement."""
+    other tables that go with the change (its audit events) — on PostgreSQL all in one statement.
+
+    In one statement without a transaction (see `run_write`) the row was read without a lock: the
+    UPDATE applies only while the row's `version` is still the one read, `with_rows` only with it,
+    and otherwise nothing is written and `NeedsTransaction` is raised (another request changed the
+    row in between; the work runs again on the row locked)."""
     table = updater.statement.table  # type: ignore[attr-defined]
     changes = {column: value for column, value in vars(record).items() if column in table.c and before.get(column) != value}
     connection = await session.connection()
-    if connection.dialect.name != "postgresql" or not with_rows:
+    unlocked = in_one_statement(session)
+    if not unlocked and (connection.dialect.name != "postgresql" or not with_rows):
         if changes:
             await updater.execute(connection, {**changes, **one_row_params(record)})
         await _insert_rows(connection, with_rows)
         return
+    claim_the_write(session)
     others = tuple(other for other, _ in with_rows)
+    conditional = unlocked and bool(changes)
 
     def build() -> Executable:
-        parts = []
-        if changes:
-            assignments = {name: bindparam(name, type_=table.c[name].type) for name in changes}
-            parts.append(update(table).where(one_row(table)).values(assignments).cte("changed"))
-        return select(true().label("written")).add_cte(*parts, *_rows_of(others))
+        if not changes:
+            return select(true().label("written")).add_cte(*_rows_of(others))
+        assignments = {name: bindparam(name, type_=table.c[name].type) for name in changes}
+        where = and_(one_row(table), table.c.version == bindparam("b_version")) if conditional else one_row(table)
+        changed = update(table).where(where).values(assignments).returning(table.c.id).cte("changed")
+        if not conditional:
+            return select(true().label("written")).add_cte(changed, *_rows_of(others))
+        return select(func.count().label("written")).select_from(changed).add_cte(*_rows_of(others, after=changed))
 
-    statement = kept(("write together", table.name, tuple(changes), tuple(t.name for t in others)), build)
-    await fetch(connection, statement, {**changes, **one_row_params(record), **_rows_params(with_rows)})
+    statement = kept(("write together", table.name, tuple(changes), tuple(t.name for t in others), conditional), build)
+    params = {**changes, **one_row_params(record), **_rows_params(with_rows)}
+    if conditional:
+        params["b_version"] = before["version"]
+    [(written,)] = await fetch(connection, statement, params)
+    if conditional and not written:
+        raise NeedsTransaction()
 
 
 def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:

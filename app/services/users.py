@@ -37,6 +37,7 @@ from app.db.models import (
     UserGroup,
 )
 from app.db.statements import Prepared
+from app.db.transactions import in_one_statement, needs_transaction
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, extensions, flags, integrations
@@ -257,7 +258,9 @@ async def get_user(
     `for_update`, or NotFound. A tombstone is found only with `deprovisioned` (the admin UI's view of
     one user, and purging)."""
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    statement = (_ANY_USER if deprovisioned else _USER)[for_update]
+    # In one statement (see `run_write`) there is no transaction to hold a lock: the write that
+    # follows checks the version instead (`write_changes`).
+    statement = (_ANY_USER if deprovisioned else _USER)[for_update and not in_one_statement(session)]
     return UserRecord(**(await owned_row(session, statement, "User", user_id, caller.account_id))._mapping)
 
 
@@ -304,6 +307,8 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
     # An existing userName (any case) is found by the unique constraint, in the same statement; so is,
     # over SCIM, a tombstone with the same externalId (the identity provider renamed the user meanwhile).
     restorable = caller.is_identity_provider and user.external_id is not None
+    discovered = extensions.added(None, user.extensions) if caller.is_identity_provider else {}
+    needs_transaction(session, bool(discovered))  # the user and the discovery are two writes
     stored = await insert_new(
         session,
         USERS,
@@ -313,9 +318,9 @@ async def create_user(session: AsyncSession, caller: Caller, given: UserValues) 
         unless=("tombstone with externalId", _TOMBSTONE_WITH_EXTERNAL_ID) if restorable else None,
     )
     if stored:
-        if caller.is_identity_provider:
-            await extensions.discover(session, caller, "User", extensions.added(None, user.extensions))
+        await extensions.discover(session, caller, "User", discovered)
         return CreateResult(user)
+    needs_transaction(session)  # nothing was stored: what follows locks the user found, and may change them
     existing = await _by_name_for_update(session, caller.account_id, user.user_name_ci)
     if existing is None and restorable:
         existing = await _tombstone_for_update(session, caller.account_id, user.external_id)
@@ -489,6 +494,7 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
     if values.get("extensions") and values["extensions"] != old_extensions:
         values["extensions"] = await extensions.check_declared(session, caller.account_id, values["extensions"])
     renamed = new_name.lower() != user.user_name_ci
+    needs_transaction(session, renamed)  # a new name may meet the unique constraint: a savepoint, below
     if renamed and await _user_name_taken(session, caller.account_id, new_name, user.id):
         raise _name_taken(new_name)
     # Only a new userName can meet the unique constraint; only then is the change made in a savepoint
@@ -526,12 +532,14 @@ async def update_user(session: AsyncSession, caller: Caller, user: UserRecord, g
                     detail={"attributes": ignored, "reason": f"{flags.UPDATE_EMAILS_VIA_SCIM.name} is off"},
                 )
             )
+        reindex = bool(changed) and (user.multi_valued != old_multi or user.extensions != old_extensions)
+        discovered = extensions.added(old_extensions, user.extensions) if caller.is_identity_provider else {}
+        needs_transaction(session, reindex or bool(discovered))  # more tables to write than one statement's
         # A change by an integration's token is that integration assigning the user (again).
         await write_changes(session, _UPDATE, user, before, with_rows=[(audit.TABLE, events), *integrations.assignment(caller, user.id)])
-    if changed and (user.multi_valued != old_multi or user.extensions != old_extensions):
+    if reindex:
         await _reindex(session, user)
-    if caller.is_identity_provider:
-        await extensions.discover(session, caller, "User", extensions.added(old_extensions, user.extensions))
+    await extensions.discover(session, caller, "User", discovered)
     return UpdateResult(user, changed, ignored, adopted)
 
 
