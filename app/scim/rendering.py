@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
 from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED
@@ -33,44 +34,55 @@ def _user_layout() -> tuple[tuple[str, bool, str, str], ...]:
 
 _USER_LAYOUT = _user_layout()
 _USER_MULTI_VALUED_NAMES = tuple(attribute.name for attribute in USER_MULTI_VALUED)
+# The columns a user's document and resource are made of.
+_USER_FIELDS = tuple(
+    dict.fromkeys([*(c for c, *_ in _USER_LAYOUT), "multi_valued", "extensions", "id", "manager_id", "created_at", "updated_at", "version"])
+)
 
 
-class _Attributes:
-    """An entity's columns by name, read through its attributes."""
+class _Positions(NamedTuple):
+    """Where the columns of a user are in a row of some statement: `_USER_LAYOUT` by position, and
+    the few columns read by name."""
 
-    __slots__ = ("_entity",)
-
-    def __init__(self, entity: Any) -> None:
-        self._entity = entity
-
-    def __getitem__(self, column: str) -> Any:
-        return getattr(self._entity, column)
-
-
-class _Columns(Protocol):
-    """The columns of a stored resource, by name."""
-
-    def __getitem__(self, column: str, /) -> Any: ...
+    layout: tuple[tuple[int, bool, str, str], ...]
+    multi_valued: int
+    extensions: int
+    id: int
+    manager_id: int
+    created_at: int
+    updated_at: int
+    version: int
 
 
-def _columns(stored: Any) -> _Columns:
-    """The columns of a stored resource by name. A plain row (a named tuple) is read all at once:
-    reading its fields one by one as attributes costs several times more."""
+@functools.lru_cache(maxsize=64)
+def _positions(fields: tuple[str, ...]) -> _Positions:
+    """Worked out once per kind of row (the statements that read users are few)."""
+    at = {name: i for i, name in enumerate(fields)}
+    layout = tuple((at[column], in_extension, name, sub) for column, in_extension, name, sub in _USER_LAYOUT)
+    return _Positions(layout, *(at[name] for name in _Positions._fields[1:]))
+
+
+def _values(stored: Any) -> tuple[Sequence[Any], _Positions]:
+    """The columns of a stored user and where each is. A plain row (a named tuple) is read by
+    position: a dict of its fields, or reading them one by one as attributes, costs several times
+    more; an entity's columns are read once, in `_USER_FIELDS` order."""
     fields = getattr(stored, "_fields", None)
-    return _Attributes(stored) if fields is None else dict(zip(fields, stored, strict=True))
+    if fields is None:
+        return tuple(getattr(stored, name) for name in _USER_FIELDS), _positions(_USER_FIELDS)
+    return stored, _positions(fields)
 
 
 def user_document(user: Any, *, copy: bool = True) -> dict[str, Any]:
     """The canonical document of a stored user's writable attributes (what PATCH works on), from
     an entity or a plain row. `copy=False` shares the elements of multi-valued attributes with
     `user`, for a document that is only rendered, never changed."""
-    return _user_document(_columns(user), copy)
+    return _user_document(*_values(user), copy)
 
 
-def _user_document(columns: _Columns, copy: bool) -> dict[str, Any]:
+def _user_document(values: Sequence[Any], at: _Positions, copy: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {}
-    for column, in_extension, name, sub in _USER_LAYOUT:
-        value = columns[column]
+    for i, in_extension, name, sub in at.layout:
+        value = values[i]
         if value is None:
             continue
         container = doc.setdefault(ENTERPRISE_USER, {}) if in_extension else doc
@@ -78,13 +90,13 @@ def _user_document(columns: _Columns, copy: bool) -> dict[str, Any]:
             container.setdefault(name, {})[sub] = value
         else:
             container[name] = value
-    multi_valued = columns["multi_valued"]
+    multi_valued = values[at.multi_valued]
     if multi_valued:
         for name in _USER_MULTI_VALUED_NAMES:
             elements = multi_valued.get(name)
             if elements:
                 doc[name] = [dict(e) for e in elements] if copy else elements
-    _add_extensions(doc, columns["extensions"], copy)
+    _add_extensions(doc, values[at.extensions], copy)
     return doc
 
 
@@ -128,27 +140,29 @@ def render_user(
     user: Any, links: Links, *, groups: list[tuple[str, str]] | None = None, manager_display: str | None = None
 ) -> dict[str, Any]:
     """A user (an entity or a plain row) as a SCIM resource."""
-    columns = _columns(user)
-    doc = _user_document(columns, copy=False)
+    values, at = _values(user)
+    doc = _user_document(values, at, copy=False)
     enterprise = doc.get(ENTERPRISE_USER)
     if enterprise and "manager" in enterprise:
-        manager_id = columns["manager_id"]
+        manager_id = values[at.manager_id]
         manager = {"value": manager_id, "$ref": links.user(str(manager_id))}
         if manager_display:
             manager["displayName"] = manager_display
         enterprise["manager"] = manager
-    user_id = columns["id"]
-    out: dict[str, Any] = {"schemas": _schemas(CORE_USER, doc), "id": user_id, **{k: v for k, v in doc.items() if k != ENTERPRISE_USER}}
+    user_id = values[at.id]
+    out: dict[str, Any] = {"schemas": _schemas(CORE_USER, doc), "id": user_id, **doc}
+    if enterprise is not None:
+        del out[ENTERPRISE_USER]  # it follows the groups
     if groups:
         out["groups"] = [{"value": gid, "$ref": links.group(gid), "display": name, "type": "direct"} for gid, name in groups]
     if enterprise:
         out[ENTERPRISE_USER] = enterprise
     out["meta"] = {
         "resourceType": "User",
-        "created": _timestamp(columns["created_at"]),
-        "lastModified": _timestamp(columns["updated_at"]),
+        "created": _timestamp(values[at.created_at]),
+        "lastModified": _timestamp(values[at.updated_at]),
         "location": links.user(user_id),
-        "version": etag(columns["version"]),
+        "version": etag(values[at.version]),
     }
     return out
 
