@@ -551,17 +551,17 @@ async def change_members(session: AsyncSession, caller: Caller, group: Any, chan
         total.added = (total.added - removed) | step.added
         total.skipped |= step.skipped
     _refuse_unknown(caller, total)
-    if total.changed:
-        before = dict(vars(group))
-        _touch(group)
-        await write_changes(session, _UPDATE, group, before)
     about: audit.Event = {"action": "group.members", "resource_type": "UserGroup", "resource_id": group.id}
     events: list[audit.Event] = [{**about, "detail": _member_detail(MembershipResult(added=total.added, removed=total.removed))}]
     if total.skipped:  # over SCIM only: elsewhere `_refuse_unknown` has refused them
         skipped = {"skipped": audit.id_list(total.skipped), "reason": "no user of this account has these ids"}
         events.append({**about, "outcome": Outcome.IGNORED, "detail": skipped})
-    for event in events:
-        await audit.record(session, caller, **event)
+    before = dict(vars(group))
+    if total.changed:
+        _touch(group)
+    # The group's new version and the audit events in one statement: the group's row is locked
+    # until the commit, and other changes of the group wait for each round trip made meanwhile.
+    await write_changes(session, _UPDATE, group, before, with_rows=[(audit.TABLE, [audit.row(caller, **event) for event in events])])
     return total
 
 
