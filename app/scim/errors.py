@@ -56,7 +56,9 @@ class ScimProtocolError(Exception):
 
 
 def scim_json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
+    """A SCIM body. Datetimes in it (a resource's `meta`) are written in UTC as RFC 3339 with `Z`,
+    with microseconds (none when they are zero)."""
+    return Response(orjson.dumps(payload, option=orjson.OPT_UTC_Z), status_code=status, media_type=SCIM_MEDIA_TYPE, headers=headers)
 
 
 def error_response(status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None) -> Response:

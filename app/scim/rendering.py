@@ -6,15 +6,10 @@ import functools
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from app.scim.mapping import GROUP_COLUMNS, USER_COLUMNS
 from app.scim.schema import CORE_GROUP, CORE_USER, ENTERPRISE_USER, USER_MULTI_VALUED
-
-
-def _timestamp(value: datetime) -> str:
-    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def etag(version: int) -> str:
@@ -139,7 +134,9 @@ class Links:
 def render_user(
     user: Any, links: Links, *, groups: list[tuple[str, str]] | None = None, manager_display: str | None = None
 ) -> dict[str, Any]:
-    """A user (an entity or a plain row) as a SCIM resource."""
+    """A user (an entity or a plain row) as a SCIM resource. Its timestamps stay datetimes (UTC):
+    `scim_json` writes them, in C, as RFC 3339 with a `Z` — formatting them here cost a tenth of a
+    page of users."""
     values, at = _values(user)
     doc = _user_document(values, at, copy=False)
     enterprise = doc.get(ENTERPRISE_USER)
@@ -159,8 +156,8 @@ def render_user(
         out[ENTERPRISE_USER] = enterprise
     out["meta"] = {
         "resourceType": "User",
-        "created": _timestamp(values[at.created_at]),
-        "lastModified": _timestamp(values[at.updated_at]),
+        "created": values[at.created_at],
+        "lastModified": values[at.updated_at],
         "location": links.user(user_id),
         "version": etag(values[at.version]),
     }
@@ -176,8 +173,8 @@ def render_group(group: Any, links: Links, *, members: Sequence[tuple[str, str |
         ]
     out["meta"] = {
         "resourceType": "Group",
-        "created": _timestamp(group.created_at),
-        "lastModified": _timestamp(group.updated_at),
+        "created": group.created_at,
+        "lastModified": group.updated_at,
         "location": links.group(group.id),
         "version": etag(group.version),
     }

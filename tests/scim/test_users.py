@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, User
@@ -140,6 +143,22 @@ async def test_put_replaces_keeping_id_and_created(scim: ScimClient) -> None:
     assert body["displayName"] == "Al A"
     assert "title" not in body and "nickName" not in body
     assert body["meta"]["version"] == 'W/"2"'
+
+
+async def test_meta_timestamps_are_rfc3339_in_utc(scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """meta.created and meta.lastModified are xsd:dateTime (RFC 7643 §2.3.5) in UTC with `Z`, to the
+    microsecond as stored; a stored time on a whole second has no fraction."""
+    user = await scim.create_user("time@x")
+    meta = (await scim.get(f"/Users/{user['id']}")).json()["meta"]
+    async with sessionmaker() as session:
+        stored = (await session.execute(select(User.created_at, User.updated_at).where(User.id == user["id"]))).one()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", meta["created"]), meta
+    assert datetime.fromisoformat(meta["created"]) == stored.created_at
+    assert datetime.fromisoformat(meta["lastModified"]) == stored.updated_at
+    whole_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(User).where(User.id == user["id"]).values(created_at=whole_second))
+    assert (await scim.get(f"/Users/{user['id']}")).json()["meta"]["created"] == "2026-01-02T03:04:05Z"
 
 
 async def test_delete_removes_user_and_memberships(scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
