@@ -7,17 +7,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import statements, transactions
 from app.db.engine import create_one_statement_sessionmaker
-from app.db.models import AuditEvent, User
-from app.db.transactions import claim_the_write, run_write
+from app.db.models import AuditEvent, User, UserAssignment
+from app.db.transactions import run_write, the_write
+from app.scim import routes
 from app.scim.schema import CORE_USER, ENTERPRISE_USER
 from app.services import users
-from tests.support.clients import ScimClient
+from tests.support.clients import GraphQLClient, ScimClient, Tenant
+from tests.test_app_integrations import connect
 
 
 class RoundTrips:
@@ -138,6 +142,69 @@ async def test_a_user_changed_between_the_read_and_the_write_is_patched_again_in
     assert round_trips.transactions == 1  # the second attempt, in a transaction
 
 
+async def test_a_patch_that_changes_nothing_of_a_user_deleted_meanwhile_writes_nothing(
+    scim: ScimClient,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    round_trips: RoundTrips,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PATCH that changes nothing still records its audit event and its integration's assignment
+    of the user; when the user was deleted after the PATCH read them, neither is written (no
+    assignment of a deleted user, no update after the delete): the PATCH runs again in a
+    transaction and finds no user."""
+    if not postgresql(engine):
+        pytest.skip("SQLite runs one writer at a time: no write can come between a write's read and its write")
+    entra = await connect(GraphQLClient(client, tenant), client, tenant, "Entra", "NEXTGEN")
+    user = await scim.create_user("gone@example.com", displayName="Same")  # by a token bound to no integration
+    write = users.write_changes
+    interfered = []
+
+    async def interfering_write(session: AsyncSession, *args: Any, **kwargs: Any) -> None:
+        if not interfered:
+            interfered.append(True)
+            assert (await scim.delete(f"/Users/{user['id']}")).status_code == 204
+            round_trips.transactions = 0  # the delete's own
+        await write(session, *args, **kwargs)
+
+    monkeypatch.setattr(users, "write_changes", interfering_write)
+    round_trips.transactions = 0
+    response = await entra.scim.patch(f"/Users/{user['id']}", [{"op": "Replace", "path": "displayName", "value": "Same"}])
+    assert response.status_code == 404, response.text
+    assert round_trips.transactions == 1
+    assert await _events(sessionmaker, user["id"]) == ["user.create", "user.delete"]
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(UserAssignment).where(UserAssignment.user_id == user["id"])) == 0
+
+
+async def test_a_database_failure_after_the_write_is_not_a_second_write(
+    scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The create committed by itself; the connection then drops while the answer is built. The
+    request must not run again (its create would now meet its own user: 409): it answers 503, and
+    the user is stored once."""
+    if not postgresql(engine):
+        pytest.skip("on SQLite the create is a transaction: a failure before its commit undoes it")
+    respond = routes._user_response
+    failed = []
+
+    async def failing_response(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise DBAPIError("SELECT …", None, ConnectionResetError("connection lost"), connection_invalidated=True)
+        return await respond(*args, **kwargs)
+
+    await _known(scim)
+    monkeypatch.setattr(routes, "_user_response", failing_response)
+    response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "once@example.com"})
+    assert response.status_code == 503, response.text
+    found = await scim.find("Users", 'userName eq "once@example.com"')
+    assert len(found) == 1
+    assert await _events(sessionmaker, found[0]["id"]) == ["user.create"]
+
+
 @pytest.mark.parametrize(
     "operations",
     [
@@ -188,9 +255,10 @@ async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent
         return
 
     async def two_writes(session: AsyncSession) -> None:
-        claim_the_write(session)
-        await session.execute(text("SELECT 1"))
-        claim_the_write(session)
+        with the_write(session):
+            await session.execute(text("SELECT 1"))
+        with the_write(session):
+            await session.execute(text("SELECT 1"))
 
     with pytest.raises(AssertionError, match="a second write"):
         await run_write(async_sessionmaker(engine), one_statement, two_writes)

@@ -37,7 +37,7 @@ def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
     return type("Row", (base,), {"__slots__": (), "_mapping": property(lambda self: dict(zip(self._fields, self, strict=True)))})
 
 
-_new_tuple = tuple.__new__
+_new_tuple: Callable[..., tuple[Any, ...]] = tuple.__new__
 
 
 class _Compiled:

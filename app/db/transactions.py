@@ -10,9 +10,10 @@ one log line without a traceback, instead of a 500 per request for the length of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from sqlalchemy import exc
@@ -49,21 +50,32 @@ def in_one_statement(session: AsyncSession) -> bool:
     return bool(session.info.get(ONE_STATEMENT))
 
 
-def needs_transaction(session: AsyncSession, why: bool = True) -> None:
-    """Give up `session`'s attempt in one statement when `why` holds (see `NeedsTransaction`); in a
+def needs_transaction(session: AsyncSession, when: bool = True) -> None:
+    """Give up `session`'s attempt in one statement `when` it holds (see `NeedsTransaction`); in a
     transaction, nothing."""
-    if why and in_one_statement(session):
+    if when and in_one_statement(session):
         raise NeedsTransaction()
 
 
-def claim_the_write(session: AsyncSession) -> None:
-    """Called by each statement that writes: an attempt in one statement may make one write, which
-    commits by itself. A second would leave the first committed alone, so it is a bug, refused
-    before it reaches the database."""
-    if in_one_statement(session):
-        if session.info.get("written"):
-            raise AssertionError("a second write in an attempt that may make one; see NeedsTransaction")
-        session.info["written"] = True
+# session.info keys of an attempt in one statement: its write was claimed; it was made (committed).
+_CLAIMED = "scimgraph_write_claimed"
+_COMMITTED = "scimgraph_write_committed"
+
+
+@contextlib.contextmanager
+def the_write(session: AsyncSession) -> Iterator[None]:
+    """Around each statement that writes. An attempt in one statement may make one write, which
+    commits by itself: a second would leave the first committed alone, so it is a bug, refused
+    before it reaches the database; once the write is made, the attempt is not run again (see
+    `run_write`)."""
+    if not in_one_statement(session):
+        yield
+        return
+    if session.info.get(_CLAIMED):
+        raise AssertionError("a second write in an attempt that may make one; see NeedsTransaction")
+    session.info[_CLAIMED] = True
+    yield
+    session.info[_COMMITTED] = True
 
 
 async def run_write(
@@ -75,12 +87,24 @@ async def run_write(
     is given (PostgreSQL), on a session without a transaction, where `work` may read and then make
     one write, which commits by itself — the whole of a typical SCIM create or update, in one or two
     round trips instead of three or four; `work` raises `NeedsTransaction` (before writing) for
-    anything more, and then runs again in a transaction (`run_transaction`)."""
+    anything more, and then runs again in a transaction (`run_transaction`).
+
+    A database failure after the write was made (reading what the answer shows) is not run again,
+    which would make the change twice (a 409 for the user just created, a second audit event): it
+    is 503, and the client's retry finds its change made."""
     if one_statement is not None:
 
         async def once() -> T:
             async with one_statement() as session:
-                return await work(session)
+                try:
+                    return await work(session)
+                except (DomainError, NeedsTransaction):
+                    raise
+                except Exception as error:
+                    if session.info.get(_COMMITTED) and classify(error) is not None:
+                        logger.warning("database unavailable after a write was made: %s", _one_line(error))
+                        raise Unavailable() from None
+                    raise
 
         try:
             return await _retrying(once, ATTEMPTS)

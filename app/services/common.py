@@ -26,7 +26,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.engine import Contention
 from app.db.statements import Prepared
-from app.db.transactions import NeedsTransaction, claim_the_write, in_one_statement
+from app.db.transactions import NeedsTransaction, in_one_statement, the_write
 from app.errors import DomainError, NotFound
 from app.services.caller import Caller
 from app.validation import has_nul
@@ -304,7 +304,6 @@ async def insert_new(
 
     On PostgreSQL all of it is one statement, not one per table: on the request path each statement
     is a round trip, and those are most of what a write costs."""
-    claim_the_write(session)
     connection = await session.connection()
     dialect = connection.dialect.name
     build_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -336,7 +335,8 @@ async def insert_new(
         return select(stored.c[key[0]]).add_cte(*_rows_of(others, after=stored))
 
     statement = kept(("insert together", table.name, tuple(values), key, tuple(t.name for t in others), guard), build)
-    return bool(await fetch(connection, statement, {**values, **_rows_params(with_rows)}))
+    with the_write(session):
+        return bool(await fetch(connection, statement, {**values, **_rows_params(with_rows)}))
 
 
 async def write_changes(
@@ -347,39 +347,41 @@ async def write_changes(
     other tables that go with the change (its audit events) — on PostgreSQL all in one statement.
 
     In one statement without a transaction (see `run_write`) the row was read without a lock: the
-    UPDATE applies only while the row's `version` is still the one read, `with_rows` only with it,
-    and otherwise nothing is written and `NeedsTransaction` is raised (another request changed the
-    row in between; the work runs again on the row locked)."""
+    write applies only while the row's `version` is still the one read — the UPDATE, or with no
+    change the row locked against deletion for the statement — `with_rows` only with it, and
+    otherwise nothing is written and `NeedsTransaction` is raised (another request changed or
+    removed the row in between; the work runs again on the row locked)."""
     table = updater.statement.table  # type: ignore[attr-defined]
     changes = {column: value for column, value in vars(record).items() if column in table.c and before.get(column) != value}
     connection = await session.connection()
-    unlocked = in_one_statement(session)
-    if not unlocked and (connection.dialect.name != "postgresql" or not with_rows):
+    conditional = in_one_statement(session)
+    if not conditional and (connection.dialect.name != "postgresql" or not with_rows):
         if changes:
             await updater.execute(connection, {**changes, **one_row_params(record)})
         await _insert_rows(connection, with_rows)
         return
-    claim_the_write(session)
     others = tuple(other for other, _ in with_rows)
-    conditional = unlocked and bool(changes)
 
     def build() -> Executable:
-        if not changes:
-            return select(true().label("written")).add_cte(*_rows_of(others))
         assignments = {name: bindparam(name, type_=table.c[name].type) for name in changes}
-        where = and_(one_row(table), table.c.version == bindparam("b_version")) if conditional else one_row(table)
-        changed = update(table).where(where).values(assignments).returning(table.c.id).cte("changed")
         if not conditional:
-            return select(true().label("written")).add_cte(changed, *_rows_of(others))
-        return select(func.count().label("written")).select_from(changed).add_cte(*_rows_of(others, after=changed))
+            parts = [update(table).where(one_row(table)).values(assignments).cte("changed")] if changes else []
+            return select(true().label("written")).add_cte(*parts, *_rows_of(others))
+        current = and_(one_row(table), table.c.version == bindparam("b_version"))
+        if changes:
+            written = update(table).where(current).values(assignments).returning(table.c.id).cte("changed")
+        else:
+            written = select(table.c.id).where(current).with_for_update(key_share=True).cte("unchanged")
+        return select(func.count().label("written")).select_from(written).add_cte(*_rows_of(others, after=written))
 
     statement = kept(("write together", table.name, tuple(changes), tuple(t.name for t in others), conditional), build)
     params = {**changes, **one_row_params(record), **_rows_params(with_rows)}
     if conditional:
         params["b_version"] = before["version"]
-    [(written,)] = await fetch(connection, statement, params)
-    if conditional and not written:
-        raise NeedsTransaction()
+    with the_write(session):
+        [(written,)] = await fetch(connection, statement, params)
+        if conditional and not written:
+            raise NeedsTransaction()
 
 
 def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:
