@@ -174,17 +174,21 @@ async def total_of_page(
     found: int,
     *,
     counted: Prepared | None = None,
+    counted_with_page: int | None = None,
 ) -> int:
     """How many rows of `table` match all `conditions`, given that the page `query` asked for held
     `found`. A page that is not full ends the result: when it starts at the first match or holds any
     row, the total is the rows before it plus its own, and is not counted again (an equality on a
     unique column, such as Entra's `userName eq` lookup, is then one statement). A query with no
     condition of its own asks for every row of the scope: `counted`, when given, is a statement that
-    has them counted already (with the query's parameters). Otherwise the database counts (with the
-    count statement kept under the query's key, as for `page`)."""
+    has them counted already (with the query's parameters), or `counted_with_page` is its count as
+    the page's statement read it. Otherwise the database counts (with the count statement kept under
+    the query's key, as for `page`)."""
     if query.after is None and found < query.limit and (found or query.offset == 0):
         return query.offset + found
     if counted is not None and isinstance(query.where, True_):
+        if counted_with_page is not None:
+            return counted_with_page
         return int(await counted.scalar(connection, query.params) or 0)
     statement = kept(
         query.key and ("count", table.name, query.key), lambda: select(func.count().label("total")).select_from(table).where(*conditions)

@@ -95,7 +95,8 @@ async def test_totals_come_from_a_page_that_is_not_full_and_are_counted_otherwis
         ({"filter": 'userName eq "u1@x"'}, (1, 1), 1),  # Entra's lookup: the page is the whole result
         ({"filter": 'userName eq "nobody@x"'}, (0, 0), 1),
         ({"startIndex": "3", "count": "2"}, (3, 1), 1),  # a short page after two rows
-        ({"count": "2"}, (3, 2), 2),  # a full page: counted
+        ({"count": "2"}, (3, 2), 1),  # a full page of every user: the account's kept count, read with the page
+        ({"filter": 'userName sw "u"', "count": "2"}, (3, 2), 2),  # a full page of a filter: counted
         ({"startIndex": "5"}, (3, 0), 2),  # past the end: counted
         ({"count": "0"}, (3, 0), 1),  # only the total
     ]
