@@ -1,6 +1,7 @@
 """SCIM's usual writes of a user — a create, a PATCH, a PUT — made on PostgreSQL by one statement with
-no transaction around it (`run_write`): no BEGIN, no COMMIT, no lock; what one statement cannot
-settle runs again in a transaction, having written nothing. On SQLite every write is a transaction."""
+no transaction around it (`run_write`): no BEGIN, no COMMIT, no lock held between the read and the
+write; what one statement cannot settle runs again in a transaction, having written nothing. On
+SQLite every write is a transaction."""
 
 from __future__ import annotations
 
