@@ -21,7 +21,7 @@ from app.db.transactions import run_write, the_write
 from app.scim import routes
 from app.scim.schema import CORE_USER, ENTERPRISE_USER
 from app.services import users
-from tests.support.clients import GraphQLClient, ScimClient, Tenant
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, token_known
 from tests.test_app_integrations import connect
 
 
@@ -64,15 +64,10 @@ async def _events(sessionmaker: async_sessionmaker[AsyncSession], user_id: str) 
         return list(rows.scalars())
 
 
-async def _known(scim: ScimClient) -> None:
-    """A first request, so that the token is verified and cached before the one measured."""
-    assert (await scim.get("/Users?count=1")).status_code == 200
-
-
 async def test_a_create_is_one_statement_without_a_transaction(
     scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], round_trips: RoundTrips
 ) -> None:
-    await _known(scim)
+    await token_known(scim)
     round_trips.statements.clear()
     round_trips.transactions = 0
     response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "one@example.com", "externalId": "e-1"})
@@ -196,7 +191,7 @@ async def test_a_database_failure_after_the_write_is_not_a_second_write(
             raise DBAPIError("SELECT …", None, ConnectionResetError("connection lost"), connection_invalidated=True)
         return await respond(*args, **kwargs)
 
-    await _known(scim)
+    await token_known(scim)
     monkeypatch.setattr(routes, "_user_response", failing_response)
     response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "once@example.com"})
     assert response.status_code == (503 if postgresql(engine) else 201), response.text

@@ -17,7 +17,7 @@ from app.db import statements
 from app.db.engine import Failure, classify, create_engine, create_sessionmaker
 from app.db.models import ApiToken, User
 from app.settings import DatabaseTimeouts
-from tests.support.clients import CORE_USER, GraphQLClient, ScimClient, Tenant
+from tests.support.clients import CORE_USER, GraphQLClient, ScimClient, Tenant, token_known
 
 # How long a request may take while something else holds a lock before we call it "waiting". Far
 # below the 15 s lock/statement timeout, far above any honest request on a loaded machine.
@@ -151,11 +151,6 @@ class _FailWrites:
             raise self.error
 
 
-async def _token_known(scim: ScimClient) -> None:
-    """A first request: the token is verified (and cached) before the write a test makes fail."""
-    assert (await scim.get("/Users?count=1")).status_code == 200
-
-
 class _Deadlock(Exception):
     sqlstate = "40P01"
 
@@ -179,7 +174,7 @@ async def test_scim_answers_only_after_its_commit(
 ) -> None:
     """As above, over SCIM; on PostgreSQL the create is one statement without a transaction, and the
     connection dies at that statement."""
-    await _token_known(scim)
+    await token_known(scim)
     with _FailWrites(engine, ConnectionResetError("connection lost at commit")):
         response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "ghost@example.com"})
     assert response.status_code == 503
@@ -194,7 +189,7 @@ async def test_a_deadlock_victim_is_run_again(
 ) -> None:
     """PostgreSQL aborts one of two deadlocked transactions (40P01): the request runs again and
     succeeds once — never a 500, never two users."""
-    await _token_known(scim)
+    await token_known(scim)
     with _FailWrites(engine, _Deadlock("deadlock detected"), times=2):
         if channel == "scim":
             response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "retried@example.com"})
@@ -209,7 +204,7 @@ async def test_a_deadlock_victim_is_run_again(
 async def test_endless_contention_is_503_not_500(
     scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    await _token_known(scim)
+    await token_known(scim)
     with _FailWrites(engine, _Deadlock("deadlock detected"), times=100):
         response = await scim.post("/Users", {"schemas": [CORE_USER], "userName": "unlucky@example.com"})
     assert response.status_code == 503

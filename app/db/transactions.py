@@ -50,6 +50,13 @@ def in_one_statement(session: AsyncSession) -> bool:
     return bool(session.info.get(ONE_STATEMENT))
 
 
+def locks_row(session: AsyncSession, for_update: bool) -> bool:
+    """Whether a read of a row to change takes its lock: in a transaction it does; in one statement
+    (see `run_write`) no transaction would hold it, and the write checks the version read instead
+    (`services.common.write_changes`)."""
+    return for_update and not in_one_statement(session)
+
+
 def needs_transaction(session: AsyncSession, when: bool = True) -> None:
     """Give up `session`'s attempt in one statement `when` it holds (see `NeedsTransaction`); in a
     transaction, nothing."""

@@ -101,8 +101,9 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
     in size and time by the middleware) before any database work; authenticate; decode the body; run
     the handler in one transaction and commit before answering — a read-only one on a bare
     connection (`run_read`), which never takes SQLite's write lock, and one of `_ONE_STATEMENT_FIRST`
-    first without a transaction, its write one statement that commits by itself (`run_write`). Methods without a handler answer
-    405 with a SCIM body; a refusal (403) is recorded in the audit log."""
+    first without a transaction, its write one statement that commits by itself (`run_write`).
+    Methods without a handler answer 405 with a SCIM body; a refusal (403) is recorded in the audit
+    log."""
     allow = ", ".join(handlers)
 
     async def endpoint(request: Request) -> Response:

@@ -27,7 +27,7 @@ from sqlmodel import col
 
 from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, Outcome, UserGroup
 from app.db.statements import Prepared
-from app.db.transactions import in_one_statement
+from app.db.transactions import locks_row
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import accounts, audit, extensions, users
@@ -810,8 +810,7 @@ async def get_user_with_groups(session: AsyncSession, caller: Caller, user_id: s
     """`users.get_user(…, for_update=True)` and that user's `groups_of_users`, in one statement: for
     a change of the user that answers with the user as changed (their groups stay as they are)."""
     caller.require(Permission.USERS_WRITE)
-    # Without a transaction (see `run_write`) no lock: the write checks the version read instead.
-    row, groups_of_user = await _user_with_groups(session, caller, user_id, for_update=not in_one_statement(session))
+    row, groups_of_user = await _user_with_groups(session, caller, user_id, for_update=locks_row(session, True))
     record = users.UserRecord(**row._mapping)
     del record.their_groups
     return record, groups_of_user

@@ -37,7 +37,7 @@ from app.db.models import (
     UserGroup,
 )
 from app.db.statements import Prepared
-from app.db.transactions import in_one_statement, needs_transaction
+from app.db.transactions import locks_row, needs_transaction
 from app.db.types import utcnow
 from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdentityProvider, NotFound
 from app.services import audit, extensions, flags, integrations
@@ -258,9 +258,7 @@ async def get_user(
     `for_update`, or NotFound. A tombstone is found only with `deprovisioned` (the admin UI's view of
     one user, and purging)."""
     caller.require(Permission.USERS_WRITE if for_update else Permission.USERS_READ)
-    # In one statement (see `run_write`) there is no transaction to hold a lock: the write that
-    # follows checks the version instead (`write_changes`).
-    statement = (_ANY_USER if deprovisioned else _USER)[for_update and not in_one_statement(session)]
+    statement = (_ANY_USER if deprovisioned else _USER)[locks_row(session, for_update)]
     return UserRecord(**(await owned_row(session, statement, "User", user_id, caller.account_id))._mapping)
 
 
