@@ -100,10 +100,8 @@ async def authenticate(request: Request, *, channel: Channel, account_identifier
         record = cache.get((presented.account_identifier, presented.token_id))
         # Past the failure budget: a cached record tells a wrong secret without the database; a token
         # not cached is looked up only if it is in use.
-        secret_ok = None
         if record is not None:
-            secret_ok = tokens.secret_matches(record, presented)
-            if not secret_ok:
+            if not tokens.secret_matches(record, presented):
                 _check_failures(limits, metrics, address, named)
         elif not limits.in_use(presented.account_identifier, presented.token_id):
             _check_failures(limits, metrics, address, named)
@@ -112,7 +110,7 @@ async def authenticate(request: Request, *, channel: Channel, account_identifier
             record = await run_transaction(request.app.state.token_sessionmaker, lambda session: tokens.load(session, presented))
             if record is not None:
                 cache.put(record, read_at)
-        verified = tokens.check(record, presented, channel=channel, account_identifier=account_identifier, secret_ok=secret_ok)
+        verified = tokens.check(record, presented, channel=channel, account_identifier=account_identifier)
     except Unauthenticated:
         metrics.auth_failures.labels(channel.value).inc()
         limits.failed(address, named)

@@ -193,13 +193,14 @@ class Presented:
     account_identifier: str
     token_id: str
     secret: str
+    secret_hash: str  # hashed once, when parsed: what every comparison with a stored token uses
 
 
 def parse(raw: str | None) -> Presented:
     parts = (raw or "").split(".")
     if len(parts) != 4 or parts[0] != PREFIX or has_nul(raw):
         raise Unauthenticated()
-    return Presented(parts[1], parts[2], parts[3])
+    return Presented(parts[1], parts[2], parts[3], hash_secret(parts[3]))
 
 
 _RECORD = select(
@@ -237,26 +238,17 @@ class StaleToken(Unauthenticated):
         self.record, self.reason = record, reason
 
 
-def secret_matches(record: TokenRecord, presented: Presented) -> bool:
-    """The presented secret is the stored token's (compared in constant time)."""
-    return hmac.compare_digest(hash_secret(presented.secret), record.secret_hash)
+def secret_matches(record: TokenRecord | None, presented: Presented) -> bool:
+    """The presented secret is the stored token's, compared in constant time — also when there is no
+    such token (against a dummy hash), so that the answer's timing does not tell."""
+    return hmac.compare_digest(presented.secret_hash, record.secret_hash if record else _DUMMY_HASH) and record is not None
 
 
-def check(
-    record: TokenRecord | None,
-    presented: Presented,
-    *,
-    channel: Channel,
-    account_identifier: str | None = None,
-    secret_ok: bool | None = None,
-) -> Verified:
+def check(record: TokenRecord | None, presented: Presented, *, channel: Channel, account_identifier: str | None = None) -> Verified:
     """The rules of a valid token — or Unauthenticated, one answer for every failure: the secret
-    (compared in constant time, also when there is no such token; `secret_ok` when the caller has
-    compared it with `record`'s already), the account it names and, for SCIM, the account in the
-    path; not revoked; not expired."""
-    if secret_ok is None or record is None:
-        secret_ok = hmac.compare_digest(hash_secret(presented.secret), record.secret_hash if record else _DUMMY_HASH)
-    if record is None or not secret_ok:
+    (`secret_matches`), the account it names and, for SCIM, the account in the path; not revoked;
+    not expired."""
+    if not secret_matches(record, presented) or record is None:
         raise Unauthenticated()
     now = utcnow()
     if record.account_identifier != presented.account_identifier or (
