@@ -147,23 +147,26 @@ class ActivityLog(Batched):
         """Records waiting to be written (a summary of reads is one)."""
         return len(self._pending) + len(self._reads)
 
+    def _full(self) -> bool:
+        """Whether the records waiting have reached MAX_PENDING; if so, one more is counted dropped."""
+        if len(self) < self.MAX_PENDING:
+            return False
+        self.dropped += 1
+        return True
+
     def note(self, record: dict[str, Any]) -> None:
         """One request's record: the `audit_events` row, with `account_identifier` in place of
         `account_id` when the account is known only by its identifier."""
-        if len(self) >= self.MAX_PENDING:
-            self.dropped += 1
-            return
-        self._pending.append(record)
+        if not self._full():
+            self._pending.append(record)
 
     def note_read(self, key: ReadKey, resource_id: str | None, request_id: str) -> None:
         """A successful read by an authenticated token: counted into the summary of its token, route,
         method, status and resource type until the next write."""
         reads = self._reads.get(key)
         if reads is None:
-            if len(self) >= self.MAX_PENDING:
-                self.dropped += 1
-                return
-            self._reads[key] = _Reads(utcnow(), request_id, resource_id)
+            if not self._full():
+                self._reads[key] = _Reads(utcnow(), request_id, resource_id)
         else:
             reads.add(resource_id, request_id)
 

@@ -172,22 +172,23 @@ def _recorded(
     status = response.status_code
     route = route_of(request.scope["path"])[0]
     resource_type = _RESOURCE_TYPES.get(resource, "Resource")
-    if status < 400 and caller is not None and _read_only(request):
+    read_only, resource_id, request_id = _read_only(request), request.path_params.get("id"), request_id_var.get()
+    if status < 400 and caller is not None and read_only:
         key = (caller.account_id, caller.principal, caller.integration_id, request.method, route, status, resource_type)
-        log.note_read(key, request.path_params.get("id"), request_id_var.get())
+        log.note_read(key, resource_id, request_id)
     else:
         scim_type, detail = activity.error_of(response)
         record = activity.record(
             account_id=None if caller is None else caller.account_id,
             caller=activity.ANONYMOUS if caller is None else caller.principal,
             integration_id=None if caller is None else caller.integration_id,
-            request_id=request_id_var.get(),
+            request_id=request_id,
             method=request.method,
             route=route,
             status=status,
-            read_only=_read_only(request),
+            read_only=read_only,
             resource_type=resource_type,
-            resource_id=request.path_params.get("id"),
+            resource_id=resource_id,
             scim_type=scim_type,
             detail=detail,
         )
