@@ -23,6 +23,7 @@ requests over N instances, the effective limits are up to N times these. "off" t
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -87,7 +88,8 @@ class RateLimits:
         self.clock: Callable[[], float] = time.monotonic
         self._swept_at = self.clock()
         self._in_use: OrderedDict[tuple[str, str], float] = OrderedDict()  # token -> when last verified
-        self._token_counters: dict[tuple[str, str], list[tuple[str, int, RateLimitItem]]] = {}
+        # Each token's counters — storage key, expiry, limit — built once per token, not per request.
+        self._counters = functools.lru_cache(maxsize=MAX_IN_USE)(self._token_counters)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
@@ -110,17 +112,13 @@ class RateLimits:
             self._in_use.move_to_end(key)
             while len(self._in_use) > MAX_IN_USE:
                 self._in_use.popitem(last=False)
-        counters = self._token_counters.get(key)
-        if counters is None:
-            if len(self._token_counters) >= MAX_IN_USE:
-                self._token_counters.clear()
-            counters = self._token_counters[key] = [
-                (item.key_for("token", account_identifier, token_id), item.get_expiry(), item) for item in self.per_token
-            ]
-        # FixedWindowRateLimiter.hit, with each counter's storage key built once per token, not per request.
-        for counter, expiry, item in counters:
+        # FixedWindowRateLimiter.hit, with the counters' storage keys built once per token.
+        for counter, expiry, item in self._counters(account_identifier, token_id):
             if self.storage.incr(counter, expiry) > item.amount:
                 raise RateLimited(_retry_after(self.token_limiter, item, "token", account_identifier, token_id))
+
+    def _token_counters(self, account_identifier: str, token_id: str) -> tuple[tuple[str, int, RateLimitItem], ...]:
+        return tuple((item.key_for("token", account_identifier, token_id), item.get_expiry(), item) for item in self.per_token)
 
     def in_use(self, account_identifier: str, token_id: str) -> bool:
         """The token was verified here in the last IN_USE_FOR seconds."""
