@@ -34,10 +34,21 @@ class Edge(Generic[T]):
 
 @strawberry.type
 class Connection(Generic[T]):
+    """A page of nodes. Edges and the page's end cursor are made only when a query asks for them:
+    a cursor costs more than the node it points at, and the admin UI mostly reads `nodes`."""
+
     total_count: int
     nodes: list[T]
-    edges: list[Edge[T]]
-    page_info: PageInfo
+    cursor: strawberry.Private[Callable[[int], str]]  # the cursor of the node at an index of `nodes`
+    has_next_page: strawberry.Private[bool]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        return [Edge(cursor=self.cursor(i), node=node) for i, node in enumerate(self.nodes)]
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return PageInfo(has_next_page=self.has_next_page, end_cursor=self.cursor(len(self.nodes) - 1) if self.nodes else None)
 
 
 def encode_cursor(kind: str, value: int) -> str:
@@ -112,12 +123,8 @@ def keyset_connection(rows: Sequence[Any], total: int, limit: int, cursor: Calla
     """A connection of the first `limit` of `rows` (fetched one more, to know whether more follow),
     each with the cursor `cursor` makes of it: the key the next page starts after."""
     page = rows[:limit]
-    edges = [Edge(cursor=cursor(row), node=node(row)) for row in page]
     return Connection(
-        total_count=total,
-        nodes=[edge.node for edge in edges],
-        edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > limit, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total, nodes=[node(row) for row in page], cursor=lambda i: cursor(page[i]), has_next_page=len(rows) > limit
     )
 
 
@@ -134,10 +141,6 @@ def offset_window(first: int | None, after: str | None) -> tuple[int, int]:
 
 
 def offset_connection(items: Sequence[Any], total: int, offset: int) -> Connection[Any]:
-    edges = [Edge(cursor=encode_cursor("o", offset + i), node=item) for i, item in enumerate(items)]
     return Connection(
-        total_count=total,
-        nodes=list(items),
-        edges=edges,
-        page_info=PageInfo(has_next_page=offset + len(items) < total, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total, nodes=list(items), cursor=lambda i: encode_cursor("o", offset + i), has_next_page=offset + len(items) < total
     )
