@@ -17,6 +17,7 @@ from app.errors import DomainError
 from app.graphql.context import Context
 from app.graphql.cost import Limits, OperationLimiter
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, NotFoundError, PermissionDeniedError, ValidationError
+from app.graphql.execution import Executor
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
 from app.settings import DEFAULT_GRAPHQL_COST_BUDGET
@@ -90,6 +91,7 @@ def build_schema(
         query=Query,
         mutation=Mutation,
         types=[ValidationError, ConflictError, NotFoundError, PermissionDeniedError, IdentityProviderManagedError],
+        execution_context_class=Executor,
         extensions=[
             *guards,
             lambda: ParserCache(maxsize=DOCUMENT_CACHE_SIZE),
