@@ -21,6 +21,7 @@ from app import graphiql, tracing
 from app.activity import ActivityLog
 from app.auth import TokenCache
 from app.db.engine import create_engine, create_one_statement_sessionmaker, create_sessionmaker, read_only_engine
+from app.db.transactions import KeptConnections
 from app.graphql.app import GraphQLEndpoint
 from app.integration_activity import IntegrationActivity
 from app.lifecycle import Readiness
@@ -98,7 +99,7 @@ def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine |
     app.state.one_statement_sessionmaker = create_one_statement_sessionmaker(engine)
     app.state.token_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.read_sessionmaker = create_sessionmaker(reads, read_only=True)
-    app.state.read_engine = read_only_engine(reads)
+    app.state.read_connections = KeptConnections(read_only_engine(reads))
     app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 
 

@@ -147,3 +147,20 @@ async def test_pooled_connections_that_died_while_idle_are_replaced_without_an_e
         created = await client.post(users, json={"userName": "after-restart@example.com"}, headers=tenant.headers)
     assert created.status_code == 201, created.text
     _assert_no_tracebacks(caplog)
+
+
+@pytest.mark.skipif(PG_URL is None, reason="a network outage needs a database behind a network: set TEST_DATABASE_URL (CI does)")
+async def test_kept_read_connections_that_died_are_all_replaced_without_an_error(
+    proxied: tuple[TcpProxy, httpx.AsyncClient, Tenant], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads keep their connections between requests (app.db.transactions.KeptConnections). After a
+    restart every kept one is dead: the first found dead discards them all, and the read runs again
+    on a fresh connection — not on the next dead one."""
+    proxy, client, tenant = proxied
+    users = f"{tenant.base}/Users"
+    answers = await asyncio.gather(*(client.get(users, headers=tenant.headers) for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    proxy.drop_connections()
+    async with asyncio.timeout(PROMPT):
+        assert (await client.get(users, headers=tenant.headers)).status_code == 200
+    _assert_no_tracebacks(caplog)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import event, exc
@@ -48,24 +48,67 @@ def json_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
 
+class KeptAside(Protocol):
+    """Connections of a pool kept checked out between uses while idle (`app.db.transactions.KeptConnections`)."""
+
+    def idle(self) -> int: ...
+
+    def give_one_back(self) -> bool:
+        """Hand one idle connection back to its pool (synchronously, as pool code runs); False if none."""
+        ...
+
+
 class WatchedQueuePool(AsyncAdaptedQueuePool):
     """The pool SQLAlchemy gives an asyncio engine, counting the checkouts that are waiting: for a
     connection to come back (the pool and its overflow are all in use) or for a new one to open. A
-    checkout that finds an idle connection never waits, so it is never seen in the count."""
+    checkout that finds an idle connection never waits, so it is never seen in the count.
+
+    Connections kept aside while idle (`keep_aside`) count as idle, not in use, and a checkout that
+    finds no idle connection in the pool takes one of them back first: keeping never makes another
+    request open a connection or wait."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._waiting = 0
+        self._kept_aside: list[KeptAside] = []
 
     def waiting(self) -> int:
         return self._waiting
 
+    def keep_aside(self, holder: KeptAside) -> None:
+        if holder not in self._kept_aside:
+            self._kept_aside.append(holder)
+
+    def checkedout(self) -> int:
+        return super().checkedout() - self._idle_aside()
+
+    def checkedin(self) -> int:
+        return super().checkedin() + self._idle_aside()
+
+    def _idle_aside(self) -> int:
+        return sum(holder.idle() for holder in self._kept_aside)
+
     def _do_get(self) -> Any:
+        if self._pool.empty():
+            any(holder.give_one_back() for holder in self._kept_aside)
         self._waiting += 1
         try:
             return super()._do_get()
         finally:
             self._waiting -= 1
+
+    def died_with(self, connection: Any, error: BaseException) -> None:
+        """`connection` was found dead, and so is every connection opened before it (the database
+        restarted): each is opened anew at its next checkout instead of failing a request first. What
+        SQLAlchemy does on a disconnect it meets itself, for the statements run around it
+        (app/db/statements.py)."""
+        self._invalidate(connection, error, _checkin=False)
+
+    def dispose(self) -> None:
+        for holder in self._kept_aside:
+            while holder.give_one_back():
+                pass
+        super().dispose()
 
 
 def create_engine(

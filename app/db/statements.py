@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.base import Executable
 
+from app.db.engine import WatchedQueuePool
+
 Params = Mapping[str, Any]
 _REQUIRED = object()
 MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, for an INSERT or UPDATE)
@@ -186,5 +188,8 @@ async def _as_sqlalchemy_error(connection: AsyncConnection, adapted: Any, sql: s
     disconnect = dialect.is_disconnect(error, adapted, None)
     wrapped = exc.DBAPIError.instance(sql, None, error, dbapi_error, connection_invalidated=disconnect, dialect=dialect)
     if disconnect:
+        pool = connection.sync_engine.pool
+        if isinstance(pool, WatchedQueuePool):
+            pool.died_with(connection.sync_connection.connection, error)  # type: ignore[union-attr]
         await connection.invalidate()
     return wrapped

@@ -19,7 +19,7 @@ from typing import TypeVar
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.engine import ONE_STATEMENT, Failure, classify
+from app.db.engine import ONE_STATEMENT, Failure, WatchedQueuePool, classify
 from app.errors import DomainError, Unavailable
 
 T = TypeVar("T")
@@ -120,14 +120,75 @@ async def run_write(
     return await run_transaction(sessionmaker, work)
 
 
-async def run_read(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
-    """`work(connection)` on a bare connection of `engine` (see `engine.read_only`), for a request
-    that only reads rows and renders them: an ORM session's identity map and unit of work would be
-    pure cost there. Failures are settled as for `run_transaction`."""
+class KeptConnections:
+    """Connections of `engine` for requests that only read, kept between one such request and the
+    next instead of handed back to the pool after each (PostgreSQL only; on SQLite each request
+    takes one from the pool and hands it back). Taking a connection from SQLAlchemy's pool and
+    handing it back — the connection object, the isolation level set and reset, the rollback on
+    return, the task that shields the close — cost about 60 µs, a fifth of a GET by id's CPU.
+
+    At most as many as the pool holds are kept, and only connections whose request ended normally.
+    The pool (`WatchedQueuePool`) counts them as idle and takes one back whenever a checkout finds
+    none idle, so that keeping them never makes a write open a connection or wait; a connection is
+    not kept while a checkout is waiting, nor kept on a dead connection's evidence (see `drop`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._idle: list[AsyncConnection] = []
+
+    def _pool(self) -> WatchedQueuePool | None:
+        pool = self.engine.sync_engine.pool  # looked up each time: disposing an engine replaces its pool
+        return pool if isinstance(pool, WatchedQueuePool) else None
+
+    async def take(self) -> AsyncConnection:
+        return self._idle.pop() if self._idle else await self.engine.connect()
+
+    async def hand_back(self, connection: AsyncConnection, *, reusable: bool) -> None:
+        """After a request: keep `connection` for the next one, or give it back to the pool."""
+        pool = self._pool()
+        if reusable and pool is not None and len(self._idle) < pool.size() and not pool.waiting() and not connection.invalidated:
+            if connection.in_transaction():  # a statement through SQLAlchemy began one (in autocommit: nothing to end)
+                await connection.rollback()
+            self._idle.append(connection)
+            pool.keep_aside(self)
+            return
+        await asyncio.shield(connection.close())
+
+    async def drop(self) -> None:
+        """Discard every kept connection: one of them was found dead, and the others were opened
+        before it died (a restart of the database). The pool opens fresh ones."""
+        while self._idle:
+            await self._idle.pop().invalidate()
+
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def give_one_back(self) -> bool:
+        if not self._idle:
+            return False
+        connection = self._idle.pop(0)  # the longest idle
+        connection.sync_connection.close()  # type: ignore[union-attr]
+        return True
+
+
+async def run_read(connections: KeptConnections, work: Callable[[AsyncConnection], Awaitable[T]], *, attempts: int = ATTEMPTS) -> T:
+    """`work(connection)` on a bare connection (see `engine.read_only`), for a request that only
+    reads rows and renders them: an ORM session's identity map and unit of work would be pure cost
+    there. Failures are settled as for `run_transaction`."""
 
     async def once() -> T:
-        async with engine.connect() as connection:
-            return await work(connection)
+        connection = await connections.take()
+        reusable = False
+        try:
+            result = await work(connection)
+            reusable = True
+            return result
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                await connections.drop()
+            raise
+        finally:
+            await connections.hand_back(connection, reusable=reusable)
 
     return await _retrying(once, attempts)
 

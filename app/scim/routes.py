@@ -124,7 +124,7 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
             caller = verified.caller
             if _read_only(request):
                 response = await run_read(
-                    request.app.state.read_engine, lambda connection: handler(Scim(request, body, connection, caller, links))
+                    request.app.state.read_connections, lambda connection: handler(Scim(request, body, connection, caller, links))
                 )
             else:
                 response = await run_write(
