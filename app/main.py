@@ -20,8 +20,8 @@ from starlette.types import Receive, Scope, Send
 from app import graphiql, tracing
 from app.activity import ActivityLog
 from app.auth import TokenCache
-from app.db.engine import create_engine, create_one_statement_sessionmaker, create_sessionmaker, read_only_engine
-from app.db.transactions import KeptConnections
+from app.db.engine import create_engine, create_sessionmaker, read_only_engine
+from app.db.transactions import KeptConnections, one_statement_connections
 from app.graphql.app import GraphQLEndpoint
 from app.integration_activity import IntegrationActivity
 from app.lifecycle import Readiness
@@ -96,7 +96,7 @@ def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine |
     app.state.engine = engine
     app.state.replica = replica
     app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.one_statement_sessionmaker = create_one_statement_sessionmaker(engine)
+    app.state.one_statement_connections = one_statement_connections(engine)
     app.state.token_sessionmaker = create_sessionmaker(engine, read_only=True)
     app.state.read_sessionmaker = create_sessionmaker(reads, read_only=True)
     app.state.read_connections = KeptConnections(read_only_engine(reads))

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import statements, transactions
-from app.db.engine import create_one_statement_sessionmaker
 from app.db.models import AuditEvent, User, UserAssignment
 from app.db.transactions import run_write, the_write
 from app.scim import routes
@@ -237,14 +236,14 @@ async def test_a_create_of_a_taken_name_runs_in_a_transaction_and_is_refused(
 
 
 async def test_sqlite_writes_are_transactions(engine: AsyncEngine) -> None:
-    one_statement = create_one_statement_sessionmaker(engine)
+    one_statement = transactions.one_statement_connections(engine)
     assert (one_statement is None) == (engine.dialect.name == "sqlite")
 
 
 async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent(engine: AsyncEngine) -> None:
     """The guard behind the rule that an attempt in one statement makes one write: a second would
     leave the first committed alone."""
-    one_statement = create_one_statement_sessionmaker(engine)
+    one_statement = transactions.one_statement_connections(engine)
     if one_statement is None:
         assert engine.dialect.name == "sqlite"
         return

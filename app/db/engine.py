@@ -25,7 +25,7 @@ from app.settings import DatabaseTimeouts, ensure_sqlite_folder
 
 READ_ONLY = "scimgraph_read_only"
 NO_WAIT = "scimgraph_no_wait"
-ONE_STATEMENT = "scimgraph_one_statement"  # session.info key: see `create_one_statement_sessionmaker`
+ONE_STATEMENT = "scimgraph_one_statement"  # session.info key: see `app.db.transactions.run_write`
 # PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
 _RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 # Statement timeout, lock timeout, and the classes "connection exception", "insufficient resources",
@@ -199,15 +199,14 @@ def create_sessionmaker(engine: AsyncEngine, *, read_only: bool = False, no_wait
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
-def create_one_statement_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession] | None:
-    """Sessions for a write made by one statement with no transaction around it (see
+def one_statement_engine(engine: AsyncEngine) -> AsyncEngine | None:
+    """`engine` for writes made by one statement with no transaction around it (see
     `app.db.transactions.run_write`): on PostgreSQL, a statement outside BEGIN and COMMIT commits
     by itself, all or nothing, which saves two of a write's three or four round trips. None on
     SQLite, whose writes are one statement per table."""
     if engine.dialect.name != "postgresql":
         return None
-    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False, info={ONE_STATEMENT: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def read_only_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -129,7 +129,7 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
             else:
                 response = await run_write(
                     request.app.state.sessionmaker,
-                    request.app.state.one_statement_sessionmaker if handler in _ONE_STATEMENT_FIRST else None,
+                    request.app.state.one_statement_connections if handler in _ONE_STATEMENT_FIRST else None,
                     lambda session: handler(Scim(request, body, session, caller, links)),
                 )
         except tokens.StaleToken as exc:  # the right secret of a revoked or expired token: its integration hears why
