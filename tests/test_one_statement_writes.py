@@ -249,10 +249,46 @@ async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent
         return
 
     async def two_writes(session: AsyncSession) -> None:
+        connection = await session.connection()
         with the_write(session):
-            await session.execute(text("SELECT 1"))
+            await connection.execute(text("SELECT 1"))
         with the_write(session):
-            await session.execute(text("SELECT 1"))
+            await connection.execute(text("SELECT 1"))
 
     with pytest.raises(AssertionError, match="a second write"):
         await run_write(async_sessionmaker(engine), one_statement, two_writes)
+
+
+async def test_work_that_asks_the_session_for_more_than_its_connection_runs_again_in_a_transaction(engine: AsyncEngine) -> None:
+    """An attempt in one statement has no ORM session (`transactions.OneStatement`): a query through
+    the session gives the attempt up before anything is written, and the work runs in a transaction."""
+    one_statement = transactions.one_statement_connections(engine)
+    if one_statement is None:
+        assert engine.dialect.name == "sqlite"
+        return
+    attempts: list[bool] = []
+
+    async def work(session: AsyncSession) -> int:
+        attempts.append(transactions.in_one_statement(session))
+        return int(await session.scalar(text("SELECT 41 + 1")) or 0)
+
+    assert await run_write(async_sessionmaker(engine), one_statement, work) == 42
+    assert attempts == [True, False]
+
+
+async def test_asking_the_session_for_more_after_the_write_is_refused_not_run_twice(engine: AsyncEngine) -> None:
+    one_statement = transactions.one_statement_connections(engine)
+    if one_statement is None:
+        assert engine.dialect.name == "sqlite"
+        return
+    attempts: list[bool] = []
+
+    async def work(session: AsyncSession) -> None:
+        attempts.append(transactions.in_one_statement(session))
+        with the_write(session):
+            await (await session.connection()).execute(text("SELECT 1"))
+        session.add(object())
+
+    with pytest.raises(AssertionError, match="after the write"):
+        await run_write(async_sessionmaker(engine), one_statement, work)
+    assert attempts == [True]

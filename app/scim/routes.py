@@ -58,9 +58,9 @@ class Scim:
 
     @property
     def writing(self) -> AsyncSession:
-        """The transaction of a request that writes: an ORM session (read-only requests have a bare
-        connection, see `dispatch`)."""
-        if not isinstance(self.session, AsyncSession):
+        """The transaction of a request that writes: an ORM session, or an attempt's in one statement
+        (`db.transactions.OneStatement`); read-only requests have a bare connection, see `dispatch`."""
+        if isinstance(self.session, AsyncConnection):
             raise TypeError("a read-only request cannot write")
         return self.session
 
