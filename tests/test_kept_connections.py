@@ -48,6 +48,7 @@ async def test_a_read_keeps_its_connection_for_the_next_read(scim: ScimClient, a
     for _ in range(3):
         assert (await scim.get(f"/Users/{user_id}")).status_code == 200
         assert (await scim.get("/Users", params={"filter": 'userName eq "kept@example.com"'})).json()["totalResults"] == 1
+        assert (await scim.get("/Users/no-such-user")).status_code == 404  # an answer, not a failure
     assert kept._idle == [first]  # the same connection, request after request
     pool = engine.sync_engine.pool
     assert isinstance(pool, WatchedQueuePool)

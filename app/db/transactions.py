@@ -104,25 +104,16 @@ async def run_write(
         kept = one_statement
 
         async def once() -> T:
-            connection = await kept.take()
-            session = OneStatement(connection)
-            reusable = False
+            info: dict[str, object] = {ONE_STATEMENT: True}
             try:
-                result = await work(cast(AsyncSession, session))
-                reusable = True
-                return result
+                return await kept.run(lambda connection: work(cast(AsyncSession, OneStatement(connection, info))))
             except (DomainError, NeedsTransaction):
-                reusable = True
                 raise
             except Exception as error:
-                if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-                    await kept.drop()
-                if session.info.get(_COMMITTED) and classify(error) is not None:
+                if info.get(_COMMITTED) and classify(error) is not None:
                     logger.warning("database unavailable after a write was made: %s", _one_line(error))
                     raise Unavailable() from None
                 raise
-            finally:
-                await kept.hand_back(connection, reusable=reusable)
 
         try:
             return await _retrying(once, ATTEMPTS)
@@ -140,8 +131,8 @@ class OneStatement:
     `flush`…) gives the attempt up before it writes — `NeedsTransaction`: the work runs again in a
     transaction, with an ORM session — and after its write is a bug (the rerun would write twice)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.info: dict[str, object] = {ONE_STATEMENT: True}
+    def __init__(self, connection: AsyncConnection, info: dict[str, object]) -> None:
+        self.info = info
         self._connection = connection
 
     async def connection(self) -> AsyncConnection:
@@ -174,10 +165,26 @@ class KeptConnections:
         pool = self.engine.sync_engine.pool  # looked up each time: disposing an engine replaces its pool
         return pool if isinstance(pool, WatchedQueuePool) else None
 
-    async def take(self) -> AsyncConnection:
-        return self._idle.pop() if self._idle else await self.engine.connect()
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work(connection)` on a kept connection, or a new one, kept afterwards when `work` ended
+        normally or with an answer for the client (a refusal, a missing resource, `NeedsTransaction`)."""
+        connection = self._idle.pop() if self._idle else await self.engine.connect()
+        reusable = False
+        try:
+            result = await work(connection)
+            reusable = True
+            return result
+        except (DomainError, NeedsTransaction):
+            reusable = True
+            raise
+        except exc.DBAPIError as error:
+            if error.connection_invalidated:
+                await self.drop()
+            raise
+        finally:
+            await self._hand_back(connection, reusable=reusable)
 
-    async def hand_back(self, connection: AsyncConnection, *, reusable: bool) -> None:
+    async def _hand_back(self, connection: AsyncConnection, *, reusable: bool) -> None:
         """After a request: keep `connection` for the next one, or give it back to the pool."""
         pool = self._pool()
         if reusable and pool is not None and len(self._idle) < pool.size() and not pool.waiting() and not connection.invalidated:
@@ -217,18 +224,7 @@ async def run_read(connections: KeptConnections, work: Callable[[AsyncConnection
     there. Failures are settled as for `run_transaction`."""
 
     async def once() -> T:
-        connection = await connections.take()
-        reusable = False
-        try:
-            result = await work(connection)
-            reusable = True
-            return result
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                await connections.drop()
-            raise
-        finally:
-            await connections.hand_back(connection, reusable=reusable)
+        return await connections.run(work)
 
     return await _retrying(once, attempts)
 
