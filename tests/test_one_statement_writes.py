@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from app.db import statements, transactions
 from app.db.models import AuditEvent, User, UserAssignment
-from app.db.transactions import run_write, the_write
+from app.db.transactions import KeptConnections, run_write, the_write
 from app.scim import routes
 from app.scim.schema import CORE_USER, ENTERPRISE_USER
 from app.services import users
@@ -240,13 +240,19 @@ async def test_sqlite_writes_are_transactions(engine: AsyncEngine) -> None:
     assert (one_statement is None) == (engine.dialect.name == "sqlite")
 
 
-async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent(engine: AsyncEngine) -> None:
+@pytest.fixture
+def one_statement(engine: AsyncEngine) -> KeptConnections:
+    kept = transactions.one_statement_connections(engine)
+    if kept is None:
+        pytest.skip("SQLite makes every write a transaction (test_sqlite_writes_are_transactions)")
+    return kept
+
+
+async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent(
+    engine: AsyncEngine, one_statement: KeptConnections
+) -> None:
     """The guard behind the rule that an attempt in one statement makes one write: a second would
     leave the first committed alone."""
-    one_statement = transactions.one_statement_connections(engine)
-    if one_statement is None:
-        assert engine.dialect.name == "sqlite"
-        return
 
     async def two_writes(session: AsyncSession) -> None:
         connection = await session.connection()
@@ -259,13 +265,11 @@ async def test_a_second_write_without_a_transaction_is_refused_before_it_is_sent
         await run_write(async_sessionmaker(engine), one_statement, two_writes)
 
 
-async def test_work_that_asks_the_session_for_more_than_its_connection_runs_again_in_a_transaction(engine: AsyncEngine) -> None:
+async def test_work_that_asks_the_session_for_more_than_its_connection_runs_again_in_a_transaction(
+    engine: AsyncEngine, one_statement: KeptConnections
+) -> None:
     """An attempt in one statement has no ORM session (`transactions.OneStatement`): a query through
     the session gives the attempt up before anything is written, and the work runs in a transaction."""
-    one_statement = transactions.one_statement_connections(engine)
-    if one_statement is None:
-        assert engine.dialect.name == "sqlite"
-        return
     attempts: list[bool] = []
 
     async def work(session: AsyncSession) -> int:
@@ -276,11 +280,9 @@ async def test_work_that_asks_the_session_for_more_than_its_connection_runs_agai
     assert attempts == [True, False]
 
 
-async def test_asking_the_session_for_more_after_the_write_is_refused_not_run_twice(engine: AsyncEngine) -> None:
-    one_statement = transactions.one_statement_connections(engine)
-    if one_statement is None:
-        assert engine.dialect.name == "sqlite"
-        return
+async def test_asking_the_session_for_more_after_the_write_is_refused_not_run_twice(
+    engine: AsyncEngine, one_statement: KeptConnections
+) -> None:
     attempts: list[bool] = []
 
     async def work(session: AsyncSession) -> None:
