@@ -6,7 +6,7 @@ SQLite every write is a transaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -294,3 +294,10 @@ async def test_asking_the_session_for_more_after_the_write_is_refused_not_run_tw
     with pytest.raises(AssertionError, match="after the write"):
         await run_write(async_sessionmaker(engine), one_statement, work)
     assert attempts == [True]
+
+
+def test_the_session_of_an_attempt_in_one_statement_answers_pythons_own_lookups_as_usual() -> None:
+    session = transactions.OneStatement(cast(AsyncConnection, None), {})
+    assert getattr(session, "__deepcopy__", None) is None
+    with pytest.raises(transactions.NeedsTransaction):
+        session.add  # noqa: B018 - the attribute lookup itself gives the attempt up

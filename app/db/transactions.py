@@ -139,6 +139,8 @@ class OneStatement:
         return self._connection
 
     def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):  # Python's own protocols (copy, pickle…) look these up and expect AttributeError
+            raise AttributeError(name)
         if self.info.get(_CLAIMED):
             raise AssertionError(f"session.{name} after the write of an attempt in one statement")
         raise NeedsTransaction()
