@@ -1,6 +1,7 @@
-"""Requests that only read keep their connection for the next such request (PostgreSQL): the pool
-counts kept connections as idle, takes one back for a checkout that would otherwise wait, and closes
-them with the engine; a request that failed, or a connection found dead, is never kept."""
+"""Requests that need no transaction — reads, and writes in one statement — keep their connection for
+the next such request (PostgreSQL): the pool counts kept connections as idle, takes one back for a
+checkout that would otherwise wait, and closes them with the engine; a request that failed, or a
+connection found dead, is never kept."""
 
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ async def test_a_read_keeps_its_connection_for_the_next_read(scim: ScimClient, a
     pool = engine.sync_engine.pool
     assert isinstance(pool, WatchedQueuePool)
     assert pool.checkedout() == 0  # kept, it is idle: the pool's metrics say so
+
+
+async def test_a_write_in_one_statement_keeps_its_connection_for_the_next_one(
+    scim: ScimClient, app: Starlette, engine: AsyncEngine
+) -> None:
+    kept: KeptConnections | None = app.state.one_statement_connections
+    if engine.dialect.name != "postgresql":
+        assert kept is None  # SQLite's writes are transactions
+        return
+    assert kept is not None
+    await token_known(scim)
+    user_id = (await scim.post("/Users", {"userName": "written@example.com"})).json()["id"]
+    assert kept.idle() == 1
+    first = kept._idle[0]
+    for title in ("one", "two", "three"):
+        patched = await scim.patch(f"/Users/{user_id}", [{"op": "replace", "path": "title", "value": title}])
+        assert patched.json()["title"] == title
+    assert kept._idle == [first]
 
 
 async def test_a_read_that_failed_does_not_keep_its_connection(engine: AsyncEngine) -> None:
