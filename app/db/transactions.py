@@ -154,7 +154,8 @@ class KeptConnections:
     handing it back — the connection object, the isolation level set and reset, the rollback on
     return, the task that shields the close — cost about 60 µs, a fifth of a GET by id's CPU.
 
-    At most as many as the pool holds are kept, and only connections whose request ended normally.
+    At most as many as the pool holds are kept, and only after a request that ended normally or with
+    an answer for the client (see `run`).
     The pool (`WatchedQueuePool`) counts them as idle and takes one back whenever a checkout finds
     none idle, so that keeping them never makes a write open a connection or wait; a connection is
     not kept while a checkout is waiting, nor kept on a dead connection's evidence (see `drop`)."""
