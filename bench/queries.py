@@ -1,6 +1,6 @@
 """Statements per request: the service's app run in-process on the benchmark's database, with every
-SQL statement counted. A list whose statement count grows with the page size issues one query per
-row (N+1); the GraphQL lists must not."""
+SQL statement counted (SQLAlchemy's and those run on asyncpg directly). A list whose statement count
+grows with the page size issues one query per row (N+1); the GraphQL lists must not."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
+from app.db import statements
 from app.db.engine import create_engine
 from app.main import create_app
 from app.settings import Settings
@@ -23,6 +24,7 @@ async def statements_per_request(database_url: str, token: str, queries: dict[st
         counted[0] += 1
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
+    stop = statements.observe(count)  # and those run on asyncpg directly
     app = create_app(Settings(database_url=database_url), engine=engine)
     out: dict[str, int] = {}
     try:
@@ -35,6 +37,7 @@ async def statements_per_request(database_url: str, token: str, queries: dict[st
                     raise RuntimeError(f"{name}: {response.status_code} {str(body)[:200]}")
                 out[name] = counted[0]
     finally:
+        stop()
         await engine.dispose()
     return out
 

@@ -153,8 +153,23 @@ async def on_driver(connection: AsyncConnection, what: str, call: Callable[[Any]
     return await _run(connection, what, call)
 
 
+# Called before each statement run here; SQLAlchemy's `before_cursor_execute` does not see them.
+_observers: list[Callable[[Any, str], None]] = []
+
+
+def observe(observer: Callable[[Any, str], None]) -> Callable[[], None]:
+    """Have `observer(engine, sql)` called before each statement this module runs on the driver (the
+    synchronous engine of the statement's connection, which shares its pool with the engine's option
+    engines): statement counts per request see them as they see SQLAlchemy's. Returns the function
+    that stops it."""
+    _observers.append(observer)
+    return lambda: _observers.remove(observer)
+
+
 async def _run(connection: AsyncConnection, sql: str, call: Callable[[Any], Awaitable[Any]]) -> Any:
     """`call(asyncpg connection)` in the transaction of `connection`."""
+    for observer in _observers:
+        observer(connection.sync_engine, sql)
     adapted = await _adapted_connection(connection)
     try:
         # The transaction SQLAlchemy would have begun with its first statement (none in autocommit).
