@@ -45,7 +45,6 @@ from app.graphql.types import (
 )
 from app.services import accounts, audit, extensions, flags, groups, integrations, tokens, users
 from app.services.caller import Permission
-from app.services.common import PageQuery, after_row
 
 
 @strawberry.input
@@ -115,10 +114,9 @@ class Query:
         self, info: Info, filter: UserFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[User]:
         f = filter or UserFilter()
-        where = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
-        limit, start = page_size(first), decode_row_cursor(after, "u")
-        seek = None if start is None else after_row(users.LIST_ORDER, start)
-        query = PageQuery(where, users.LIST_ORDER, 0, limit + 1, after=seek)
+        matching = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
+        limit = page_size(first)
+        query = matching.page(users.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "u"))
         total, rows = await info.context.call(users.list_users, info.context.caller, query)
         return keyset_connection(rows, total, limit, row_cursor("u"), User.from_row)
 
@@ -148,12 +146,11 @@ class Query:
         self, info: Info, filter: UserGroupFilter | None = None, first: int | None = None, after: str | None = None
     ) -> Connection[UserGroup]:
         f = filter or UserGroupFilter()
-        where = groups.admin_filter(
+        matching = groups.admin_filter(
             search=f.search, managed_by=_value(f.managed_by), org_identifier=f.org_identifier, project_identifier=f.project_identifier
         )
-        limit, start = page_size(first), decode_row_cursor(after, "g")
-        seek = None if start is None else after_row(groups.LIST_ORDER, start)
-        query = PageQuery(where, groups.LIST_ORDER, 0, limit + 1, after=seek)
+        limit = page_size(first)
+        query = matching.page(groups.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "g"))
         total, rows = await info.context.call(groups.list_groups, info.context.caller, query)
         return keyset_connection(rows, total, limit, row_cursor("g"), UserGroup.from_row)
 

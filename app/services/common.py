@@ -125,8 +125,8 @@ class PageQuery:
     limit: int
     params: Mapping[str, Any] = field(default_factory=dict)
     key: Hashable | None = None
-    # Keyset pagination: the page holds only rows after a previous page's last (see `after_row`);
-    # the total still counts every match.
+    # Keyset pagination: the page holds only rows after a previous page's last (see `after_row`,
+    # whose parameters are among `params`: a key names it too); the total still counts every match.
     after: ColumnElement[bool] | None = None
 
     def within(self, scope_key: Hashable, **params: Any) -> PageQuery:
@@ -149,7 +149,7 @@ async def page(
     if query.limit > 0:
         seek = () if query.after is None else (query.after,)
         statement = kept(
-            None if query.after is not None else query.key and ("page", table.name, query.key),
+            query.key and ("page", table.name, query.key, query.after is not None),
             lambda: select(table).where(scope, query.where, *seek).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
         )
         rows = await fetch(connection, statement, query.page_params())
@@ -157,13 +157,38 @@ async def page(
     return total, rows
 
 
-def after_row(order_by: Sequence[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+def after_row(order_by: Sequence[Any], values: Sequence[Any]) -> tuple[ColumnElement[bool], dict[str, Any]]:
     """The rows after the one whose `order_by` columns (ascending, the last one unique) hold `values`:
-    a keyset page's start, which neither skips nor repeats rows when others come or go before it."""
-    (first, *rest), (value, *more) = order_by, values
-    if not rest:
-        return first > value
-    return or_(first > value, and_(first == value, after_row(rest, more)))
+    a keyset page's start, which neither skips nor repeats rows when others come or go before it.
+    The values are parameters (`after_0`, `after_1`, …), returned with the condition, so that every
+    page of a list is one statement."""
+    names = [f"after_{i}" for i in range(len(order_by))]
+
+    def after(position: int) -> ColumnElement[bool]:
+        column, value = order_by[position], bindparam(names[position])
+        if position == len(order_by) - 1:
+            return column > value
+        return or_(column > value, and_(column == value, after(position + 1)))
+
+    return after(0), dict(zip(names, values, strict=True))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A list's condition with the values of its parameters, and a key that names its SQL (equal
+    keys: equal SQL), so that the statements of its pages are built once (see `kept`)."""
+
+    where: ColumnElement[bool]
+    params: Mapping[str, Any]
+    key: Hashable
+
+    def page(self, order_by: Sequence[Any], limit: int, after: Sequence[Any] | None = None) -> PageQuery:
+        """The first `limit` matches in `order_by` order, or with `after` (the `order_by` values of a
+        row), the first after that row (see `after_row`)."""
+        if after is None:
+            return PageQuery(self.where, order_by, 0, limit, self.params, key=self.key)
+        seek, params = after_row(order_by, after)
+        return PageQuery(self.where, order_by, 0, limit, {**self.params, **params}, key=self.key, after=seek)
 
 
 async def total_of_page(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, delete, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, any_, bindparam, cast, delete, false, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -37,6 +37,7 @@ from app.services.common import (
     OFFSET,
     UNSET,
     VIEWER_INTEGRATION,
+    Filter,
     PageQuery,
     Reader,
     chunks,
@@ -683,7 +684,7 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
     chosen = (
         select(side.key.label("related_to"), *(pick(c) for c in columns))
         .select_from(source)
-        .where(_IN_ACCOUNT, side.key.in_(bindparam("keys", expanding=True)), *where)
+        .where(_IN_ACCOUNT, _one_of_keys(side.key, dialect), *where)
     )
     if not window:
         return chosen.order_by(side.key, *order_by)
@@ -708,25 +709,36 @@ async def _read_related(
     connection = await connection_of(reader)
     dialect = connection.dialect.name
     statement = _built(
-        (side.name, restricted, tuple(c.key for c in chosen), window, dialect),
+        (side.name, restricted, tuple(c.key for c in chosen), window),
+        dialect,
         lambda: _related(side, visible, chosen, window=window, dialect=dialect),
     )
     for part in chunks(list(keys)):
         params = {"account_id": caller.account_id, "keys": list(part), "offset": offset, "limit": limit, **viewer_params(caller)}
-        for row in await connection.execute(statement, params):
+        for row in await fetch(connection, statement, params):
             out[row.related_to].append(row)
     return out
 
 
-_BUILT: dict[Hashable, Select[Any]] = {}
+def _one_of_keys(column: Any, dialect: str) -> ColumnElement[bool]:
+    """`column` holds one of the list parameter `keys`: on PostgreSQL one array parameter (`= ANY`),
+    so the statement is prepared once; elsewhere an IN list of one parameter per key."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("keys", type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam("keys", expanding=True))
 
 
-def _built(key: Hashable, build: Callable[[], Select[Any]]) -> Select[Any]:
-    """The statement `build()` makes, built once per key (a few: see the callers). Not prepared as
-    `kept` statements are: its IN list takes as many parameters as there are keys."""
-    statement = _BUILT.get(key)
+_BUILT: dict[tuple[Hashable, str], Prepared | Select[Any]] = {}
+
+
+def _built(key: Hashable, dialect: str, build: Callable[[], Select[Any]]) -> Prepared | Select[Any]:
+    """The statement `build()` makes for `dialect`, built once per key (a few: see the callers), its
+    keys matched by `_one_of_keys`. Prepared on PostgreSQL, where they are one parameter; elsewhere
+    run as built, since the IN list takes as many parameters as there are keys."""
+    statement = _BUILT.get((key, dialect))
     if statement is None:
-        statement = _BUILT[key] = build()
+        built = build()
+        statement = _BUILT[(key, dialect)] = Prepared(built) if dialect == "postgresql" else built
     return statement
 
 
@@ -878,19 +890,21 @@ async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequ
     out = {key: 0 for key in keys}
     restricted, visible = side.visible(caller)
     counted = MEMBERSHIPS.join(side.table, side.joined) if restricted else MEMBERSHIPS  # the memberships alone: an index-only count
+    connection = await connection_of(reader)
+    dialect = connection.dialect.name
     statement = _built(
         ("count " + side.name, restricted),
+        dialect,
         lambda: (
-            select(side.key, func.count())
+            select(side.key, func.count().label("count"))
             .select_from(counted)
-            .where(_IN_ACCOUNT, side.key.in_(bindparam("keys", expanding=True)), visible)
+            .where(_IN_ACCOUNT, _one_of_keys(side.key, dialect), visible)
             .group_by(side.key)
         ),
     )
-    connection = await connection_of(reader)
     for part in chunks(list(keys)):
         params = {"account_id": caller.account_id, "keys": list(part), **viewer_params(caller)}
-        out.update({key: int(n) for key, n in await connection.execute(statement, params)})
+        out.update({key: int(n) for key, n in await fetch(connection, statement, params)})
     return out
 
 
@@ -908,21 +922,22 @@ async def group_counts(reader: Reader, caller: Caller, user_ids: Sequence[str]) 
 
 def admin_filter(
     *, search: str | None = None, managed_by: str | None = None, org_identifier: str | None = None, project_identifier: str | None = None
-) -> ColumnElement[bool]:
+) -> Filter:
     """The admin UI's group list filter: name/identifier substring, manager, scope."""
-    conditions: list[ColumnElement[bool]] = []
     if has_nul(search, org_identifier, project_identifier):
-        return false()
+        return Filter(false(), {}, "nothing")
+    conditions: list[ColumnElement[bool]] = []
+    params: dict[str, Any] = {}
     if search:
-        pattern = f"%{like_escaped(search.lower())}%"
+        params["search"] = f"%{like_escaped(search.lower())}%"
+        pattern = bindparam("search", type_=String)
         conditions.append(
             col(UserGroup.display_name_ci).like(pattern, escape=LIKE_ESCAPE)
             | func.lower(col(UserGroup.identifier)).like(pattern, escape=LIKE_ESCAPE)
         )
-    if managed_by is not None:
-        conditions.append(col(UserGroup.managed_by) == managed_by)
-    if org_identifier is not None:
-        conditions.append(col(UserGroup.org_identifier) == org_identifier)
-    if project_identifier is not None:
-        conditions.append(col(UserGroup.project_identifier) == project_identifier)
-    return and_(true(), *conditions)
+    exact = {"managed_by": managed_by, "org_identifier": org_identifier, "project_identifier": project_identifier}
+    for column, value in exact.items():
+        if value is not None:
+            params[column] = value
+            conditions.append(getattr(UserGroup, column) == bindparam(column))
+    return Filter(and_(true(), *conditions), params, ("admin groups", bool(search), *(value is not None for value in exact.values())))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, false, func, insert, select, true, update
+from sqlalchemy import ColumnElement, String, and_, bindparam, delete, exists, false, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -44,6 +44,7 @@ from app.services import audit, extensions, flags, integrations
 from app.services.caller import Caller, Permission
 from app.services.common import (
     UNSET,
+    Filter,
     PageQuery,
     Reader,
     chunks,
@@ -762,17 +763,19 @@ async def display_names(reader: Reader, account_id: int, user_ids: Sequence[str]
     return out
 
 
-def admin_filter(*, search: str | None = None, active: bool | None = None, provisioned_by: str | None = None) -> ColumnElement[bool]:
+def admin_filter(*, search: str | None = None, active: bool | None = None, provisioned_by: str | None = None) -> Filter:
     """The admin UI's user list filter: a case-insensitive substring over userName, email and
     display name, plus exact state filters."""
-    conditions: list[ColumnElement[bool]] = []
     if has_nul(search):
-        return false()
+        return Filter(false(), {}, "nothing")
+    conditions: list[ColumnElement[bool]] = []
+    params: dict[str, Any] = {}
     if search:
         # Both sides of each match go through one fold (app.db.casefold): the lower-cased copies
         # against the lower-cased search, the display name against the search as typed.
         escaped = like_escaped(search)
-        lowered, as_typed = fold(f"%{escaped.lower()}%"), fold(f"%{escaped}%")
+        params |= {"search_lowered": f"%{escaped.lower()}%", "search_as_typed": f"%{escaped}%"}
+        lowered, as_typed = fold(bindparam("search_lowered", type_=String)), fold(bindparam("search_as_typed", type_=String))
         conditions.append(
             fold(col(User.user_name_ci)).like(lowered, escape=LIKE_ESCAPE)
             | fold(col(User.email_ci)).like(lowered, escape=LIKE_ESCAPE)
@@ -782,8 +785,11 @@ def admin_filter(*, search: str | None = None, active: bool | None = None, provi
         # An unassigned `active` (NULL) is not a deactivation.
         conditions.append(col(User.active).is_not(False) if active else col(User.active).is_(False))
     if provisioned_by is not None:
-        conditions.append(col(User.provisioned_by) == provisioned_by)
-    return and_(*conditions) if conditions else true()  # no condition: every user, whose count is kept
+        params["provisioned_by"] = provisioned_by
+        conditions.append(col(User.provisioned_by) == bindparam("provisioned_by"))
+    # No condition: every user, whose count is kept.
+    where = and_(*conditions) if conditions else true()
+    return Filter(where, params, ("admin users", bool(search), active, provisioned_by is not None))
 
 
 async def get_user_by_email(session: AsyncSession, caller: Caller, email: str) -> User | None:

@@ -79,6 +79,41 @@ async def test_user_filters(gql: GraphQLClient, scim: ScimClient) -> None:
     assert (await count({"search": "%"}))["users"]["totalCount"] == 0  # wildcards are literal
 
 
+async def test_every_filter_value_and_page_answers_for_itself(gql: GraphQLClient, scim: ScimClient) -> None:
+    """A list's statements are built once per kind of filter and reused with other values: each
+    search, manager and cursor must still find its own rows."""
+    for name in ("alpha one", "alpha two", "beta one"):
+        await scim.create_user(f"{name.replace(' ', '.')}@x", displayName=name.title())
+        await scim.create_group(name.title())
+    await gql('mutation { createUserGroup(input: {name: "Alpha Local"}) { __typename } }')
+
+    async def users(search: str) -> list[str]:
+        data = await gql("query($s: String) { users(filter: {search: $s}) { nodes { userName } } }", s=search)
+        return [n["userName"] for n in data["users"]["nodes"]]
+
+    async def groups(**f: Any) -> list[str]:
+        data = await gql("query($f: UserGroupFilter) { userGroups(filter: $f) { nodes { name } } }", f=f)
+        return sorted(n["name"] for n in data["userGroups"]["nodes"])
+
+    assert await users("alpha") == ["alpha.one@x", "alpha.two@x"]
+    assert await users("BETA") == ["beta.one@x"]
+    assert await users("two") == ["alpha.two@x"]
+    assert await groups(search="alpha") == ["Alpha Local", "Alpha One", "Alpha Two"]
+    assert await groups(search="one") == ["Alpha One", "Beta One"]
+    assert await groups(search="alpha", managedBy="MANAGER") == ["Alpha Local"]
+    assert await groups(search="alpha", managedBy="IDENTITY_PROVIDER") == ["Alpha One", "Alpha Two"]
+    seen, after = [], None
+    for _ in range(4):
+        page = (
+            await gql(
+                "query($a: String) { userGroups(first: 1, after: $a) { nodes { name } pageInfo { hasNextPage endCursor } } }", a=after
+            )
+        )["userGroups"]
+        seen += [n["name"] for n in page["nodes"]]
+        after = page["pageInfo"]["endCursor"]
+    assert seen == ["Alpha One", "Alpha Two", "Beta One", "Alpha Local"] and not page["pageInfo"]["hasNextPage"]
+
+
 async def test_pagination(gql: GraphQLClient, scim: ScimClient) -> None:
     for i in range(7):
         await scim.create_user(f"u{i}@x")
