@@ -98,7 +98,6 @@ def _attach_database(app: Starlette, engine: AsyncEngine, replica: AsyncEngine |
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.one_statement_connections = one_statement_connections(engine)
     app.state.token_sessionmaker = create_sessionmaker(engine, read_only=True)
-    app.state.read_sessionmaker = create_sessionmaker(reads, read_only=True)
     app.state.read_connections = KeptConnections(read_only_engine(reads))
     app.state.no_wait_sessionmaker = create_sessionmaker(engine, no_wait=True)
 

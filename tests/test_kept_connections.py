@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -16,7 +17,7 @@ from starlette.applications import Starlette
 from app.db.engine import WatchedQueuePool, create_engine, read_only_engine
 from app.db.transactions import KeptConnections, run_read
 from app.settings import DatabaseTimeouts
-from tests.support.clients import ScimClient, token_known
+from tests.support.clients import GraphQLClient, ScimClient, Tenant, token_known
 
 POSTGRESQL_ONLY = "connections are kept on PostgreSQL only: SQLite's reads take one from the pool and hand it back"
 
@@ -54,6 +55,27 @@ async def test_a_read_keeps_its_connection_for_the_next_read(scim: ScimClient, a
     pool = engine.sync_engine.pool
     assert isinstance(pool, WatchedQueuePool)
     assert pool.checkedout() == 0  # kept, it is idle: the pool's metrics say so
+
+
+async def test_graphql_queries_read_on_the_connection_kept_for_reads(
+    scim: ScimClient, client: httpx.AsyncClient, tenant: Tenant, app: Starlette, engine: AsyncEngine
+) -> None:
+    gql = GraphQLClient(client, tenant)
+    kept: KeptConnections = app.state.read_connections
+    if engine.dialect.name != "postgresql":
+        pytest.skip(POSTGRESQL_ONLY)
+    await token_known(scim)
+    query = "{ users(first: 5) { totalCount nodes { userName groups { totalCount } } } userGroups { totalCount } }"
+    assert (await gql(query))["userGroups"]["totalCount"] == 0
+    [first] = kept._idle
+    for _ in range(3):
+        assert (await gql(query))["users"]["totalCount"] == 0
+        assert (await scim.get("/Users?count=1")).status_code == 200  # SCIM's reads and GraphQL's queries share them
+        assert kept._idle == [first]
+    created = await gql('mutation { createUser(input: {email: "m@example.com", name: "M"}) { __typename } }')
+    assert created["createUser"]["__typename"] == "User"
+    # A mutation is a transaction, committed before its answer: the next query, on a kept connection, sees it.
+    assert (await gql("{ users { totalCount } }"))["users"]["totalCount"] == 1
 
 
 async def test_a_write_in_one_statement_keeps_its_connection_for_the_next_one(

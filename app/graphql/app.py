@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -158,25 +159,39 @@ class GraphQLEndpoint:
 
     async def _execute(self, request: Request, caller: Caller, body: bytes, *, read_only: bool) -> list[Message]:
         """Run the operation in one transaction and commit it; return the response, unsent. A
-        deadlock runs it again; a database outage raises Unavailable."""
+        deadlock runs it again; a database outage raises Unavailable. A query's session runs on one
+        of the connections kept for reads (as SCIM's reads do), which need no transaction of their
+        own (see `create_sessionmaker`)."""
         state = request.app.state
-        sessionmaker = state.read_sessionmaker if read_only else state.sessionmaker
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
+        async def operation(session: AsyncSession) -> list[Message]:
+            buffer = _Buffer()
+            async with session.begin():
+                context = Context(request=request, session=session, caller=caller)
+                request.scope.setdefault("state", {})["graphql_context"] = context
+                await self.inner(request.scope, replay, buffer)
+                if context.database_error is not None:
+                    raise context.database_error
+            return buffer.messages
+
+        async def on_kept(connection: AsyncConnection) -> list[Message]:
+            async with AsyncSession(bind=connection, expire_on_commit=False, autoflush=False) as session:
+                return await operation(session)
+
+        async def once() -> list[Message]:
+            if read_only:
+                return await state.read_connections.run(on_kept)
+            async with state.sessionmaker() as session:
+                return await operation(session)
+
         attempt = 0
         while True:
             attempt += 1
-            buffer = _Buffer()
             try:
-                async with sessionmaker() as session, session.begin():
-                    context = Context(request=request, session=session, caller=caller)
-                    request.scope.setdefault("state", {})["graphql_context"] = context
-                    await self.inner(request.scope, replay, buffer)
-                    if context.database_error is not None:
-                        raise context.database_error
-                return buffer.messages
+                return await once()
             except Exception as exc:
                 if not await settle_failure(exc, attempt):
                     raise
