@@ -21,7 +21,10 @@ from app.graphql.pagination import (
     page_size,
     row_cursor,
 )
+from app.graphql.prefetch import prefetch
 from app.graphql.types import (
+    GROUP_LOADS,
+    USER_LOADS,
     AccountSettings,
     ActivitySummary,
     ApiToken,
@@ -118,6 +121,7 @@ class Query:
         limit = page_size(first)
         query = matching.page(users.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "u"))
         total, rows = await info.context.call(users.list_users, info.context.caller, query)
+        await prefetch(info, rows[:limit], USER_LOADS)
         return keyset_connection(rows, total, limit, row_cursor("u"), User.from_row)
 
     @strawberry.field
@@ -152,6 +156,7 @@ class Query:
         limit = page_size(first)
         query = matching.page(groups.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "g"))
         total, rows = await info.context.call(groups.list_groups, info.context.caller, query)
+        await prefetch(info, rows[:limit], GROUP_LOADS)
         return keyset_connection(rows, total, limit, row_cursor("g"), UserGroup.from_row)
 
     @strawberry.field

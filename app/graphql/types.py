@@ -10,7 +10,9 @@ from strawberry.scalars import JSON
 
 from app.db import models
 from app.graphql.context import Info
+from app.graphql.loaders import Window
 from app.graphql.pagination import Connection, offset_connection, offset_window
+from app.graphql.prefetch import Loads, settled
 from app.services import integrations
 from app.services.audit import Shown
 from app.services.caller import Permission
@@ -77,16 +79,18 @@ class User:
             "so some changes here are refused."
         )
     )
-    async def managed_by_identity_provider(self, info: Info) -> bool:
-        return bool(await info.context.loaders.ownership.load(self.row.id))
+    def managed_by_identity_provider(self, info: Info) -> bool:
+        return settled(info.context.loaders.ownership.load(self.row.id), then=bool)
 
     @strawberry.field(description="The groups the user belongs to, by name.")
-    async def groups(
+    def groups(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[UserGroup, strawberry.lazy("app.graphql.types")]]:
-        offset, limit = offset_window(first, after)
-        total, rows = await info.context.loaders.groups_of_user.load((self.row.id, offset, limit))
-        return offset_connection([UserGroup.from_row(r) for r in rows], total, offset)
+        offset = offset_window(first, after)[0]
+        return settled(
+            info.context.loaders.groups_of_user.load(window(self.row, first, after)),
+            then=lambda page: offset_connection([UserGroup.from_row(r) for r in page[1]], page[0], offset),
+        )
 
     @strawberry.field(
         description=(
@@ -142,15 +146,38 @@ class UserGroup:
         return None if row is None else AppIntegration.from_row(row)
 
     @strawberry.field
-    async def member_count(self, info: Info) -> int:
-        return await info.context.loaders.member_count.load(self.row.id)
+    def member_count(self, info: Info) -> int:
+        return settled(info.context.loaders.member_count.load(self.row.id), then=int)
 
     @strawberry.field(description="Members in the order they joined.")
-    async def members(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
-        offset, limit = offset_window(first, after)
-        total = await info.context.loaders.member_count.load(self.row.id)
-        rows = await info.context.loaders.members.load((self.row.id, offset, limit))
-        return offset_connection([User.from_row(r) for r in rows], total, offset)
+    def members(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
+        offset = offset_window(first, after)[0]
+        loaders = info.context.loaders
+        return settled(
+            loaders.member_count.load(self.row.id),
+            loaders.members.load(window(self.row, first, after)),
+            then=lambda total, rows: offset_connection([User.from_row(r) for r in rows], total, offset),
+        )
+
+
+def window(row: Any, first: int | None, after: str | None) -> Window:
+    """The key of a row's page of a nested connection (its groups, its members) for `first` and `after`."""
+    return (row.id, *offset_window(first, after))
+
+
+# The fields of users and groups that their resolvers load (`settled`), with the loads each makes for
+# a row: a page of users or groups loads them for all its rows at once (`prefetch`).
+USER_LOADS: dict[str, Loads] = {
+    "managedByIdentityProvider": lambda loaders, row, _: [(loaders.ownership, row.id)],
+    "groups": lambda loaders, row, arguments: [(loaders.groups_of_user, window(row, arguments["first"], arguments["after"]))],
+}
+GROUP_LOADS: dict[str, Loads] = {
+    "memberCount": lambda loaders, row, _: [(loaders.member_count, row.id)],
+    "members": lambda loaders, row, arguments: [
+        (loaders.member_count, row.id),
+        (loaders.members, window(row, arguments["first"], arguments["after"])),
+    ],
+}
 
 
 @strawberry.type

@@ -165,7 +165,8 @@ def after_row(order_by: Sequence[Any], values: Sequence[Any]) -> tuple[ColumnEle
     names = [f"after_{i}" for i in range(len(order_by))]
 
     def after(position: int) -> ColumnElement[bool]:
-        column, value = order_by[position], bindparam(names[position])
+        value: BindParameter[Any]
+        column, value = order_by[position], bindparam(names[position])  # the value takes the column's type
         if position == len(order_by) - 1:
             return column > value
         return or_(column > value, and_(column == value, after(position + 1)))

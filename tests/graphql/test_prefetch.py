@@ -1,0 +1,70 @@
+"""A page of users or groups loads what its nodes select before they are resolved (app/graphql/prefetch.py):
+the answers are those of loading each row's field on its own, whatever shape the query has, a failed
+load is still reported at the row's field, and nothing is loaded that the query does not select."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tests.support.clients import GraphQLClient, ScimClient, make_tenant
+from tests.support.statements import StatementCounter
+
+
+async def _two_users_in_three_groups(scim: ScimClient) -> tuple[list[str], list[str]]:
+    users = [(await scim.create_user(f"{name}@x"))["id"] for name in ("ann", "bob")]
+    groups = []
+    for name, members in (("Alpha", users), ("Beta", users[:1]), ("Gamma", users)):
+        groups.append((await scim.create_group(name, members=[{"value": m} for m in members]))["id"])
+    return users, groups
+
+
+async def test_aliases_fragments_and_variables_get_their_own_windows(gql: GraphQLClient, scim: ScimClient) -> None:
+    await _two_users_in_three_groups(scim)
+    data = await gql(
+        """query($n: Int, $skipMembers: Boolean!) {
+          users { edges { node { ...names b: groups(first: $n, after: null) { nodes { name } } } } }
+          userGroups { nodes { name ... on UserGroup { memberCount } members(first: 1) @skip(if: $skipMembers) { totalCount } } }
+        }
+        fragment names on User { userName a: groups(first: 1) { totalCount nodes { name } } }""",
+        n=2,
+        skipMembers=False,
+    )
+    users = [edge["node"] for edge in data["users"]["edges"]]
+    assert users == [
+        {"userName": "ann@x", "a": {"totalCount": 3, "nodes": [{"name": "Alpha"}]}, "b": {"nodes": [{"name": "Alpha"}, {"name": "Beta"}]}},
+        {"userName": "bob@x", "a": {"totalCount": 2, "nodes": [{"name": "Alpha"}]}, "b": {"nodes": [{"name": "Alpha"}, {"name": "Gamma"}]}},
+    ]
+    assert data["userGroups"]["nodes"] == [
+        {"name": "Alpha", "memberCount": 2, "members": {"totalCount": 2}},
+        {"name": "Beta", "memberCount": 1, "members": {"totalCount": 1}},
+        {"name": "Gamma", "memberCount": 2, "members": {"totalCount": 2}},
+    ]
+
+
+async def test_a_page_loads_its_nested_fields_in_one_statement_each_and_no_more(
+    gql: GraphQLClient, scim: ScimClient, engine: AsyncEngine
+) -> None:
+    await _two_users_in_three_groups(scim)
+    with StatementCounter(engine) as plain:
+        await gql("{ users { nodes { userName } } }")
+    with StatementCounter(engine) as nested:
+        data = await gql("{ users { nodes { userName managedByIdentityProvider groups(first: 2) { totalCount nodes { id } } } } }")
+    assert [u["managedByIdentityProvider"] for u in data["users"]["nodes"]] == [True, True]
+    # Ownership, the group counts and the groups: one statement each for the page, none per user.
+    assert len(nested.statements) == len(plain.statements) + 3, nested.statements
+    assert not any("group_memberships" in s for s in plain.statements)
+
+
+async def test_a_load_refused_is_reported_at_the_rows_field(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    await _two_users_in_three_groups(ScimClient(client, await make_tenant(sessionmaker, "acme")))
+    limited = GraphQLClient(client, await make_tenant(sessionmaker, "acme", ["users:read"]))
+    body = (await limited.raw("{ users { nodes { userName groups { totalCount } } } }")).json()
+    # `groups` cannot be null, so neither can the page: the first row's refusal is the answer, as when
+    # each row loads its own.
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["path"] == ["users", "nodes", 0, "groups"] and error["extensions"]["code"] == "PermissionDenied"
+    assert "groups:read" in error["message"]
