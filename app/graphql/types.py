@@ -169,13 +169,13 @@ def window(row: Any, first: int | None, after: str | None) -> Window:
 # a row: a page of users or groups loads them for all its rows at once (`prefetch`).
 USER_LOADS: dict[str, Loads] = {
     "managedByIdentityProvider": lambda loaders, row, _: [(loaders.ownership, row.id)],
-    "groups": lambda loaders, row, arguments: [(loaders.groups_of_user, window(row, arguments["first"], arguments["after"]))],
+    "groups": lambda loaders, row, arguments: [(loaders.groups_of_user, window(row, arguments.get("first"), arguments.get("after")))],
 }
 GROUP_LOADS: dict[str, Loads] = {
     "memberCount": lambda loaders, row, _: [(loaders.member_count, row.id)],
     "members": lambda loaders, row, arguments: [
         (loaders.member_count, row.id),
-        (loaders.members, window(row, arguments["first"], arguments["after"])),
+        (loaders.members, window(row, arguments.get("first"), arguments.get("after"))),
     ],
 }
 
