@@ -64,12 +64,23 @@ def settled(*loaded: Any, then: Callable[..., R]) -> R:
     else an awaitable of it, which GraphQL awaits — typed as `R`, since a resolver's annotation is the
     GraphQL type of its field. A future that failed raises its error here, as awaiting it would."""
     if all(isinstance(future, asyncio.Future) and future.done() for future in loaded):
-        return then(*(future.result() for future in loaded))
+        return _then(loaded, then)
 
     async def later() -> R:
-        return then(*[await future for future in loaded])
+        await asyncio.gather(*loaded, return_exceptions=True)
+        return _then(loaded, then)
 
     return cast(R, later())
+
+
+def _then(loaded: Sequence[asyncio.Future[Any]], then: Callable[..., R]) -> R:
+    """`then` of the settled futures' values, or the first one's failure. Every failure is looked at,
+    so that asyncio does not report the others as never retrieved."""
+    failures = [future.exception() for future in loaded]
+    for failure in failures:
+        if failure is not None:
+            raise failure
+    return then(*(future.result() for future in loaded))
 
 
 def _node_fields(info: GraphQLResolveInfo) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -4,9 +4,16 @@ load is still reported at the row's field, and nothing is loaded that the query 
 
 from __future__ import annotations
 
+import asyncio
+import gc
+from typing import Any
+
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.errors import PermissionDenied
+from app.graphql.prefetch import settled
 from tests.support.clients import GraphQLClient, ScimClient, make_tenant
 from tests.support.statements import StatementCounter
 
@@ -68,3 +75,40 @@ async def test_a_load_refused_is_reported_at_the_rows_field(
     [error] = body["errors"]
     assert error["path"] == ["users", "nodes", 0, "groups"] and error["extensions"]["code"] == "PermissionDenied"
     assert "groups:read" in error["message"]
+
+
+@pytest.mark.parametrize("ready", [True, False], ids=["loaded ahead", "loaded later"])
+async def test_a_field_of_two_loads_raises_the_first_failure_and_loses_none(ready: bool) -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    try:
+        futures = [loop.create_future(), loop.create_future()]
+
+        def fail() -> None:
+            futures[0].set_exception(PermissionDenied("groups:read"))
+            futures[1].set_exception(PermissionDenied("users:read"))
+
+        if ready:
+            fail()
+            with pytest.raises(PermissionDenied, match="groups:read"):
+                settled(*futures, then=lambda *values: values)
+        else:
+            pending: Any = settled(*futures, then=lambda *values: values)
+            loop.call_soon(fail)
+            with pytest.raises(PermissionDenied, match="groups:read"):
+                await pending
+            pending = None
+        futures.clear()
+        gc.collect()
+        assert reported == []  # asyncio saw no failure left unretrieved
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_a_field_of_loads_gets_their_values() -> None:
+    loop = asyncio.get_running_loop()
+    count, rows = loop.create_future(), loop.create_future()
+    count.set_result(2)
+    rows.set_result(["a", "b"])
+    assert settled(count, rows, then=lambda total, found: (total, found)) == (2, ["a", "b"])
