@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import uuid
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, String, and_, any_, bindparam, cast, delete, false, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, cast, delete, false, func, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -40,7 +40,6 @@ from app.services.common import (
     Filter,
     PageQuery,
     Reader,
-    chunks,
     connection_of,
     fetch,
     id_set,
@@ -684,7 +683,7 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
     chosen = (
         select(side.key.label("related_to"), *(pick(c) for c in columns))
         .select_from(source)
-        .where(_IN_ACCOUNT, _one_of_keys(side.key, dialect), *where)
+        .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), *where)
     )
     if not window:
         return chosen.order_by(side.key, *order_by)
@@ -708,38 +707,14 @@ async def _read_related(
     window = limit is not None or offset > 0
     connection = await connection_of(reader)
     dialect = connection.dialect.name
-    statement = _built(
-        (side.name, restricted, tuple(c.key for c in chosen), window),
-        dialect,
+    statement = kept(
+        ("related", side.name, restricted, tuple(c.key for c in chosen), window, dialect),
         lambda: _related(side, visible, chosen, window=window, dialect=dialect),
     )
-    for part in chunks(list(keys)):
-        params = {"account_id": caller.account_id, "keys": list(part), "offset": offset, "limit": limit, **viewer_params(caller)}
-        for row in await fetch(connection, statement, params):
-            out[row.related_to].append(row)
+    params = {"account_id": caller.account_id, "ids": id_values(dialect, keys), "offset": offset, "limit": limit, **viewer_params(caller)}
+    for row in await fetch(connection, statement, params):
+        out[row.related_to].append(row)
     return out
-
-
-def _one_of_keys(column: Any, dialect: str) -> ColumnElement[bool]:
-    """`column` holds one of the list parameter `keys`: on PostgreSQL one array parameter (`= ANY`),
-    so the statement is prepared once; elsewhere an IN list of one parameter per key."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("keys", type_=postgresql.ARRAY(column.type)))
-    return column.in_(bindparam("keys", expanding=True))
-
-
-_BUILT: dict[tuple[Hashable, str], Prepared | Select[Any]] = {}
-
-
-def _built(key: Hashable, dialect: str, build: Callable[[], Select[Any]]) -> Prepared | Select[Any]:
-    """The statement `build()` makes for `dialect`, built once per key (a few: see the callers), its
-    keys matched by `_one_of_keys`. Prepared on PostgreSQL, where they are one parameter; elsewhere
-    run as built, since the IN list takes as many parameters as there are keys."""
-    statement = _BUILT.get((key, dialect))
-    if statement is None:
-        built = build()
-        statement = _BUILT[(key, dialect)] = Prepared(built) if dialect == "postgresql" else built
-    return statement
 
 
 async def groups_of_users(
@@ -892,19 +867,17 @@ async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequ
     counted = MEMBERSHIPS.join(side.table, side.joined) if restricted else MEMBERSHIPS  # the memberships alone: an index-only count
     connection = await connection_of(reader)
     dialect = connection.dialect.name
-    statement = _built(
-        ("count " + side.name, restricted),
-        dialect,
+    statement = kept(
+        ("count related", side.name, restricted, dialect),
         lambda: (
             select(side.key, func.count().label("count"))
             .select_from(counted)
-            .where(_IN_ACCOUNT, _one_of_keys(side.key, dialect), visible)
+            .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), visible)
             .group_by(side.key)
         ),
     )
-    for part in chunks(list(keys)):
-        params = {"account_id": caller.account_id, "keys": list(part), **viewer_params(caller)}
-        out.update({key: int(n) for key, n in await fetch(connection, statement, params)})
+    params = {"account_id": caller.account_id, "ids": id_values(dialect, keys), **viewer_params(caller)}
+    out.update({key: int(n) for key, n in await fetch(connection, statement, params)})
     return out
 
 
