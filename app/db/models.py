@@ -272,6 +272,7 @@ class UserGroup(SQLModel, table=True):
         UniqueConstraint("account_id", "scope", "identifier"),
         Index(None, "account_id", "display_name_ci"),
         Index(None, "account_id", "external_id"),
+        Index(None, "account_id", "created_at", "id"),  # lists' order: a page is read off the index
         # An identity-provider group's name is unique among the groups of its app integration, and
         # among those that have none (from before integrations, or created with an unbound token):
         # a second app pushing a group of the same name gets a group of its own beside the first.
