@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from strawberry.dataloader import DataLoader
@@ -18,16 +19,43 @@ Window = tuple[str, int, int]  # (id, offset, limit)
 
 
 class Loaders:
+    """The request's loaders, each made when a field first needs it: most operations use one or two
+    of them, and a DataLoader costs as much to make as a small field to resolve."""
+
     def __init__(self, context: Context) -> None:
         self.context = context
-        self.member_count = DataLoader[str, int](load_fn=self._member_counts)
-        self.members = DataLoader[Window, list[User]](load_fn=self._members)
-        self.groups_of_user = DataLoader[Window, tuple[int, list[UserGroup]]](load_fn=self._groups_of_users)
-        self.ownership = DataLoader[str, frozenset[users.Ownership]](load_fn=self._ownership)
-        self.integration = DataLoader[str, Any](load_fn=self._integrations)
-        self.assigning_integrations = DataLoader[str, list[Any]](load_fn=self._assigning_integrations)
-        self.integration_health = DataLoader[str, integrations.Health](load_fn=self._integration_health)
-        self.integration_tokens = DataLoader[str, list[Any]](load_fn=self._integration_tokens)
+
+    @cached_property
+    def member_count(self) -> DataLoader[str, int]:
+        return DataLoader(load_fn=self._member_counts)
+
+    @cached_property
+    def members(self) -> DataLoader[Window, list[User]]:
+        return DataLoader(load_fn=self._members)
+
+    @cached_property
+    def groups_of_user(self) -> DataLoader[Window, tuple[int, list[UserGroup]]]:
+        return DataLoader(load_fn=self._groups_of_users)
+
+    @cached_property
+    def ownership(self) -> DataLoader[str, frozenset[users.Ownership]]:
+        return DataLoader(load_fn=self._ownership)
+
+    @cached_property
+    def integration(self) -> DataLoader[str, Any]:
+        return DataLoader(load_fn=self._integrations)
+
+    @cached_property
+    def assigning_integrations(self) -> DataLoader[str, list[Any]]:
+        return DataLoader(load_fn=self._assigning_integrations)
+
+    @cached_property
+    def integration_health(self) -> DataLoader[str, integrations.Health]:
+        return DataLoader(load_fn=self._integration_health)
+
+    @cached_property
+    def integration_tokens(self) -> DataLoader[str, list[Any]]:
+        return DataLoader(load_fn=self._integration_tokens)
 
     async def _member_counts(self, ids: Sequence[str]) -> list[int]:
         counts = await self.context.call(groups.member_counts, self.context.caller, list(ids))
@@ -43,9 +71,14 @@ class Loaders:
     async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
         found: dict[Window, tuple[int, list[UserGroup]]] = {}
         for (offset, limit), ids in _by_window(keys).items():
-            counts = await self.context.call(groups.group_counts, self.context.caller, ids)
             pages = await self.context.call(groups.groups_of_users, self.context.caller, ids, offset=offset, limit=limit)
-            found.update({(uid, offset, limit): (counts[uid], pages[uid]) for uid in ids})
+            # A page that is not full ends the user's groups, which are then the rows before it and its
+            # own: only the others are counted (most users are in fewer groups than a page holds).
+            totals = {uid: offset + len(pages[uid]) for uid in ids if len(pages[uid]) < limit and (pages[uid] or offset == 0)}
+            uncounted = [uid for uid in ids if uid not in totals]
+            if uncounted:
+                totals.update(await self.context.call(groups.group_counts, self.context.caller, uncounted))
+            found.update({(uid, offset, limit): (totals[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 
     async def _ownership(self, ids: Sequence[str]) -> list[frozenset[users.Ownership]]:

@@ -63,6 +63,34 @@ async def test_a_page_loads_its_nested_fields_in_one_statement_each_and_no_more(
     assert not any("group_memberships" in s for s in plain.statements)
 
 
+async def test_a_users_groups_are_counted_only_when_their_page_is_full(gql: GraphQLClient, scim: ScimClient, engine: AsyncEngine) -> None:
+    await _two_users_in_three_groups(scim)  # ann is in 3 groups, bob in 2
+
+    def totals(data: dict[str, Any]) -> list[tuple[int, bool, int]]:
+        pages = [u["groups"] for u in data["users"]["nodes"]]
+        return [(page["totalCount"], page["pageInfo"]["hasNextPage"], len(page["nodes"])) for page in pages]
+
+    shape = "{ totalCount pageInfo { hasNextPage endCursor } nodes { name } }"
+    with StatementCounter(engine) as partial:
+        assert totals(await gql("{ users { nodes { groups(first: 5) %s } } }" % shape)) == [(3, False, 3), (2, False, 2)]
+    with StatementCounter(engine) as full:
+        first = await gql("{ users { nodes { groups(first: 2) %s } } }" % shape)
+    assert totals(first) == [(3, True, 2), (2, False, 2)]
+    # Pages that are not full tell their totals; the full ones are counted, in one statement.
+    assert len(full.statements) == len(partial.statements) + 1
+    assert not any("count(" in s for s in partial.statements if "group_memberships" in s)
+    cursors = [u["groups"]["pageInfo"]["endCursor"] for u in first["users"]["nodes"]]
+    after = await gql(
+        "query($a: String, $b: String) { users { nodes { a: groups(first: 2, after: $a) %s b: groups(first: 2, after: $b) %s } } }"
+        % (shape, shape),
+        a=cursors[0],
+        b=cursors[1],
+    )
+    ann, bob = after["users"]["nodes"]
+    assert (ann["a"]["totalCount"], [g["name"] for g in ann["a"]["nodes"]]) == (3, ["Gamma"])  # the rest of ann's groups
+    assert (bob["b"]["totalCount"], bob["b"]["nodes"], bob["b"]["pageInfo"]["hasNextPage"]) == (2, [], False)  # past bob's end
+
+
 async def test_a_load_refused_is_reported_at_the_rows_field(
     client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
