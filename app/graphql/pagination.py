@@ -6,9 +6,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 
@@ -32,15 +32,25 @@ class Edge(Generic[T]):
     node: T
 
 
+# A connection's total: known, or counted when a query asks for it (a count may read every match).
+Total = int | Callable[[], Awaitable[int]]
+
+
 @strawberry.type
 class Connection(Generic[T]):
-    """A page of nodes. Edges and the page's end cursor are made only when a query asks for them:
-    a cursor costs more than the node it points at, and the admin UI mostly reads `nodes`."""
+    """A page of nodes. The total, edges and the page's end cursor are made only when a query asks for
+    them: a cursor costs more than the node it points at, a total may cost more than the page, and
+    the admin UI mostly reads `nodes`."""
 
-    total_count: int
     nodes: list[T]
+    total: strawberry.Private[Total]
     cursor: strawberry.Private[Callable[[int], str]]  # the cursor of the node at an index of `nodes`
     has_next_page: strawberry.Private[bool]
+
+    @strawberry.field
+    def total_count(self) -> int:
+        # An int, or an awaitable of it for GraphQL to await, as a resolver's annotation is its field's type.
+        return self.total if isinstance(self.total, int) else cast(int, self.total())
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
@@ -119,13 +129,13 @@ def row_cursor(kind: str) -> Callable[[Any], str]:
     return lambda row: encode_key_cursor(kind, row.created_at.isoformat(), row.id)
 
 
-def keyset_connection(rows: Sequence[Any], total: int, limit: int, cursor: Callable[[Any], str], node: Callable[[Any], T]) -> Connection[T]:
+def keyset_connection(
+    rows: Sequence[Any], total: Total, limit: int, cursor: Callable[[Any], str], node: Callable[[Any], T]
+) -> Connection[T]:
     """A connection of the first `limit` of `rows` (fetched one more, to know whether more follow),
     each with the cursor `cursor` makes of it: the key the next page starts after."""
     page = rows[:limit]
-    return Connection(
-        total_count=total, nodes=[node(row) for row in page], cursor=lambda i: cursor(page[i]), has_next_page=len(rows) > limit
-    )
+    return Connection(nodes=[node(row) for row in page], total=total, cursor=lambda i: cursor(page[i]), has_next_page=len(rows) > limit)
 
 
 def page_size(first: int | None) -> int:
@@ -142,5 +152,5 @@ def offset_window(first: int | None, after: str | None) -> tuple[int, int]:
 
 def offset_connection(items: Sequence[Any], total: int, offset: int) -> Connection[Any]:
     return Connection(
-        total_count=total, nodes=list(items), cursor=lambda i: encode_cursor("o", offset + i), has_next_page=offset + len(items) < total
+        nodes=list(items), total=total, cursor=lambda i: encode_cursor("o", offset + i), has_next_page=offset + len(items) < total
     )

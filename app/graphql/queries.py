@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -120,8 +121,10 @@ class Query:
         matching = users.admin_filter(search=f.search, active=f.active, provisioned_by=_value(f.provisioned_by))
         limit = page_size(first)
         query = matching.page(users.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "u"))
-        total, rows = await info.context.call(users.list_users, info.context.caller, query)
+        context = info.context
+        rows = await context.call(users.page_of_users, context.caller, query)
         await prefetch(info, rows[:limit], USER_LOADS)
+        total = functools.partial(context.call, users.count_users, context.caller, query, len(rows))
         return keyset_connection(rows, total, limit, row_cursor("u"), User.from_row)
 
     @strawberry.field
@@ -155,8 +158,10 @@ class Query:
         )
         limit = page_size(first)
         query = matching.page(groups.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "g"))
-        total, rows = await info.context.call(groups.list_groups, info.context.caller, query)
+        context = info.context
+        rows = await context.call(groups.page_of_groups, context.caller, query)
         await prefetch(info, rows[:limit], GROUP_LOADS)
+        total = functools.partial(context.call, groups.count_groups, context.caller, query, len(rows))
         return keyset_connection(rows, total, limit, row_cursor("g"), UserGroup.from_row)
 
     @strawberry.field

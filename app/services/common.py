@@ -143,18 +143,30 @@ async def page(
 ) -> tuple[int, list[Any]]:
     """One page of the rows of `model` (plain rows) within `scope` that match the query, and how many
     match (see `total_of_page`). `scope` must be the same for equal keys of `query`."""
+    rows = await rows_of_page(reader, model, scope, query)
+    return await count_of_page(reader, model, scope, query, len(rows), counted=counted), rows
+
+
+async def rows_of_page(reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery) -> list[Any]:
+    """The page of `page` without its total, for a caller that counts only when asked (see `count_of_page`)."""
+    if query.limit <= 0:
+        return []
     connection = await connection_of(reader)
     table = model.__table__
-    rows: list[Any] = []
-    if query.limit > 0:
-        seek = () if query.after is None else (query.after,)
-        statement = kept(
-            query.key and ("page", table.name, query.key, query.after is not None),
-            lambda: select(table).where(scope, query.where, *seek).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
-        )
-        rows = await fetch(connection, statement, query.page_params())
-    total = await total_of_page(connection, table, (scope, query.where), query, len(rows), counted=counted)
-    return total, rows
+    seek = () if query.after is None else (query.after,)
+    statement = kept(
+        query.key and ("page", table.name, query.key, query.after is not None),
+        lambda: select(table).where(scope, query.where, *seek).order_by(*query.order_by).offset(OFFSET).limit(LIMIT),
+    )
+    return await fetch(connection, statement, query.page_params())
+
+
+async def count_of_page(
+    reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery, found: int, *, counted: Prepared | None = None
+) -> int:
+    """The total of `page` for the page `rows_of_page` found `found` rows of."""
+    connection = await connection_of(reader)
+    return await total_of_page(connection, model.__table__, (scope, query.where), query, found, counted=counted)
 
 
 def after_row(order_by: Sequence[Any], values: Sequence[Any]) -> tuple[ColumnElement[bool], dict[str, Any]]:

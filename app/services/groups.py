@@ -41,6 +41,7 @@ from app.services.common import (
     PageQuery,
     Reader,
     connection_of,
+    count_of_page,
     fetch,
     id_set,
     id_values,
@@ -53,6 +54,7 @@ from app.services.common import (
     owned_row,
     page,
     row_updater,
+    rows_of_page,
     total_of_page,
     unique_changes,
     viewer_params,
@@ -619,10 +621,25 @@ LIST_ORDER = (col(UserGroup.created_at), col(UserGroup.id))  # a list's order, a
 
 async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the groups the caller sees that match the query, as plain rows, and how many match."""
+    return await page(reader, UserGroup, *_listed(caller, query))
+
+
+async def page_of_groups(reader: Reader, caller: Caller, query: PageQuery) -> list[Any]:
+    """The page of `list_groups` alone; `count_groups` counts the matches when they are asked for."""
+    return await rows_of_page(reader, UserGroup, *_listed(caller, query))
+
+
+async def count_groups(reader: Reader, caller: Caller, query: PageQuery, found: int) -> int:
+    """How many groups match the query whose page (`page_of_groups`) held `found` rows."""
+    return await count_of_page(reader, UserGroup, *_listed(caller, query), found)
+
+
+def _listed(caller: Caller, query: PageQuery) -> tuple[ColumnElement[bool], PageQuery]:
+    """The groups the caller sees, and the query within them."""
     caller.require(Permission.GROUPS_READ)
     over_scim = caller.is_identity_provider
     scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id, **viewer_params(caller))
-    return await page(reader, UserGroup, _VISIBLE_IN_ACCOUNT[over_scim], scoped)
+    return _VISIBLE_IN_ACCOUNT[over_scim], scoped
 
 
 # The two sides of a membership, each in one order whoever reads it: a user's groups by name, a

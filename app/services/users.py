@@ -49,6 +49,7 @@ from app.services.common import (
     Reader,
     chunks,
     connection_of,
+    count_of_page,
     insert_new,
     lock_ids,
     one_row,
@@ -56,6 +57,7 @@ from app.services.common import (
     owned_row,
     page,
     row_updater,
+    rows_of_page,
     unique_changes,
     viewer_params,
     write_changes,
@@ -742,10 +744,23 @@ COUNTED = Prepared(
 
 async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
     """A page of the caller's users matching the query, as plain rows, and how many match."""
+    return await page(reader, User, OF_ACCOUNT, _listed(caller, query), counted=COUNTED)
+
+
+async def page_of_users(reader: Reader, caller: Caller, query: PageQuery) -> list[Any]:
+    """The page of `list_users` alone; `count_users` counts the matches when they are asked for."""
+    return await rows_of_page(reader, User, OF_ACCOUNT, _listed(caller, query))
+
+
+async def count_users(reader: Reader, caller: Caller, query: PageQuery, found: int) -> int:
+    """How many users match the query whose page (`page_of_users`) held `found` rows."""
+    return await count_of_page(reader, User, OF_ACCOUNT, _listed(caller, query), found, counted=COUNTED)
+
+
+def _listed(caller: Caller, query: PageQuery) -> PageQuery:
     caller.require(Permission.USERS_READ)
     # A SCIM filter on `groups` names the groups the caller sees, which take its integration.
-    scoped = query.within("account", account_id=caller.account_id, **viewer_params(caller))
-    return await page(reader, User, OF_ACCOUNT, scoped, counted=COUNTED)
+    return query.within("account", account_id=caller.account_id, **viewer_params(caller))
 
 
 _DISPLAY_NAMES = select(USERS.c.id, USERS.c.display_name, USERS.c.user_name).where(

@@ -333,7 +333,7 @@ async def test_unexpected_errors_are_masked_and_logged(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(group_service, "list_groups", broken)
+    monkeypatch.setattr(group_service, "page_of_groups", broken)
     with caplog.at_level(logging.ERROR, logger="scimgraph.graphql"):
         response = await gql.raw("{ userGroups { totalCount } }")
     body = response.json()
@@ -392,3 +392,24 @@ async def test_nul_characters_find_nothing_and_are_refused_on_writes(gql: GraphQ
     assert refused["createUser"] == {"field": "email"}
     group = await gql('mutation { createUserGroup(input: {name: "G\\u0000"}) { ... on ValidationError { field } } }')
     assert group["createUserGroup"] == {"field": "displayName"}
+
+
+async def test_a_lists_total_is_counted_only_when_the_query_asks_for_it(gql: GraphQLClient, scim: ScimClient, engine: AsyncEngine) -> None:
+    for n in range(3):
+        await scim.create_group(f"G{n}")
+        await scim.create_user(f"u{n}@x")
+
+    def counts(statements: list[str]) -> list[str]:
+        return [s for s in statements if "count(" in s or "user_counts" in s]
+
+    for field in ("users", "userGroups"):
+        with StatementCounter(engine) as without:
+            data = await gql("{ %s(first: 2) { nodes { id } pageInfo { hasNextPage } } }" % field)
+        assert data[field]["pageInfo"]["hasNextPage"] is True and counts(without.statements) == []
+        with StatementCounter(engine) as asked:
+            data = await gql(
+                "query($t: Boolean!) { %s(first: 2) { ...total nodes { id } } }"
+                " fragment total on %sConnection { totalCount @include(if: $t) }" % (field, "User" if field == "users" else "UserGroup"),
+                t=True,
+            )
+        assert data[field]["totalCount"] == 3 and len(counts(asked.statements)) == 1
