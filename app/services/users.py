@@ -50,7 +50,11 @@ from app.services.common import (
     chunks,
     connection_of,
     count_of_page,
+    fetch,
+    id_set,
+    id_values,
     insert_new,
+    kept,
     lock_ids,
     one_row,
     one_row_params,
@@ -409,19 +413,23 @@ _IN_IDP_GROUP = exists().where(MEMBERSHIP_USER, MEMBERSHIP_GROUP, col(UserGroup.
 
 async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[str]) -> dict[str, frozenset[Ownership]]:
     """For each of these users of the account, why the identity provider owns some of them (no reason:
-    it owns nothing), in one query per chunk. The one place that answers it: `guard`, `locked_for`
-    and GraphQL's `User.managedByIdentityProvider` all ask here. It checks no permission: its callers
-    are a write being checked, or a field of users the caller has already read."""
+    it owns nothing), in one statement. The one place that answers it: `guard`, `locked_for` and
+    GraphQL's `User.managedByIdentityProvider` all ask here. It checks no permission: its callers are
+    a write being checked, or a field of users the caller has already read."""
+    connection = await connection_of(session)
+    dialect = connection.dialect.name
+    statement = kept(
+        ("ownership", dialect),
+        lambda: select(col(User.id), col(User.provisioned_by), _IN_IDP_GROUP.label("in_idp_group")).where(
+            col(User.account_id) == bindparam("account_id"), col(User.id).in_(id_set(dialect))
+        ),
+    )
     found: dict[str, frozenset[Ownership]] = {}
-    for part in chunks(sorted(set(user_ids))):
-        rows = await session.execute(
-            select(col(User.id), col(User.provisioned_by), _IN_IDP_GROUP.label("in_idp_group")).where(
-                col(User.account_id) == account_id, col(User.id).in_(part)
-            )
-        )
-        for user_id, provisioned_by, in_idp_group in rows:
-            reasons = {Ownership.PROVISIONED} if provisioned_by == ProvisionedBy.SCIM.value else set()
-            found[user_id] = frozenset(reasons | ({Ownership.IN_IDP_GROUP} if in_idp_group else set()))
+    for user_id, provisioned_by, in_idp_group in await fetch(
+        connection, statement, {"account_id": account_id, "ids": id_values(dialect, set(user_ids))}
+    ):
+        reasons = {Ownership.PROVISIONED} if provisioned_by == ProvisionedBy.SCIM.value else set()
+        found[user_id] = frozenset(reasons | ({Ownership.IN_IDP_GROUP} if in_idp_group else set()))
     return found
 
 
