@@ -16,6 +16,7 @@ from app.db.engine import classify
 from app.errors import DomainError
 from app.graphql.context import Context
 from app.graphql.cost import Limits, OperationLimiter
+from app.graphql.direct import call_directly
 from app.graphql.errors import ConflictError, IdentityProviderManagedError, NotFoundError, PermissionDeniedError, ValidationError
 from app.graphql.execution import Executor
 from app.graphql.mutations import Mutation
@@ -87,7 +88,7 @@ def build_schema(
         from app.graphql.tracing import Tracing
 
         guards.append(lambda: Tracing(tracer_provider=tracer_provider, arg_filter=lambda args, info: {}))
-    return _Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         types=[ValidationError, ConflictError, NotFoundError, PermissionDeniedError, IdentityProviderManagedError],
@@ -100,6 +101,8 @@ def build_schema(
             lambda: MaskErrors(should_mask_error=_add_codes, error_message="Internal error; it has been logged with the request id."),
         ],
     )
+    call_directly(schema)
+    return schema
 
 
 schema = build_schema()
