@@ -28,6 +28,10 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.base import StrawberryOptional
 from strawberry.types.field import StrawberryField
 
+# Marks a direct resolver whose function is not a coroutine function: app/graphql/execution.py may
+# call it within a plan (a read of our own, which gives back a value, or an awaitable the plan leaves).
+SYNCHRONOUS = "_synchronous_direct_resolver"
+
 # Argument types whose Python value is the value graphql-core gives (Strawberry's conversion returns it unchanged).
 _PLAIN_ARGUMENTS: tuple[object, ...] = (int, str, bool, float, strawberry.ID)
 
@@ -68,6 +72,7 @@ def _direct(field: StrawberryField, schema: strawberry.Schema) -> Callable[..., 
             kwargs[info_name] = info_class(_raw_info=info, _field=field)
         return function(source, **kwargs) if with_self else function(**kwargs)
 
+    setattr(resolve, SYNCHRONOUS, not field.is_async)
     return resolve
 
 

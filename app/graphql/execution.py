@@ -1,23 +1,49 @@
-"""The executor of GraphQL operations: graphql-core's, with a short way for plain leaf fields.
+"""The executor of GraphQL operations: graphql-core's, with short ways for what is read straight off objects.
 
 A page of 50 users with 5 groups each is some 700 fields, and most of them are leaves read straight
 off an object (`id`, `name`): no resolver of ours, no arguments, a scalar or an enum. graphql-core
 runs each of them through its whole field machinery — a path, a resolve-info object of 15 entries,
-the resolver wrapper, the awaitable checks, the completion's type dispatch. Here a plain leaf is read
-and coerced directly, with the very resolver and output coercion the long way uses, so the answer is
-the same; anything else about it (a null where the schema forbids one, a value the scalar refuses, an
-exception) goes the long way, which reports it as it always has. It saves a few per cent of a list's
-CPU (bench/README.md); the fields with resolvers are the rest of graphql-core's share.
+the resolver wrapper, the awaitable checks, the completion's type dispatch — and each object and
+list through its completion too. Two short ways, each taking the very resolvers and output coercion
+the long way uses, so that the answer is the same:
+
+- a plain leaf (Strawberry's attribute read, no arguments, a scalar or an enum) is read and coerced
+  directly (`execute_field`);
+- a value whose whole selection is plain — leaves, `__typename`, and objects and lists reached by
+  plain attribute reads, such as a user's `groups { nodes { id name } }` once its resolver has
+  answered — is completed in one pass by a plan made once per selection (`complete_value`).
+
+Anything else about a value (a null where the schema forbids one, a value a scalar refuses, a value
+of the wrong shape, an exception) goes the long way, which reports it as it always has; a plan reads
+attributes only, so starting over costs nothing but time. bench/README.md has what each saves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from inspect import isawaitable
 from typing import Any
 
-from graphql import GraphQLField, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, get_nullable_type, is_leaf_type
+from graphql import (
+    GraphQLError,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    get_nullable_type,
+    is_leaf_type,
+)
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.graphql.direct import SYNCHRONOUS
+
 _NOT_PLAIN: tuple[GraphQLLeafType | None, bool] = (None, False)
+_LONG_WAY: Any = object()  # what a plan answers for a value it leaves to graphql-core
+Plan = Callable[[Any, Any], Any]  # (a value, its path) → its completed form, or _LONG_WAY
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
@@ -27,6 +53,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         # for as long as the operation runs): its leaf type and whether it may be null, or
         # (None, False) when it is not a plain leaf.
         self._plain: dict[int, tuple[GraphQLLeafType | None, bool]] = {}
+        # Per (type, selection) met in this operation: the selection (kept alive, so that its id is
+        # not reused) and its plan, or None when some field of it is not plain.
+        self._plans: dict[tuple[int, int], tuple[Any, Plan | None]] = {}
 
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any, position_context: Any) -> Any:
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
@@ -45,11 +74,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
     def _classify(self, field_def: GraphQLField) -> tuple[GraphQLLeafType | None, bool]:
-        """A plain leaf: Strawberry's attribute read (a field without a resolver, marked `_is_default`),
-        no arguments, a scalar or enum type, and no extension that wraps resolvers in this operation."""
+        """A plain leaf: a plain read (see `_plain_read`) of a scalar or enum type."""
         kind: tuple[GraphQLLeafType | None, bool] = _NOT_PLAIN
-        resolve = field_def.resolve
-        if resolve is not None and getattr(resolve, "_is_default", False) and not field_def.args and not self._wrapped(resolve):
+        if self._plain_read(field_def):
             nullable = not isinstance(field_def.type, GraphQLNonNull)
             leaf = get_nullable_type(field_def.type)
             if is_leaf_type(leaf):
@@ -57,6 +84,134 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         self._plain[id(field_def)] = kind
         return kind
 
+    def _plain_read(self, field_def: GraphQLField) -> bool:
+        """Strawberry's attribute read (a field without a resolver, marked `_is_default`), with no
+        arguments and no extension that wraps resolvers in this operation."""
+        resolve = field_def.resolve
+        return resolve is not None and getattr(resolve, "_is_default", False) and not field_def.args and not self._wrapped(resolve)
+
     def _wrapped(self, resolve: Any) -> bool:
         """Whether an extension of this operation wraps resolvers (OpenTelemetry's, say)."""
         return self.middleware_manager is not None and self.middleware_manager.get_field_resolver(resolve) is not resolve
+
+    def complete_value(
+        self, return_type: GraphQLOutputType, field_details_list: Any, info: Any, path: Any, result: Any, position_context: Any
+    ) -> Any:
+        key = (id(return_type), id(field_details_list))
+        planned = self._plans.get(key)
+        if planned is None:
+            planned = self._plans[key] = (field_details_list, self._plan(return_type, field_details_list))
+        plan = planned[1]
+        if plan is not None:
+            try:
+                completed = plan(result, path)
+            except Exception:
+                completed = _LONG_WAY  # the long way meets it again, and reports it with its path and location
+            if completed is not _LONG_WAY:
+                return completed
+        return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+
+    def _plan(self, return_type: GraphQLOutputType, field_details_list: Any) -> Plan | None:
+        """How to complete a value of `return_type` selected by `field_details_list` in one pass, or
+        None when its selection holds anything but plain fields and synchronous direct resolvers."""
+        nullable = not isinstance(return_type, GraphQLNonNull)
+        inner = get_nullable_type(return_type)
+        if is_leaf_type(inner):
+            complete_leaf = self.complete_leaf_value
+
+            def leaf(value: Any, path: Any) -> Any:
+                if value is None or isinstance(value, Exception):
+                    return None if nullable and value is None else _LONG_WAY
+                return complete_leaf(inner, value)
+
+            return leaf
+        if isinstance(inner, GraphQLList):
+            item = self._plan(inner.of_type, field_details_list)
+            if item is None:
+                return None
+
+            def items(value: Any, path: Any) -> Any:
+                if not isinstance(value, (list, tuple)):
+                    return None if nullable and value is None else _LONG_WAY
+                completed = []
+                for index, element in enumerate(value):
+                    done = item(element, Path(path, index, None))
+                    if done is _LONG_WAY:
+                        return _LONG_WAY
+                    completed.append(done)
+                return completed
+
+            return items
+        if not isinstance(inner, GraphQLObjectType) or inner.is_type_of is not None:
+            return None
+        fields = self._planned_fields(inner, field_details_list)
+        if fields is None:
+            return None
+        typename = inner.name
+
+        def whole(value: Any, path: Any) -> Any:
+            if value is None or isinstance(value, Exception):
+                return None if nullable and value is None else _LONG_WAY
+            completed = {}
+            for response_name, read, sub in fields:
+                field_path = Path(path, response_name, typename)
+                read_value = read(value, field_path)
+                done = _LONG_WAY if read_value is _LONG_WAY else sub(read_value, field_path)
+                if done is _LONG_WAY:
+                    return _LONG_WAY
+                completed[response_name] = done
+            return completed
+
+        return whole
+
+    def _planned_fields(self, parent: GraphQLObjectType, field_details_list: Any) -> list[tuple[str, Plan, Plan]] | None:
+        """(response name, how to read the field off a value, how to complete what it reads) for each
+        field the selection asks of `parent`, or None when one of them cannot be planned."""
+        grouped, defers, forbidden = self.collect_subfields(parent, field_details_list)
+        if defers or forbidden:
+            return None
+        fields: list[tuple[str, Plan, Plan]] = []
+        for response_name, details in grouped.items():
+            node = details[0].node
+            field_def = self.schema.get_field(parent, node.name.value)
+            if field_def is None:
+                return None
+            read = self._reader(parent, field_def, details)
+            sub = self._plan(field_def.type, details) if read is not None else None
+            if read is None or sub is None:
+                return None
+            fields.append((response_name, read, sub))
+        return fields
+
+    def _reader(self, parent: GraphQLObjectType, field_def: GraphQLField, details: Any) -> Plan | None:
+        """How a plan reads a field off a value: `__typename`, a plain read, or a synchronous resolver
+        of app/graphql/direct.py called as the long way calls it — the same resolve info (for the
+        field's path in this row) and arguments — or None for any other field."""
+        node = details[0].node
+        if node.name.value == "__typename":
+            typename = parent.name
+            return lambda value, path: typename
+        resolve = field_def.resolve
+        if resolve is None or self._wrapped(resolve):
+            return None
+        if self._plain_read(field_def):
+            return lambda value, path: resolve(value, None)
+        if not getattr(resolve, SYNCHRONOUS, False):
+            return None
+        try:
+            arguments = get_argument_values(
+                field_def, node, self.variable_values, details[0].fragment_variable_values, self.hide_suggestions
+            )
+        except GraphQLError:
+            return None  # the long way reports it
+        nodes = [d.node for d in details]
+        build_info = self.build_resolve_info
+
+        def call(value: Any, path: Any) -> Any:
+            result = resolve(value, build_info(field_def, nodes, parent, path), **arguments)
+            if isinstance(result, Coroutine):
+                result.close()  # not started: the long way calls the resolver again, and awaits what it gets
+                return _LONG_WAY
+            return _LONG_WAY if isawaitable(result) else result
+
+        return call
