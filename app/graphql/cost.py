@@ -135,6 +135,31 @@ def measure_operation(
     return _Walker(schema, document, coerced).selection_set(operation.selection_set, schema.get_root_type(operation.operation))
 
 
+# The measures of operations without variables, which depend on their document alone: an admin UI
+# sends the same few documents again and again, and the document cache gives back the same object
+# for the same text. Each entry holds its schema and document, so an id reused by another object
+# never finds it; the whole table is dropped when it is full.
+_MEASURED: dict[tuple[int, int, str | None], tuple[GraphQLSchema, DocumentNode, Measure | None]] = {}
+MEASURED_DOCUMENTS = 256
+
+
+def measure_once(
+    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None = None, variables: dict[str, Any] | None = None
+) -> Measure | None:
+    """`measure_operation`, measured once per document when the operation is given no variables."""
+    if variables:
+        return measure_operation(schema, document, operation_name, variables)
+    key = (id(schema), id(document), operation_name)
+    kept = _MEASURED.get(key)
+    if kept is not None and kept[0] is schema and kept[1] is document:
+        return kept[2]
+    measure = measure_operation(schema, document, operation_name)
+    if len(_MEASURED) >= MEASURED_DOCUMENTS:
+        _MEASURED.clear()
+    _MEASURED[key] = (schema, document, measure)
+    return measure
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_depth: int
@@ -180,7 +205,7 @@ class OperationLimiter(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is not None:
-            self.measure = measure_operation(context.schema._schema, context.graphql_document, context.operation_name, context.variables)
+            self.measure = measure_once(context.schema._schema, context.graphql_document, context.operation_name, context.variables)
             if self.measure is not None and (errors := self.limits.errors(self.measure, context.operation_name)):
                 # A result set before execution is used as is: graphql-core's execute is never called.
                 context.result = GraphQLExecutionResult(data=None, errors=errors)

@@ -224,3 +224,29 @@ async def test_the_budget_is_a_setting(small_budget_client: httpx.AsyncClient, t
     assert body["extensions"]["cost"] == {"requested": 100, "budget": 100}
     error = _cost_error((await small.raw("{ users(first: 100) { nodes { groups(first: 1) { totalCount } } } }")).json())
     assert error["extensions"] == {"code": "QUERY_TOO_COSTLY", "cost": 200, "budget": 100}
+
+
+async def test_an_operation_without_variables_is_measured_once_per_document(
+    client: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.graphql import cost
+
+    measured: list[str | None] = []
+    measure = cost.measure_operation
+
+    def counted(schema: Any, document: Any, operation_name: str | None = None, variables: Any = None) -> Any:
+        measured.append(operation_name)
+        return measure(schema, document, operation_name, variables)
+
+    monkeypatch.setattr(cost, "measure_operation", counted)
+    document = "query Small { users(first: 3) { nodes { id } } } query Large($n: Int) { users(first: $n) { nodes { id } } }"
+
+    async def requested(operation: str, **variables: Any) -> int:
+        body = {"query": document, "operationName": operation, "variables": variables}
+        response = await client.post("/graphql", json=body, headers=tenant.headers)
+        return int(response.json()["extensions"]["cost"]["requested"])
+
+    assert [await requested("Small") for _ in range(3)] == [3, 3, 3]
+    assert measured == ["Small"]  # the same document and operation: measured once
+    assert [await requested("Large", n=7), await requested("Large", n=9)] == [7, 9]
+    assert measured == ["Small", "Large", "Large"]  # variables: measured each time
