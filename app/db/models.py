@@ -146,9 +146,6 @@ class Project(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
-_LISTED = "deprovisioned_at IS NULL"  # the users lists show: not tombstones
-
-
 class User(SQLModel, table=True):
     """A user of one account. Multi-valued SCIM attributes are kept as sent in `multi_valued`;
     `user_attribute_values` indexes them for filters."""
@@ -159,8 +156,7 @@ class User(SQLModel, table=True):
         UniqueConstraint("account_id", "user_name_ci"),
         Index(None, "account_id", "external_id"),
         Index(None, "account_id", "email_ci"),
-        # Lists' order, over the users lists show (not tombstones): a page's ids are read off the index.
-        Index("ix_users_listed", "account_id", "created_at", "id", postgresql_where=text(_LISTED), sqlite_where=text(_LISTED)),
+        Index(None, "account_id", "created_at"),
         # Deleting a user clears `manager` on the users they manage: found by index, not by a scan.
         Index(None, "account_id", "manager_id"),
         # Tombstones, for `python -m app purge`: few rows, so the index holds only them.

@@ -126,6 +126,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
             return leaf
         if isinstance(inner, GraphQLList):
+            if any(directive.name.value == "stream" for details in field_details_list for directive in details.node.directives or ()):
+                return None  # streamed item by item, which only the long way does
             item = self._plan(inner.of_type, field_details_list)
             if item is None:
                 return None
