@@ -151,6 +151,26 @@ async def test_graphql_operation_it_cannot_choose_is_a_json_400(
     assert message in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        ({"query": "{ viewer { accountName } }"}, "text/plain", "Unsupported content type"),
+        ({"query": 7}, "application/json", "`query` must be a string or null"),
+        ({"query": "{ viewer { accountName } }", "variables": [1]}, "application/json", "`variables` must be an object or null"),
+        ({"query": "{ viewer { accountName } }", "extensions": "x"}, "application/json", "`extensions` must be an object or null"),
+    ],
+    ids=["not-json-by-content-type", "query-not-a-string", "variables-not-an-object", "extensions-not-an-object"],
+)
+async def test_graphql_request_of_the_wrong_shape_is_a_json_400(
+    body: dict[str, object], content_type: str, message: str, client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    response = await client.post("/graphql", content=json.dumps(body), headers={**tenant.headers, "Content-Type": content_type})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and message in error["message"]
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 async def test_graphql_other_than_post_is_405(method: str, client: httpx.AsyncClient, tenant: Tenant) -> None:
     response = await client.request(method, "/graphql", headers={**tenant.headers, "Accept": "*/*"})

@@ -3,6 +3,12 @@ only then send the response — a client never hears "done" for a write that was
 Queries run in read-only transactions (on SQLite they never take the write lock).
 
 GET with a browser's Accept header serves GraphiQL without a token; everything else needs one.
+
+The endpoint reads the request itself (it has decoded the body strictly already) and hands the
+operation to the schema: Strawberry's HTTP view would decode the body a second time and walk its
+support for batches, uploads, streams and websockets, none of which this API offers — a tenth of a
+small query's CPU. What that view refused (a body that is not JSON by its content type, a `query`
+that is not a string, an operation the document does not define) is refused here with its words.
 """
 
 from __future__ import annotations
@@ -12,12 +18,17 @@ import json
 from typing import Any
 
 import orjson
+import strawberry
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
+from starlette.types import Receive, Scope, Send
+from strawberry.exceptions import MissingQueryError
+from strawberry.http import process_result
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from app import auth, graphiql, jsonbody
 from app.db.models import Channel
@@ -29,13 +40,16 @@ from app.services.caller import Caller
 from app.settings import Settings
 from app.validation import contains_nul
 
+# What a POST may run, as Strawberry's own HTTP view allows it.
+_POST_OPERATIONS = StrawberryOperationType.from_http("POST")
 
-class _SchemaApp(GraphQL[Context, None]):
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
 
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return request.scope["state"]["graphql_context"]
+class _Refused(Exception):
+    """A request the schema cannot run: a 400 whose message is the reason, in the words Strawberry's
+    HTTP view used for it."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 def _error(status: int, message: str, code: str, headers: dict[str, str] | None = None) -> Response:
@@ -86,34 +100,29 @@ def _operation_is_read_only(query: str, name: str | None) -> bool:
     return True
 
 
-def _plain_text_refusal(messages: list[Message]) -> str | None:
-    """The text of a plain-text 4xx from strawberry (an operationName the document does not define, no
-    query at all), which gets the JSON error body every other refusal has; None for any other response."""
-    start = messages[0]
-    content_type = dict(start.get("headers", ())).get(b"content-type", b"")
-    if not 400 <= start["status"] < 500 or not content_type.startswith(b"text/plain"):
-        return None
-    return b"".join(message.get("body", b"") for message in messages[1:]).decode(errors="replace")
-
-
-class _Buffer:
-    """An ASGI `send` that keeps the response until the transaction has committed."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def __call__(self, message: Message) -> None:
-        self.messages.append(message)
+def _operation(payload: dict[str, Any], content_type: str) -> tuple[Any, dict[str, Any] | None, Any, dict[str, Any] | None]:
+    """(query, variables, operationName, extensions) of a request, checked as Strawberry's HTTP view
+    checks them, or `_Refused`."""
+    media_type, _ = parse_content_type(content_type)
+    if "application/json" not in media_type:
+        raise _Refused("Unsupported content type")
+    query, variables, extensions = payload.get("query"), payload.get("variables"), payload.get("extensions")
+    if not isinstance(query, (str, type(None))):
+        raise _Refused("The GraphQL operation's `query` must be a string or null, if provided.")
+    if not isinstance(variables, (dict, type(None))):
+        raise _Refused("The GraphQL operation's `variables` must be an object or null, if provided.")
+    if not isinstance(extensions, (dict, type(None))):
+        raise _Refused("The GraphQL operation's `extensions` must be an object or null, if provided.")
+    return query, variables, payload.get("operationName"), extensions
 
 
 class GraphQLEndpoint:
     """ASGI app for /graphql."""
 
     def __init__(self, settings: Settings, tracer_provider: Any = None) -> None:
-        schema = build_schema(
+        self.schema: strawberry.Schema = build_schema(
             introspection=settings.graphql_introspection, cost_budget=settings.graphql_cost_budget, tracer_provider=tracer_provider
         )
-        self.inner = _SchemaApp(schema, graphql_ide=None, allow_queries_via_get=False)
         self.ide = settings.graphql_ide
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,6 +140,7 @@ class GraphQLEndpoint:
         try:
             verified = await auth.authenticate(request, channel=Channel.GRAPHQL)
             payload = _decode(body)
+            operation = _operation(payload, request.headers.get("content-type", ""))
         except Unauthenticated:
             await _unauthorized()(scope, receive, send)
             return
@@ -140,52 +150,60 @@ class GraphQLEndpoint:
         except RateLimited as exc:
             await _error(429, exc.message, "RATE_LIMITED", {"Retry-After": str(exc.retry_after)})(scope, receive, send)
             return
-        except InvalidSyntax as exc:
+        except (InvalidSyntax, _Refused) as exc:
             await _error(400, exc.message, "BAD_USER_INPUT")(scope, receive, send)
             return
         try:
-            messages = await self._execute(request, verified.caller, body, read_only=_is_read_only(payload))
+            answer = await self._execute(request, verified.caller, operation, read_only=_is_read_only(payload))
         except Unavailable as exc:
             await _unavailable(exc)(scope, receive, send)
             return
         # Only now, with the transaction committed, does the client hear that it worked.
-        plain = _plain_text_refusal(messages)
-        if plain is not None:
-            await _error(messages[0]["status"], plain, "BAD_USER_INPUT")(scope, receive, send)
+        if isinstance(answer, _Refused):
+            await _error(400, answer.message, "BAD_USER_INPUT")(scope, receive, send)
         else:
-            for message in messages:
-                await send(message)
+            await Response(answer, media_type="application/json")(scope, receive, send)
         await auth.record_use(request, verified)
 
-    async def _execute(self, request: Request, caller: Caller, body: bytes, *, read_only: bool) -> list[Message]:
-        """Run the operation in one transaction and commit it; return the response, unsent. A
-        deadlock runs it again; a database outage raises Unavailable. A query's session runs on one
-        of the connections kept for reads (as SCIM's reads do), which need no transaction of their
-        own (see `create_sessionmaker`)."""
+    async def _execute(self, request: Request, caller: Caller, operation: tuple[Any, ...], *, read_only: bool) -> bytes | _Refused:
+        """Run the operation in one transaction and commit it; return the response's body, unsent,
+        or the reason the schema could not run it. A deadlock runs it again; a database outage
+        raises Unavailable. A query's session runs on one of the connections kept for reads (as
+        SCIM's reads do), which need no transaction of their own (see `create_sessionmaker`)."""
         state = request.app.state
+        query, variables, operation_name, extensions = operation
 
-        async def replay() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def operation(session: AsyncSession) -> list[Message]:
-            buffer = _Buffer()
+        async def run(session: AsyncSession) -> bytes | _Refused:
             async with session.begin():
                 context = Context(request=request, session=session, caller=caller)
-                request.scope.setdefault("state", {})["graphql_context"] = context
-                await self.inner(request.scope, replay, buffer)
+                try:
+                    result = await self.schema.execute(
+                        query,
+                        variable_values=variables,
+                        context_value=context,
+                        operation_name=operation_name,
+                        allowed_operation_types=_POST_OPERATIONS,
+                        operation_extensions=extensions,
+                    )
+                except CannotGetOperationTypeError as exc:
+                    return _Refused(exc.as_http_error_reason())
+                except InvalidOperationTypeError as exc:
+                    return _Refused(exc.as_http_error_reason("POST"))
+                except MissingQueryError:
+                    return _Refused("No GraphQL query found in the request")
                 if context.database_error is not None:
                     raise context.database_error
-            return buffer.messages
+            return orjson.dumps(process_result(result))
 
-        async def on_kept(connection: AsyncConnection) -> list[Message]:
+        async def on_kept(connection: AsyncConnection) -> bytes | _Refused:
             async with AsyncSession(bind=connection, expire_on_commit=False, autoflush=False) as session:
-                return await operation(session)
+                return await run(session)
 
-        async def once() -> list[Message]:
+        async def once() -> bytes | _Refused:
             if read_only:
                 return await state.read_connections.run(on_kept)
             async with state.sessionmaker() as session:
-                return await operation(session)
+                return await run(session)
 
         attempt = 0
         while True:
