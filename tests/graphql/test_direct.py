@@ -13,6 +13,7 @@ from strawberry.permission import BasePermission
 from strawberry.schema import schema_converter
 
 from app.graphql.direct import call_directly
+from tests.support.answers import answer
 from tests.support.clients import GraphQLClient, ScimClient
 
 
@@ -111,17 +112,12 @@ def _schema(direct: bool) -> strawberry.Schema:
     return schema
 
 
-def _answer(result: Any) -> dict[str, Any]:
-    errors = [(e.message, e.path, [(loc.line, loc.column) for loc in e.locations or []]) for e in result.errors or []]
-    return {"data": result.data, "errors": sorted(errors, key=repr)}
-
-
 @pytest.mark.parametrize("query", QUERIES)
 async def test_direct_resolvers_answer_what_strawberrys_wrapper_answers(query: str) -> None:
     variables = {"m": 3, "l": True}
     ours = await _schema(direct=True).execute(query, variable_values=variables)
     theirs = await _schema(direct=False).execute(query, variable_values=variables)
-    assert _answer(ours) == _answer(theirs)
+    assert answer(ours) == answer(theirs)
     assert ours.data is not None or ours.errors
 
 

@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.graphql.execution import Executor
+from tests.support.answers import answer
 
 
 @strawberry.enum
@@ -90,17 +91,12 @@ def _schema(executor: type[StrawberryGraphQLCoreExecutionContext] | None) -> str
     return strawberry.Schema(query=Query, config=CONFIG, execution_context_class=executor)
 
 
-def _answer(result: Any) -> dict[str, Any]:
-    errors = [(e.message, e.path, [(loc.line, loc.column) for loc in e.locations or []]) for e in result.errors or []]
-    return {"data": result.data, "errors": sorted(errors, key=repr)}
-
-
 @pytest.mark.parametrize("query", QUERIES)
 async def test_plain_leaves_answer_what_graphql_core_answers(query: str) -> None:
     variables = {"show": True}
     ours = await _schema(Executor).execute(query, variable_values=variables)
     theirs = await _schema(None).execute(query, variable_values=variables)
-    assert _answer(ours) == _answer(theirs)
+    assert answer(ours) == answer(theirs)
     assert ours.data is not None or ours.errors
 
 

@@ -14,6 +14,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.graphql.direct import call_directly
 from app.graphql.execution import Executor
+from tests.support.answers import answer
 
 
 @strawberry.type
@@ -90,11 +91,6 @@ def _schema(executor: type[StrawberryGraphQLCoreExecutionContext] | None) -> str
     return schema
 
 
-def _answer(result: Any) -> dict[str, Any]:
-    errors = [(e.message, e.path, [(loc.line, loc.column) for loc in e.locations or []]) for e in result.errors or []]
-    return {"data": result.data, "errors": sorted(errors, key=repr)}
-
-
 @pytest.mark.parametrize("query", QUERIES)
 async def test_plans_answer_what_graphql_core_answers(query: str) -> None:
     variables = {"by": 4, "show": True}
@@ -102,7 +98,7 @@ async def test_plans_answer_what_graphql_core_answers(query: str) -> None:
         warnings.simplefilter("error")  # an awaitable a plan left must not be reported as never awaited
         ours = await _schema(Executor).execute(query, variable_values=variables)
         theirs = await _schema(None).execute(query, variable_values=variables)
-    assert _answer(ours) == _answer(theirs)
+    assert answer(ours) == answer(theirs)
     assert ours.data is not None or ours.errors
 
 
