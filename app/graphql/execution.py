@@ -9,13 +9,16 @@ the long way uses, so that the answer is the same:
 
 - a plain leaf (Strawberry's attribute read, no arguments, a scalar or an enum) is read and coerced
   directly (`execute_field`);
-- a value whose whole selection is plain — leaves, `__typename`, and objects and lists reached by
-  plain attribute reads, such as a user's `groups { nodes { id name } }` once its resolver has
-  answered — is completed in one pass by a plan made once per selection (`complete_value`).
+- a value whose whole selection is plain — leaves, `__typename`, objects and lists reached by plain
+  attribute reads, and fields of our own synchronous resolvers (app/graphql/direct.py), such as a
+  page of users with their `groups(first: 5) { nodes { id name } }` — is completed in one pass by a
+  plan made once per selection (`complete_value`).
 
 Anything else about a value (a null where the schema forbids one, a value a scalar refuses, a value
-of the wrong shape, an exception) goes the long way, which reports it as it always has; a plan reads
-attributes only, so starting over costs nothing but time. bench/README.md has what each saves.
+of the wrong shape, an exception, a resolver answering an awaitable) goes the long way, which reports
+it as it always has. A plan reads attributes and calls resolvers of ours that only read (the loaders'
+values of a page, loaded ahead), so the long way, calling them again, gets the same values: starting
+over costs nothing but time. bench/README.md has what each saves.
 """
 
 from __future__ import annotations
@@ -154,11 +157,18 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         def whole(value: Any, path: Any) -> Any:
             if value is None or isinstance(value, Exception):
                 return None if nullable and value is None else _LONG_WAY
-            completed = {}
-            for response_name, read, sub in fields:
+            # Every field read before any is completed: a resolver answering an awaitable (a list's
+            # total, counted when asked) sends the value the long way before its nodes are completed.
+            read = []
+            for response_name, reader, sub in fields:
                 field_path = Path(path, response_name, typename)
-                read_value = read(value, field_path)
-                done = _LONG_WAY if read_value is _LONG_WAY else sub(read_value, field_path)
+                read_value = reader(value, field_path)
+                if read_value is _LONG_WAY:
+                    return _LONG_WAY
+                read.append((response_name, read_value, sub, field_path))
+            completed = {}
+            for response_name, read_value, sub, field_path in read:
+                done = sub(read_value, field_path)
                 if done is _LONG_WAY:
                     return _LONG_WAY
                 completed[response_name] = done

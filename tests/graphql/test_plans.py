@@ -16,6 +16,8 @@ from app.graphql.direct import call_directly
 from app.graphql.execution import Executor
 from tests.support.answers import answer
 
+SCALED: list[int] = []  # the boxes `scaled` was called for
+
 
 @strawberry.type
 class Tag:
@@ -37,6 +39,7 @@ class Box:
 
     @strawberry.field
     def scaled(self, by: int = 2) -> int:
+        SCALED.append(self.n)
         return self.n * by
 
     @strawberry.field
@@ -121,3 +124,10 @@ async def test_plans_are_the_way_plain_values_take(monkeypatch: pytest.MonkeyPat
     completed.clear()
     result = await _schema(Executor).execute("{ boxes { n later } }")
     assert not result.errors and completed.count("Box") == 3  # an awaitable: the long way, box by box
+
+
+async def test_a_value_a_resolver_cannot_answer_at_once_goes_the_long_way_before_its_fields_are_completed() -> None:
+    SCALED.clear()
+    result = await _schema(Executor).execute("{ boxes { inner { scaled } later } }")
+    assert not result.errors and [box["later"] for box in result.data["boxes"]] == [101, 102, 103]  # type: ignore[index]
+    assert sorted(SCALED) == [10, 20, 30]  # each inner box scaled once: by the long way alone
