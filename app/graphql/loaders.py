@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 
 from app.db.models import User, UserGroup
 from app.services import groups, integrations, users
+from app.services.common import total_if_known
 
 if TYPE_CHECKING:
     from app.graphql.context import Context
@@ -72,10 +73,11 @@ class Loaders:
         found: dict[Window, tuple[int, list[UserGroup]]] = {}
         for (offset, limit), ids in _by_window(keys).items():
             pages = await self.context.call(groups.groups_of_users, self.context.caller, ids, offset=offset, limit=limit)
-            # A page that is not full ends the user's groups, which are then the rows before it and its
-            # own: only the others are counted (most users are in fewer groups than a page holds).
-            totals = {uid: offset + len(pages[uid]) for uid in ids if len(pages[uid]) < limit and (pages[uid] or offset == 0)}
-            uncounted = [uid for uid in ids if uid not in totals]
+            # Only the users whose page does not tell their total are counted (most users are in
+            # fewer groups than a page holds).
+            known = {uid: total_if_known(offset, limit, len(pages[uid])) for uid in ids}
+            totals = {uid: total for uid, total in known.items() if total is not None}
+            uncounted = [uid for uid, total in known.items() if total is None]
             if uncounted:
                 totals.update(await self.context.call(groups.group_counts, self.context.caller, uncounted))
             found.update({(uid, offset, limit): (totals[uid], pages[uid]) for uid in ids})

@@ -204,6 +204,14 @@ class Filter:
         return PageQuery(self.where, order_by, 0, limit, {**self.params, **params}, key=self.key, after=seek)
 
 
+def total_if_known(offset: int, limit: int, found: int) -> int | None:
+    """The total a page tells by itself, or None. A page that is not full ends the result: when it
+    starts at the first match or holds any row, the total is the rows before it plus its own."""
+    if found < limit and (found or offset == 0):
+        return offset + found
+    return None
+
+
 async def total_of_page(
     connection: AsyncConnection,
     table: Any,
@@ -215,15 +223,15 @@ async def total_of_page(
     counted_with_page: int | None = None,
 ) -> int:
     """How many rows of `table` match all `conditions`, given that the page `query` asked for held
-    `found`. A page that is not full ends the result: when it starts at the first match or holds any
-    row, the total is the rows before it plus its own, and is not counted again (an equality on a
+    `found`. A page that tells its total (`total_if_known`) is not counted again (an equality on a
     unique column, such as Entra's `userName eq` lookup, is then one statement). A query with no
     condition of its own asks for every row of the scope: `counted`, when given, is a statement that
     has them counted already (with the query's parameters), or `counted_with_page` is its count as
     the page's statement read it. Otherwise the database counts (with the count statement kept under
     the query's key, as for `page`)."""
-    if query.after is None and found < query.limit and (found or query.offset == 0):
-        return query.offset + found
+    known = total_if_known(query.offset, query.limit, found) if query.after is None else None
+    if known is not None:
+        return known
     if counted is not None and isinstance(query.where, True_):
         if counted_with_page is not None:
             return counted_with_page
