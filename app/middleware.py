@@ -105,17 +105,24 @@ class EdgeMiddleware:
             return
         started = time.perf_counter()
         incoming_id = length = None
+        chunked = False
         for name, value in scope["headers"]:
             name = name.lower()
             if name == b"x-request-id":
                 incoming_id = value.decode("latin-1")
             elif name == b"content-length":
                 length = value
+            elif name == b"transfer-encoding":
+                chunked = True
         request_id = request_id_from(incoming_id)
         token = request_id_var.set(request_id)
         path = scope.get("path", "")
         limit = self.body_limits.of(scope.get("method", ""), path)
-        exchange = _Exchange(self, receive, send, request_id.encode(), limit)
+        # An HTTP/1.x request with neither header has no body (RFC 9112, section 6.3): the server has
+        # it whole with the headers, and no wait for it needs a bound. (HTTP/2 frames carry bodies
+        # without either header.)
+        bodiless = not chunked and (length is None or length == b"0") and scope.get("http_version") in ("1.0", "1.1")
+        exchange = _Exchange(self, receive, send, request_id.encode(), limit, bodiless)
         try:
             if length is not None and length.isdigit() and int(length) > limit:
                 await self._too_large(path, exchange.send, limit)
@@ -209,8 +216,8 @@ class _Exchange:
     """One request's `receive` and `send` as the application sees them, and what they observed.
 
     `receive`: each wait for the next piece of an unfinished body is bounded by the read timeout, and
-    the bytes are counted against the size limit; once the body is complete, waits pass through
-    unbounded (that is a wait for disconnect). `send`: the response headers are completed."""
+    the bytes are counted against the size limit; once the body is complete, or from the start when
+    the request declares none, waits pass through unbounded (that is a wait for disconnect). `send`: the response headers are completed."""
 
     __slots__ = (
         "_edge",
@@ -225,14 +232,14 @@ class _Exchange:
         "client_gone",
     )
 
-    def __init__(self, edge: EdgeMiddleware, receive: Receive, send: Send, request_id: bytes, limit: int) -> None:
+    def __init__(self, edge: EdgeMiddleware, receive: Receive, send: Send, request_id: bytes, limit: int, bodiless: bool) -> None:
         self._edge = edge
         self._limit = limit
         self._receive = receive
         self._send = send
         self._request_id = request_id
         self._received = 0
-        self._body_complete = False
+        self._body_complete = bodiless
         self.status: int | None = None
         self.response_started = False
         self.client_gone = False

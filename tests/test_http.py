@@ -96,6 +96,10 @@ async def test_json_log_lines_parse_and_carry_the_request_id(client: httpx.Async
 SHORT_TIMEOUT = 0.2
 
 
+# A body in pieces with no Content-Length: how an HTTP/1.1 client sends one.
+CHUNKED = (b"transfer-encoding", b"chunked")
+
+
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
     return {
         "type": "http",
@@ -161,10 +165,16 @@ async def test_a_stalled_scim_body_is_408_in_scim_shape(short_timeout_app: Starl
     assert f"within {SHORT_TIMEOUT:g} seconds" in error["detail"]
 
 
-async def test_a_stalled_graphql_body_is_408_with_an_error_object(short_timeout_app: Starlette, tenant: Tenant) -> None:
-    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json")]
+@pytest.mark.parametrize(
+    ("http_version", "framing"), [("1.1", [CHUNKED]), ("2", [])], ids=["http1.1-chunked", "http2-no-length-header"]
+)
+async def test_a_stalled_graphql_body_is_408_with_an_error_object(
+    short_timeout_app: Starlette, tenant: Tenant, http_version: str, framing: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json"), *framing]
     first_chunk: Message = {"type": "http.request", "body": b'{"query": "{', "more_body": True}
-    status, _, body = _response(await _exchange(short_timeout_app, _scope("POST", "/graphql", headers), [first_chunk]))
+    scope = _scope("POST", "/graphql", headers) | {"http_version": http_version}
+    status, _, body = _response(await _exchange(short_timeout_app, scope, [first_chunk]))
     assert status == 408
     assert "the request body stalled" in json.loads(body)["error"]
 
@@ -173,7 +183,7 @@ async def test_a_slow_body_that_keeps_coming_is_not_cut_off(short_timeout_app: S
     """The timeout is per chunk: an upload that keeps making progress completes, however long it takes."""
     document = json.dumps({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "slow@contoso.com"}).encode()
     pieces = [document[i : i + 8] for i in range(0, len(document), 8)]
-    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/scim+json")]
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/scim+json"), CHUNKED]
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -191,7 +201,7 @@ async def test_a_slow_body_that_keeps_coming_is_not_cut_off(short_timeout_app: S
 async def test_a_client_disconnect_is_one_info_line_and_nothing_is_sent(
     app: Starlette, tenant: Tenant, caplog: pytest.LogCaptureFixture
 ) -> None:
-    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json")]
+    headers = [(b"authorization", f"Bearer {tenant.token}".encode()), (b"content-type", b"application/json"), CHUNKED]
     messages: list[Message] = [{"type": "http.request", "body": b'{"query"', "more_body": True}, {"type": "http.disconnect"}]
     with caplog.at_level(logging.INFO):
         sent = await _exchange(app, _scope("POST", "/graphql", headers), messages)

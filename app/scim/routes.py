@@ -97,13 +97,14 @@ _ACTIONS = {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update",
 
 
 def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None) -> Callable[[Request], Awaitable[Response]]:
-    """One endpoint per path, of `resource` (None: discovery). In order: read the whole body (bounded
-    in size and time by the middleware) before any database work; authenticate; decode the body; run
-    the handler in one transaction and commit before answering — a read-only one on a bare
-    connection (`run_read`), which never takes SQLite's write lock, and one of `_ONE_STATEMENT_FIRST`
-    first without a transaction, its write one statement that commits by itself (`run_write`).
-    Methods without a handler answer 405 with a SCIM body; a refusal (403) is recorded in the audit
-    log."""
+    """One endpoint per path, of `resource` (None: discovery). In order: read the whole body of a POST,
+    PUT or PATCH (bounded in size and time by the middleware) before any database work (another
+    method's body means nothing: it is not read, and the server discards it after the answer);
+    authenticate; decode the body; run the handler in one transaction and commit before answering —
+    a read-only one on a bare connection (`run_read`), which never takes SQLite's write lock, and one
+    of `_ONE_STATEMENT_FIRST` first without a transaction, its write one statement that commits by
+    itself (`run_write`). Methods without a handler answer 405 with a SCIM body; a refusal (403) is
+    recorded in the audit log."""
     allow = ", ".join(handlers)
 
     async def endpoint(request: Request) -> Response:
@@ -115,11 +116,11 @@ def dispatch(handlers: dict[str, Handler], resource: ResourceType | None = None)
         account = request.path_params["account"]
         if contains_nul(dict(request.path_params)):
             return _recorded(request, error_response(404, "no resource has an id with a NUL character"), resource, None)
-        raw = await request.body()
+        raw = await request.body() if request.method in BODY_METHODS else None
         verified: tokens.Verified | None = None
         try:
             verified = await auth.authenticate(request, channel=Channel.SCIM, account_identifier=account)
-            body = _decode_body(request, raw) if request.method in BODY_METHODS else None
+            body = None if raw is None else _decode_body(request, raw)
             links = Links(settings.tenant_url(account))
             caller = verified.caller
             if _read_only(request):
@@ -659,14 +660,16 @@ def scim_routes() -> list[BaseRoute]:
     def route(path: str, handlers: dict[str, Handler], resource: ResourceType | None = None) -> Route:
         return Route(path, dispatch(handlers, resource), methods=ALL_METHODS)
 
+    # Tried in this order, the busiest first (an identity provider's sync is mostly requests for one
+    # user or group); `.search` before the `{id}` it would otherwise match.
     return [
         route("/Users/.search", {"POST": searcher(USER)}, USER),
-        route("/Groups/.search", {"POST": searcher(GROUP)}, GROUP),
-        route("/.search", {"POST": search_all}),
-        route("/Users", {"GET": lister(USER), "POST": create_user}, USER),
         route("/Users/{id}", {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user}, USER),
-        route("/Groups", {"GET": lister(GROUP), "POST": create_group}, GROUP),
+        route("/Users", {"GET": lister(USER), "POST": create_user}, USER),
+        route("/Groups/.search", {"POST": searcher(GROUP)}, GROUP),
         route("/Groups/{id}", {"GET": get_group, "PUT": replace_group, "PATCH": patch_group, "DELETE": delete_group}, GROUP),
+        route("/Groups", {"GET": lister(GROUP), "POST": create_group}, GROUP),
+        route("/.search", {"POST": search_all}),
         route("/ServiceProviderConfig", {"GET": service_provider_config}),
         route("/ResourceTypes", {"GET": resource_types}),
         route("/ResourceTypes/{name}", {"GET": resource_type}),
