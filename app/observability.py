@@ -9,12 +9,14 @@ terminal. Tracebacks are the only multi-line output.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
-import os
+import random
 import re
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +39,10 @@ def request_id_from(incoming: str | None) -> str:
     """The caller's request id when it is safe to log and echo, otherwise a fresh one."""
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return os.urandom(16).hex()  # 128 random bits, as 32 hex digits
+    # 128 random bits as 32 hex digits. An id correlates lines; it guards nothing, so the process's
+    # pseudo-random generator (seeded from the OS, reseeded in a forked child) serves, without the
+    # system call per request that os.urandom makes.
+    return f"{random.getrandbits(128):032x}"
 
 
 def log_safe(value: object) -> str:
@@ -78,6 +83,60 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+class BatchingStreamHandler(logging.StreamHandler):
+    """A stream handler that, inside a running event loop, writes INFO and lower lines in batches:
+    one write for all the lines of up to `delay` seconds (or `batch_chars` characters), instead of one
+    system call per access line. A WARNING or worse is written at once, after the lines before it,
+    and so is every line logged outside an event loop (commands, other threads). Lines still waiting
+    when the process exits are written by logging's own shutdown, which flushes every handler."""
+
+    def __init__(self, stream: Any, *, delay: float = 0.05, batch_chars: int = 64 * 1024) -> None:
+        super().__init__(stream)
+        self.delay = delay
+        self.batch_chars = batch_chars
+        self._lines: list[str] = []
+        self._chars = 0
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        self._chars += len(line)
+        if record.levelno < logging.WARNING and self._chars < self.batch_chars:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is not None:
+                # A loop that closed before its flush ran (one per test, say) left lines for the next.
+                if self._flush_on is not loop:
+                    self._flush_on = loop
+                    loop.call_later(self.delay, self.flush)
+                return
+        self._write()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        self._flush_on = None
+        text, self._lines, self._chars = "".join(self._lines), [], 0
+        try:
+            if text:
+                self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            # As logging does with a line it cannot write: the program goes on, the failure is told
+            # where it can be (logging.raiseExceptions, on by default, off in most deployments).
+            if logging.raiseExceptions:
+                traceback.print_exc(file=sys.__stderr__)
 
 
 _MSEC_FORMAT = "%s,%03d"  # logging's default: the time of day, then its milliseconds
@@ -124,7 +183,7 @@ LOG_FORMATS = ("text", "json")
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchingStreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonLineFormatter())
