@@ -165,9 +165,7 @@ async def test_a_stalled_scim_body_is_408_in_scim_shape(short_timeout_app: Starl
     assert f"within {SHORT_TIMEOUT:g} seconds" in error["detail"]
 
 
-@pytest.mark.parametrize(
-    ("http_version", "framing"), [("1.1", [CHUNKED]), ("2", [])], ids=["http1.1-chunked", "http2-no-length-header"]
-)
+@pytest.mark.parametrize(("http_version", "framing"), [("1.1", [CHUNKED]), ("2", [])], ids=["http1.1-chunked", "http2-no-length-header"])
 async def test_a_stalled_graphql_body_is_408_with_an_error_object(
     short_timeout_app: Starlette, tenant: Tenant, http_version: str, framing: list[tuple[bytes, bytes]]
 ) -> None:
