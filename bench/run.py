@@ -91,10 +91,20 @@ class Bench:
         result.cpu = {role: round(share, 1) for role, share in result.cpu.items()}
         return result
 
-    async def phases(self, server: procs.Server, target: Target, names: tuple[str, ...], dataset: Dataset, tag: str) -> dict[str, Any]:
+    async def phases(
+        self,
+        server: procs.Server,
+        target: Target,
+        names: tuple[str, ...],
+        dataset: Dataset,
+        tag: str,
+        longer: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """Each phase in turn; `longer` gives some of them a measured window of more seconds."""
         out = {}
         for name in names:
-            result = await self.measure(server, target, phase(name, target, dataset, self.timing, tag))
+            timing = Timing(self.timing.warmup, max(self.timing.duration, (longer or {}).get(name, 0.0)))
+            result = await self.measure(server, target, phase(name, target, dataset, timing, tag))
             out[name] = result.summary()
             log(
                 f"{name:18} {result.rps:9.1f} req/s  p50 {result.percentile(50):7.2f} ms  p99 "
@@ -265,7 +275,14 @@ class Bench:
         try:
             run = {
                 "data": asdict(dataset) | {"users": dataset.users},
-                "phases": await self.phases(server, Target("reference", port, "/v2", token), REFERENCE_PHASES, dataset, "r"),
+                "phases": await self.phases(
+                    server,
+                    Target("reference", port, "/v2", token),
+                    REFERENCE_PHASES,
+                    dataset,
+                    "r",
+                    longer={"add_big": self.config.reference_big_group_duration},
+                ),
             }
             run["peak_rss_mb"] = server.peak_rss()
         finally:
