@@ -217,7 +217,8 @@ class _Exchange:
 
     `receive`: each wait for the next piece of an unfinished body is bounded by the read timeout, and
     the bytes are counted against the size limit; once the body is complete, or from the start when
-    the request declares none, waits pass through unbounded (that is a wait for disconnect). `send`: the response headers are completed."""
+    the request declares none, waits pass through unbounded (that is a wait for disconnect). `send`:
+    the response headers are completed."""
 
     __slots__ = (
         "_edge",

@@ -133,8 +133,8 @@ class BatchingStreamHandler(logging.StreamHandler):
                 self.stream.write(text)
             self.stream.flush()
         except Exception:
-            # As logging does with a line it cannot write: the program goes on, the failure is told
-            # where it can be (logging.raiseExceptions, on by default, off in most deployments).
+            # As logging does with a line it cannot write: the program goes on, and the failure is
+            # printed where it can be while logging.raiseExceptions is on (its default).
             if logging.raiseExceptions:
                 traceback.print_exc(file=sys.__stderr__)
 

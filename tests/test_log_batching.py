@@ -92,3 +92,14 @@ def test_lines_left_by_a_closed_loop_leave_with_the_next_loop_or_at_exit(logged:
     assert stream.getvalue().splitlines()[-1] == "INFO third"
     handler.flush()  # what logging's shutdown does for every handler at exit
     assert stream.getvalue().splitlines()[-1] == "INFO from the last loop"
+
+
+def test_a_stream_that_cannot_be_written_stops_no_caller(logged: Logged, capfd: pytest.CaptureFixture[str]) -> None:
+    log, stream, _ = logged
+
+    def refuse(text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    stream.write = refuse  # type: ignore[method-assign]
+    log.warning("the disk is full")  # raises nothing
+    assert "No space left on device" in capfd.readouterr().err
