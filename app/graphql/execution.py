@@ -4,15 +4,18 @@ A page of 50 users with 5 groups each is some 700 fields, and most of them are l
 off an object (`id`, `name`): no resolver of ours, no arguments, a scalar or an enum. graphql-core
 runs each of them through its whole field machinery — a path, a resolve-info object of 15 entries,
 the resolver wrapper, the awaitable checks, the completion's type dispatch — and each object and
-list through its completion too. Two short ways, each taking the very resolvers and output coercion
-the long way uses, so that the answer is the same:
+list through its completion too. Two short ways, each reading and coercing as the long way does,
+so that the answer is the same:
 
 - a plain leaf (Strawberry's attribute read, no arguments, a scalar or an enum) is read and coerced
   directly (`execute_field`);
 - a value whose whole selection is plain — leaves, `__typename`, objects and lists reached by plain
   attribute reads, and fields of our own synchronous resolvers (app/graphql/direct.py), such as a
   page of users with their `groups(first: 5) { nodes { id name } }` — is completed in one pass by a
-  plan made once per selection (`complete_value`).
+  plan made once per selection (`complete_value`). A plan reads a plain field with the schema's
+  default resolver itself (`getattr`, unless the schema has another), not through Strawberry's
+  wrapper around it; gives a string in a String or ID field as it is (what their serialisation
+  gives back for one); and makes a field's path only where a resolver or an object below needs it.
 
 Anything else about a value (a null where the schema forbids one, a value a scalar refuses, a value
 of the wrong shape, an exception, a resolver answering an awaitable) goes the long way, which reports
@@ -30,17 +33,21 @@ from typing import Any
 from graphql import (
     GraphQLError,
     GraphQLField,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     get_nullable_type,
     is_leaf_type,
 )
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 
 from app.graphql.direct import SYNCHRONOUS
 
@@ -127,7 +134,14 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                     return None if nullable and value is None else _LONG_WAY
                 return complete_leaf(inner, value)
 
-            return leaf
+            if inner is not GraphQLString and inner is not GraphQLID:
+                return leaf
+
+            def text(value: Any, path: Any) -> Any:
+                # What String's and ID's serialisation gives back for a string: the string itself.
+                return value if type(value) is str else leaf(value, path)
+
+            return text
         if isinstance(inner, GraphQLList):
             if any(directive.name.value == "stream" for details in field_details_list for directive in details.node.directives or ()):
                 return None  # streamed item by item, which only the long way does
@@ -160,8 +174,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             # Every field read before any is completed: a resolver answering an awaitable (a list's
             # total, counted when asked) sends the value the long way before its nodes are completed.
             read = []
-            for response_name, reader, sub in fields:
-                field_path = Path(path, response_name, typename)
+            for response_name, reader, sub, needs_path in fields:
+                field_path = Path(path, response_name, typename) if needs_path else None
                 read_value = reader(value, field_path)
                 if read_value is _LONG_WAY:
                     return _LONG_WAY
@@ -176,46 +190,55 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
         return whole
 
-    def _planned_fields(self, parent: GraphQLObjectType, field_details_list: Any) -> list[tuple[str, Plan, Plan]] | None:
-        """(response name, how to read the field off a value, how to complete what it reads) for each
-        field the selection asks of `parent`, or None when one of them cannot be planned."""
+    def _planned_fields(self, parent: GraphQLObjectType, field_details_list: Any) -> list[tuple[str, Plan, Plan, bool]] | None:
+        """(response name, how to read the field off a value, how to complete what it reads, whether
+        either needs the field's path) for each field the selection asks of `parent`, or None when one
+        of them cannot be planned. A leaf read without a resolver of ours needs no path: only a
+        resolver's info and the plans of objects below (for their resolvers) use it."""
         grouped, defers, forbidden = self.collect_subfields(parent, field_details_list)
         if defers or forbidden:
             return None
-        fields: list[tuple[str, Plan, Plan]] = []
+        fields: list[tuple[str, Plan, Plan, bool]] = []
         for response_name, details in grouped.items():
             node = details[0].node
             field_def = self.schema.get_field(parent, node.name.value)
             if field_def is None:
                 return None
-            read = self._reader(parent, field_def, details)
+            read, calls = self._reader(parent, field_def, details)
             sub = self._plan(field_def.type, details) if read is not None else None
             if read is None or sub is None:
                 return None
-            fields.append((response_name, read, sub))
+            fields.append((response_name, read, sub, calls or not is_leaf_type(get_nullable_type(field_def.type))))
         return fields
 
-    def _reader(self, parent: GraphQLObjectType, field_def: GraphQLField, details: Any) -> Plan | None:
-        """How a plan reads a field off a value: `__typename`, a plain read, or a synchronous resolver
-        of app/graphql/direct.py called as the long way calls it — the same resolve info (for the
-        field's path in this row) and arguments — or None for any other field."""
+    def _reader(self, parent: GraphQLObjectType, field_def: GraphQLField, details: Any) -> tuple[Plan | None, bool]:
+        """How a plan reads a field off a value — `__typename`, a plain read, or a synchronous resolver
+        of app/graphql/direct.py called as the long way calls it, with the same resolve info (for the
+        field's path in this row) and arguments — and whether it is such a call; (None, False) for
+        any other field."""
         node = details[0].node
         if node.name.value == "__typename":
             typename = parent.name
-            return lambda value, path: typename
+            return (lambda value, path: typename), False
         resolve = field_def.resolve
         if resolve is None or self._wrapped(resolve):
-            return None
+            return None, False
         if self._plain_read(field_def):
-            return lambda value, path: resolve(value, None)
+            # Strawberry's resolver of such a field calls its default resolver, by default `getattr`, with
+            # the attribute's name: called here directly.
+            definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
+                name = definition.python_name
+                return (lambda value, path: getattr(value, name)), False
+            return (lambda value, path: resolve(value, None)), False
         if not getattr(resolve, SYNCHRONOUS, False):
-            return None
+            return None, False
         try:
             arguments = get_argument_values(
                 field_def, node, self.variable_values, details[0].fragment_variable_values, self.hide_suggestions
             )
         except GraphQLError:
-            return None  # the long way reports it
+            return None, False  # the long way reports it
         nodes = [d.node for d in details]
         build_info = self.build_resolve_info
 
@@ -226,4 +249,4 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                 return _LONG_WAY
             return _LONG_WAY if isawaitable(result) else result
 
-        return call
+        return call, True

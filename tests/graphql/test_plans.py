@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.graphql.direct import call_directly
@@ -24,6 +25,8 @@ class Tag:
     label: str
     note: str | None
     broken: str  # None in some tags: a null where the schema forbids one
+    code: strawberry.ID  # an int: ID's serialisation makes a string of it
+    caption: str  # a bool in some tags: String's serialisation makes "true" of it
 
 
 @strawberry.type
@@ -58,7 +61,8 @@ class Box:
 
 
 def _tag(label: str, *, broken: Any = "ok") -> Tag:
-    return Tag(label=label, note=None if label.endswith("1") else f"{label}!", broken=broken)
+    caption: Any = True if label.endswith("2") else f"caption {label}"
+    return Tag(label=label, note=None if label.endswith("1") else f"{label}!", broken=broken, code=len(label), caption=caption)  # type: ignore[arg-type]
 
 
 def _box(n: int, *, broken_tag: bool = False) -> Box:
@@ -84,6 +88,7 @@ QUERIES = [
     "{ boxes { n fails } }",
     "{ boxes { n fails(when: 7) later inner { later } } }",
     "{ brokenBoxes { n tags { label broken } } }",
+    "{ boxes { tags { code caption label } } }",
     "query($by: Int!, $show: Boolean!) { boxes { scaled(by: $by) tags @include(if: $show) { label } } }",
 ]
 
@@ -131,3 +136,33 @@ async def test_a_value_a_resolver_cannot_answer_at_once_goes_the_long_way_before
     result = await _schema(Executor).execute("{ boxes { inner { scaled } later } }")
     assert not result.errors and [box["later"] for box in result.data["boxes"]] == [101, 102, 103]  # type: ignore[index]
     assert sorted(SCALED) == [10, 20, 30]  # each inner box scaled once: by the long way alone
+
+
+@strawberry.type
+class Entry:
+    key: str
+    size: int
+
+
+@strawberry.type
+class DictQuery:
+    @strawberry.field
+    def entries(self) -> list[Entry]:
+        return [{"key": "a", "size": 1}, {"key": "b", "size": 2}]  # type: ignore[list-item]
+
+
+async def test_plain_reads_use_the_schemas_own_default_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A schema whose objects are dicts reads its fields with its own resolver, and by plan.
+    completed: list[str] = []
+    long_way = StrawberryGraphQLCoreExecutionContext.complete_object_value
+
+    def counted(self: Any, return_type: Any, *args: Any) -> Any:
+        completed.append(return_type.name)
+        return long_way(self, return_type, *args)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "complete_object_value", counted)
+    config = StrawberryConfig(default_resolver=lambda value, name: value[name])
+    schema = strawberry.Schema(query=DictQuery, execution_context_class=Executor, config=config)
+    result = await schema.execute("{ entries { key size } }")
+    assert not result.errors and result.data == {"entries": [{"key": "a", "size": 1}, {"key": "b", "size": 2}]}
+    assert completed == []
