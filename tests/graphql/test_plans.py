@@ -115,15 +115,21 @@ async def test_a_resolver_in_a_plan_sees_its_own_rows_path() -> None:
     assert result.data == {"boxes": [{"where": f"boxes/{i}/where", "inner": {"where": f"boxes/{i}/inner/where"}} for i in range(3)]}
 
 
-async def test_plans_are_the_way_plain_values_take(monkeypatch: pytest.MonkeyPatch) -> None:
-    completed: list[str] = []
+@pytest.fixture
+def completed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the object types whose values graphql-core completes itself (the long way)."""
+    names: list[str] = []
     long_way = StrawberryGraphQLCoreExecutionContext.complete_object_value
 
     def counted(self: Any, return_type: Any, *args: Any) -> Any:
-        completed.append(return_type.name)
+        names.append(return_type.name)
         return long_way(self, return_type, *args)
 
     monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "complete_object_value", counted)
+    return names
+
+
+async def test_plans_are_the_way_plain_values_take(completed: list[str]) -> None:
     result = await _schema(Executor).execute("{ boxes { n scaled tags { label } inner { where } } }")
     assert not result.errors and completed == []  # every box, tag and inner box by plan
     completed.clear()
@@ -151,16 +157,8 @@ class DictQuery:
         return [{"key": "a", "size": 1}, {"key": "b", "size": 2}]  # type: ignore[list-item]
 
 
-async def test_plain_reads_use_the_schemas_own_default_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_plain_reads_use_the_schemas_own_default_resolver(completed: list[str]) -> None:
     # A schema whose objects are dicts reads its fields with its own resolver, and by plan.
-    completed: list[str] = []
-    long_way = StrawberryGraphQLCoreExecutionContext.complete_object_value
-
-    def counted(self: Any, return_type: Any, *args: Any) -> Any:
-        completed.append(return_type.name)
-        return long_way(self, return_type, *args)
-
-    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "complete_object_value", counted)
     config = StrawberryConfig(default_resolver=lambda value, name: value[name])
     schema = strawberry.Schema(query=DictQuery, execution_context_class=Executor, config=config)
     result = await schema.execute("{ entries { key size } }")
