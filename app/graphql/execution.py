@@ -12,10 +12,12 @@ so that the answer is the same:
 - a value whose whole selection is plain — leaves, `__typename`, objects and lists reached by plain
   attribute reads, and fields of our own synchronous resolvers (app/graphql/direct.py), such as a
   page of users with their `groups(first: 5) { nodes { id name } }` — is completed in one pass by a
-  plan made once per selection (`complete_value`). A plan reads a plain field with the schema's
-  default resolver itself (`getattr`, unless the schema has another), not through Strawberry's
-  wrapper around it; gives a string in a String or ID field as it is (what their serialisation
-  gives back for one); and makes a field's path only where a resolver or an object below needs it.
+  plan made once per selection (`complete_value`). A plan gives a string in a String or ID field
+  as it is (what their serialisation gives back for one), and makes a field's path only where a
+  resolver or an object below needs it.
+
+Both read a plain field with the schema's default resolver itself (`getattr`, unless the schema has
+another), not through Strawberry's wrapper around it (`_plain_reader`).
 
 Anything else about a value (a null where the schema forbids one, a value a scalar refuses, a value
 of the wrong shape, an exception, a resolver answering an awaitable) goes the long way, which reports
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from inspect import isawaitable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -51,18 +54,19 @@ from strawberry.types.field import StrawberryField
 
 from app.graphql.direct import SYNCHRONOUS
 
-_NOT_PLAIN: tuple[GraphQLLeafType | None, bool] = (None, False)
 _LONG_WAY: Any = object()  # what a plan answers for a value it leaves to graphql-core
 Plan = Callable[[Any, Any], Any]  # (a value, its path) → its completed form, or _LONG_WAY
+Read = Callable[[Any], Any]  # a plain field's value on an object
+_NOT_PLAIN: tuple[GraphQLLeafType | None, bool, Read | None] = (None, False, None)
 
 
 class Executor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Per field of the schema met in this operation, by identity (the schema holds every field
-        # for as long as the operation runs): its leaf type and whether it may be null, or
-        # (None, False) when it is not a plain leaf.
-        self._plain: dict[int, tuple[GraphQLLeafType | None, bool]] = {}
+        # for as long as the operation runs): its leaf type, whether it may be null and how it is
+        # read, or (None, False, None) when it is not a plain leaf.
+        self._plain: dict[int, tuple[GraphQLLeafType | None, bool, Read | None]] = {}
         # Per (type, selection) met in this operation: the selection (kept alive, so that its id is
         # not reused) and its plan, or None when some field of it is not plain.
         self._plans: dict[tuple[int, int], tuple[Any, Plan | None]] = {}
@@ -70,10 +74,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: Any, path: Any, position_context: Any) -> Any:
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
         if field_def is not None:
-            leaf, nullable = self._plain.get(id(field_def)) or self._classify(field_def)
-            if leaf is not None:
+            leaf, nullable, read = self._plain.get(id(field_def)) or self._classify(field_def)
+            if leaf is not None and read is not None:
                 try:
-                    value = field_def.resolve(source, None)  # type: ignore[misc]
+                    value = read(source)
                     if value is None:
                         if nullable:
                             return None
@@ -83,22 +87,30 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
                     pass  # the long way below meets it again, and reports it with its path and location
         return super().execute_field(parent_type, source, field_details_list, path, position_context)
 
-    def _classify(self, field_def: GraphQLField) -> tuple[GraphQLLeafType | None, bool]:
-        """A plain leaf: a plain read (see `_plain_read`) of a scalar or enum type."""
-        kind: tuple[GraphQLLeafType | None, bool] = _NOT_PLAIN
-        if self._plain_read(field_def):
+    def _classify(self, field_def: GraphQLField) -> tuple[GraphQLLeafType | None, bool, Read | None]:
+        """A plain leaf: a plain read (see `_plain_reader`) of a scalar or enum type."""
+        kind = _NOT_PLAIN
+        read = self._plain_reader(field_def)
+        if read is not None:
             nullable = not isinstance(field_def.type, GraphQLNonNull)
             leaf = get_nullable_type(field_def.type)
             if is_leaf_type(leaf):
-                kind = (leaf, nullable)
+                kind = (leaf, nullable, read)
         self._plain[id(field_def)] = kind
         return kind
 
-    def _plain_read(self, field_def: GraphQLField) -> bool:
-        """Strawberry's attribute read (a field without a resolver, marked `_is_default`), with no
-        arguments and no extension that wraps resolvers in this operation."""
+    def _plain_reader(self, field_def: GraphQLField) -> Read | None:
+        """How to read a field that is Strawberry's attribute read (a field without a resolver, marked
+        `_is_default`), with no arguments and no extension that wraps resolvers in this operation; None
+        for any other field. Strawberry's resolver of such a field calls the schema's default
+        resolver, by default `getattr`, with the attribute's name: that one is called directly."""
         resolve = field_def.resolve
-        return resolve is not None and getattr(resolve, "_is_default", False) and not field_def.args and not self._wrapped(resolve)
+        if resolve is None or not getattr(resolve, "_is_default", False) or field_def.args or self._wrapped(resolve):
+            return None
+        definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
+            return attrgetter(definition.python_name)
+        return lambda value: resolve(value, None)
 
     def _wrapped(self, resolve: Any) -> bool:
         """Whether an extension of this operation wraps resolvers (OpenTelemetry's, say)."""
@@ -223,14 +235,9 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         resolve = field_def.resolve
         if resolve is None or self._wrapped(resolve):
             return None, False
-        if self._plain_read(field_def):
-            # Strawberry's resolver of such a field calls its default resolver, by default `getattr`, with
-            # the attribute's name: called here directly.
-            definition = (field_def.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
-                name = definition.python_name
-                return (lambda value, path: getattr(value, name)), False
-            return (lambda value, path: resolve(value, None)), False
+        read = self._plain_reader(field_def)
+        if read is not None:
+            return (lambda value, path: read(value)), False
         if not getattr(resolve, SYNCHRONOUS, False):
             return None, False
         try:
