@@ -9,7 +9,8 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, exc, select
+from sqlalchemy import Integer, bindparam, exc, select
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -99,6 +100,29 @@ async def test_a_constraint_violation_is_sqlalchemys_integrity_error(
             async with session.begin():
                 await INSERT.execute(await session.connection(), _user(tenant, "TAKEN"))  # userName is unique ignoring case
         assert classify(exc.IntegrityError("x", None, Exception())) is None  # a client's conflict, not an outage
+
+
+async def test_an_integer_written_into_the_sql_takes_each_value_given(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """A `literal_execute` parameter (a page's LIMIT) is part of the SQL text, one text per value:
+    each run answers for its own value, whichever ran before."""
+    first_names = Prepared(NAMES_OF_ACCOUNT.statement.limit(bindparam("n", type_=Integer, literal_execute=True)))  # type: ignore[attr-defined]
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, [_user(tenant, name) for name in ("c", "a", "b")])
+        for n, names in ((2, ["a", "b"]), (1, ["a"]), (2, ["a", "b"]), (0, [])):
+            assert [r.user_name for r in await first_names.all(connection, {"account_id": tenant.account_id, "n": n})] == names
+
+
+def test_only_an_integer_is_ever_written_into_the_sql() -> None:
+    first_names = Prepared(select(USERS.c.user_name).order_by(USERS.c.user_name).limit(bindparam("n", type_=Integer, literal_execute=True)))
+    compiled = first_names._compiled(asyncpg.dialect(), {"n": 1})
+    sql, arguments = compiled.bound({"n": 25})
+    assert sql.rstrip().endswith("LIMIT 25") and arguments == []
+    for value in ("1; DROP TABLE users", 2.5, None):
+        with pytest.raises(TypeError):
+            compiled.bound({"n": value})
 
 
 def test_a_statement_with_an_expanding_in_list_is_refused_when_built() -> None:

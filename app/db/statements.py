@@ -11,6 +11,11 @@ usual. Values go through the column types' own bind and result processing either
 come out as SQLAlchemy's exceptions (an `IntegrityError` is still one), with a connection found dead
 invalidated in the pool as SQLAlchemy would.
 
+An integer parameter declared `literal_execute` (a page's LIMIT) is written into the SQL text instead,
+one text per value: PostgreSQL keeps one plan of a prepared statement for every run only when that
+plan is estimated to cost no more than the plans it makes for the values given, and a LIMIT it cannot
+see makes it look far dearer (`app.services.common.LIMIT` says more).
+
 Rows are tuples whose fields are the selected columns' keys (`row.user_name`, `row[0]`, `row._mapping`),
 like SQLAlchemy's `Row`. A statement with an expanding `IN` list cannot be compiled once; build those
 per request and run them with `connection.execute`.
@@ -18,6 +23,7 @@ per request and run them with `connection.execute`.
 
 from __future__ import annotations
 
+import operator
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -32,6 +38,14 @@ from app.db.engine import WatchedQueuePool
 Params = Mapping[str, Any]
 _REQUIRED = object()
 MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, for an INSERT or UPDATE)
+
+
+def _value(params: Params, name: str, fixed: Any) -> Any:
+    if name in params:
+        return params[name]
+    if fixed is not _REQUIRED:
+        return fixed
+    raise exc.ArgumentError(f"a value is required for the bound parameter {name!r}")
 
 
 def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
@@ -51,28 +65,44 @@ class _Compiled:
         # Per parameter, in order: its name, its type's processing, and its value when the statement
         # holds one (a literal of the statement) or _REQUIRED when the caller must give it.
         self.binds: list[tuple[str, Callable[[Any], Any] | None, Any]] = []
+        # Integer parameters written into the SQL text (`bindparam(..., literal_execute=True)`), by
+        # name with their value when the statement holds one; one text per set of their values.
+        self.literals: list[tuple[str, Any]] = []
+        self._texts: dict[tuple[int, ...], str] = {}
+        written = {bind.key for bind in compiled.literal_execute_params}
         for name in compiled.positiontup or []:
             bind = compiled.binds[name]
             fixed = _REQUIRED if bind.required or bind.callable is not None else bind.value
-            self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
+            if name in written:
+                self.literals.append((name, fixed))
+            else:
+                self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
         columns = list(statement.exported_columns) if statement.is_select or getattr(statement, "_returning", ()) else []
         self.row = _row_type([column.key for column in columns]) if columns else None
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         # The columns whose values the column type processes (a timestamp tagged UTC), by position.
         self.processed = tuple((i, process) for i, process in enumerate(processors) if process is not None)
 
-    def arguments(self, params: Params | None) -> list[Any]:
+    def bound(self, params: Params | None) -> tuple[str, list[Any]]:
+        """The SQL text to run with `params`, and its arguments in order."""
         params = params or {}
         arguments = []
         for name, process, fixed in self.binds:
-            if name in params:
-                value = params[name]
-            elif fixed is not _REQUIRED:
-                value = fixed
-            else:
-                raise exc.ArgumentError(f"a value is required for the bound parameter {name!r}")
+            value = _value(params, name, fixed)
             arguments.append(value if process is None else process(value))
-        return arguments
+        return (self._text(params) if self.literals else self.sql), arguments
+
+    def _text(self, params: Params) -> str:
+        # operator.index: only an integer is ever written into the SQL.
+        values = tuple(operator.index(_value(params, name, fixed)) for name, fixed in self.literals)
+        text = self._texts.get(values)
+        if text is None:
+            text = self.sql
+            for (name, _), value in zip(self.literals, values, strict=True):
+                text = text.replace(f"__[POSTCOMPILE_{name}]", str(value))
+            if len(self._texts) < MAX_FORMS:
+                self._texts[values] = text
+        return text
 
     def rows(self, records: Sequence[Any]) -> list[Any]:
         # Built with tuple.__new__ from a list patched in place: three times cheaper than a generator
@@ -107,8 +137,8 @@ class Prepared:
         if connection.dialect.name != "postgresql":
             return list(await connection.execute(self.statement, params))
         compiled = self._compiled(connection.dialect, params)
-        arguments = compiled.arguments(params)
-        return compiled.rows(await _run(connection, compiled.sql, lambda driver: driver.fetch(compiled.sql, *arguments)))
+        sql, arguments = compiled.bound(params)
+        return compiled.rows(await _run(connection, sql, lambda driver: driver.fetch(sql, *arguments)))
 
     async def first(self, connection: AsyncConnection, params: Params | None = None) -> Any | None:
         rows = await self.all(connection, params)
@@ -129,12 +159,14 @@ class Prepared:
             params = params[0]  # one set: a plain execution costs less than asyncpg's executemany pipeline
         if isinstance(params, Sequence):
             compiled = self._compiled(connection.dialect, params[0])
-            many = [compiled.arguments(p) for p in params]
-            await _run(connection, compiled.sql, lambda driver: driver.executemany(compiled.sql, many))
+            texts, many = zip(*(compiled.bound(p) for p in params), strict=True)
+            if len(set(texts)) > 1:
+                raise exc.ArgumentError("the parameter sets of one executemany write different values into the SQL")
+            await _run(connection, texts[0], lambda driver: driver.executemany(texts[0], many))
             return
         compiled = self._compiled(connection.dialect, params)
-        arguments = compiled.arguments(params)
-        await _run(connection, compiled.sql, lambda driver: driver.execute(compiled.sql, *arguments))
+        sql, arguments = compiled.bound(params)
+        await _run(connection, sql, lambda driver: driver.execute(sql, *arguments))
 
     def _compiled(self, dialect: Dialect, params: Params | None) -> _Compiled:
         columns = tuple(params) if self._by_columns and params else ()

@@ -33,7 +33,6 @@ from app.errors import Conflict, GuardedOperation, InvalidInput, ManagedByIdenti
 from app.services import accounts, audit, extensions, users
 from app.services.caller import Caller, Permission
 from app.services.common import (
-    LIMIT,
     OFFSET,
     UNSET,
     VIEWER_INTEGRATION,
@@ -53,6 +52,7 @@ from app.services.common import (
     owned_params,
     owned_row,
     page,
+    paged,
     row_updater,
     rows_of_page,
     total_of_page,
@@ -708,7 +708,7 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
     ranked = chosen.add_columns(position).subquery("ranked")
     return (
         select(*(c for c in ranked.c if c.key != "position"))
-        .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + LIMIT)
+        .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + bindparam("limit"))
         .order_by(ranked.c.related_to, ranked.c.position)
     )
 
@@ -830,22 +830,15 @@ async def _user_with_groups(reader: Reader, caller: Caller, user_id: str, *, for
 
 
 def _page_with_groups_query(
-    where: ColumnElement[bool], order_by: Sequence[Any], visible: ColumnElement[bool], *, counted: Prepared | None = None
+    where: ColumnElement[bool], order_by: Sequence[Any], offset: int, visible: ColumnElement[bool], *, counted: Prepared | None = None
 ) -> Select[Any]:
     # The page is chosen first, so that the groups are read for its users only, whatever the order
     # (SQLite would otherwise read them for every match before sorting). Not correlated: the
     # subquery reads the users table on its own, whatever the outer query reads.
     # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
     # of the table hashed against the page.
-    page_ids = (
-        select(USERS.c.account_id, USERS.c.id)
-        .where(users.OF_ACCOUNT, where)
-        .order_by(*order_by)
-        .offset(OFFSET)
-        .limit(LIMIT)
-        .correlate(None)
-        .subquery("page")
-    )
+    chosen = select(USERS.c.account_id, USERS.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).correlate(None)
+    page_ids = paged(chosen, offset).subquery("page")
     on_page = page_ids.join(USERS, and_(USERS.c.account_id == page_ids.c.account_id, USERS.c.id == page_ids.c.id))
     users_query = select(USERS).select_from(on_page).order_by(*order_by)
     if counted is not None:  # the count on every row of the page: one round trip instead of two
@@ -865,9 +858,9 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
     rows: list[Any] = []
     if scoped.limit > 0:
         statement = kept(
-            scoped.key and ("users with groups", scoped.key),
+            scoped.key and ("users with groups", scoped.key, scoped.offset == 0),
             lambda: _page_with_groups_query(
-                scoped.where, scoped.order_by, visible_to(caller.channel), counted=users.COUNTED if with_count else None
+                scoped.where, scoped.order_by, scoped.offset, visible_to(caller.channel), counted=users.COUNTED if with_count else None
             ),
         )
         rows = await fetch(connection, statement, scoped.page_params())

@@ -3,9 +3,13 @@ user and their groups, and what a read-only request runs."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import Channel
@@ -13,7 +17,7 @@ from app.errors import InvalidFilter
 from app.scim import query
 from app.scim.query import bind_filter
 from app.scim.schema import GROUP, USER
-from app.services import common, groups
+from app.services import common, groups, users
 from app.services.caller import system_caller
 from tests.support.clients import ScimClient, Tenant
 from tests.support.statements import StatementCounter
@@ -115,6 +119,50 @@ async def test_a_page_of_users_with_groups_keeps_its_order_and_size(scim: ScimCl
     assert [u["userName"] for u in page["Resources"]] == ["m3@x", "m2@x", "m1@x"]
     assert [[g["display"] for g in u["groups"]] for u in page["Resources"]] == [["One"], ["One", "Two"], ["One", "Two"]]
     assert (page["totalResults"], page["itemsPerPage"]) == (5, 3)
+
+
+async def test_the_first_page_of_a_list_is_planned_once_and_later_pages_still_page(
+    engine: AsyncEngine, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A page's size is written into its SQL and the first page has no OFFSET: PostgreSQL then plans
+    the statement once for every run. With LIMIT and OFFSET as parameters, the plan for any value
+    assumed a tenth of the account's users and so looked dearer than planning each run again."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "account_id": tenant.account_id,
+            "user_name": f"p{i:04}@x",
+            "user_name_ci": f"p{i:04}@x",
+            "provisioned_by": "SCIM",
+            "active": True,
+            "multi_valued": {},
+            "extensions": {},
+            "created_at": start + timedelta(seconds=i),
+            "updated_at": start,
+            "version": 1,
+        }
+        for i in range(2000)
+    ]
+    async with sessionmaker() as session, session.begin():
+        await session.execute(insert(users.USERS), rows)
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("ANALYZE users")
+    caller = system_caller(tenant.account_id, tenant.identifier, Channel.SCIM)
+    first = users.admin_filter().page(users.LIST_ORDER, 2)
+    async with sessionmaker() as session:
+        connection = await session.connection()
+        for query, names in ((first, ["p0000@x", "p0001@x"]), (replace(first, offset=1998), ["p1998@x", "p1999@x"])):
+            for _ in range(7):
+                total, page = await groups.list_users_with_groups(connection, caller, query)
+                assert (total, [user.user_name for user, _ in page]) == (2000, names)
+        if engine.dialect.name == "postgresql":
+            plans = await connection.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%their_groups%LIMIT 2%' AND statement NOT LIKE '%OFFSET%' AND statement NOT LIKE '%pg_prepared%'"
+            )
+            assert plans.all() == [(2, 5)]  # five runs to compare, then the plan kept
 
 
 async def test_a_group_is_read_without_its_members_in_one_statement(scim: ScimClient, engine: AsyncEngine) -> None:
