@@ -62,6 +62,27 @@ async def test_rows_are_those_sqlalchemy_reads(sessionmaker: async_sessionmaker[
     assert prepared.display_name == "Zoë"
 
 
+async def test_timestamps_read_in_utc_and_json_as_sent_whatever_the_sessions_time_zone(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    """On PostgreSQL the driver's own values are kept: a timestamp it reads is aware and in UTC
+    even where the session's time zone is another, and JSON is decoded from its bytes as sent."""
+    emails = [{"value": "zoë@ærø.example", "display": "Zoë 😀", "primary": True}]
+    row = _user(tenant, "tz", created_at=datetime(2024, 12, 31, 23, 30, tzinfo=UTC), multi_valued={"emails": emails})
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql("SET LOCAL TIME ZONE 'Pacific/Kiritimati'")  # UTC+14: another day
+        await INSERT.execute(connection, row)
+        for read in (
+            await BY_ID.first(connection, {"id": row["id"]}),
+            (await connection.execute(BY_ID.statement, {"id": row["id"]})).one(),
+        ):
+            assert read.created_at == datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
+            assert read.created_at.tzinfo is UTC
+            assert read.multi_valued == {"emails": emails}
+
+
 async def test_first_scalar_and_several_parameter_sets(sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant) -> None:
     async with sessionmaker() as session, session.begin():
         connection = await session.connection()

@@ -133,7 +133,7 @@ def create_engine(
         "command_timeout": timeouts.statement + 1,
         "server_settings": {"statement_timeout": str(int(timeouts.statement * 1000))},
     }
-    return create_async_engine(
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size // 2,
@@ -142,6 +142,20 @@ def create_engine(
         connect_args=connect_args,
         **kwargs,
     )
+    if kwargs["json_deserializer"] is orjson.loads and engine.dialect.driver == "asyncpg":
+        _decode_json_in_one_call(engine)
+    return engine
+
+
+def _decode_json_in_one_call(engine: AsyncEngine) -> None:
+    """json values decoded by orjson straight from the bytes asyncpg receives. SQLAlchemy's codec
+    makes a str of them first and calls the decoder from a function of its own: two more steps per
+    value, where a page of 100 users holds 400 values."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        codec = dbapi_connection.driver_connection.set_type_codec
+        await_(codec("json", encoder=str.encode, decoder=orjson.loads, schema="pg_catalog", format="binary"))
 
 
 def _tune_sqlite(engine: AsyncEngine, *, statement_timeout: float) -> None:
