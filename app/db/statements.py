@@ -88,7 +88,7 @@ class _Compiled:
         params = params or {}
         arguments = []
         for name, process, fixed in self.binds:
-            value = _value(params, name, fixed)
+            value = params[name] if name in params else _value(params, name, fixed)
             arguments.append(value if process is None else process(value))
         return (self._text(params) if self.literals else self.sql), arguments
 
