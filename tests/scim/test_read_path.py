@@ -3,13 +3,10 @@ user and their groups, and what a read-only request runs."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import Channel
@@ -19,7 +16,7 @@ from app.scim.query import bind_filter
 from app.scim.schema import GROUP, USER
 from app.services import common, groups, users
 from app.services.caller import system_caller
-from tests.support.clients import ScimClient, Tenant
+from tests.support.clients import ScimClient, Tenant, bulk_users
 from tests.support.statements import StatementCounter
 
 
@@ -127,25 +124,8 @@ async def test_the_first_page_of_a_list_is_planned_once_and_later_pages_still_pa
     """A page's size is written into its SQL and the first page has no OFFSET: PostgreSQL then plans
     the statement once for every run. With LIMIT and OFFSET as parameters, the plan for any value
     assumed a tenth of the account's users and so looked dearer than planning each run again."""
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "account_id": tenant.account_id,
-            "user_name": f"p{i:04}@x",
-            "user_name_ci": f"p{i:04}@x",
-            "provisioned_by": "SCIM",
-            "active": True,
-            "multi_valued": {},
-            "extensions": {},
-            "created_at": start + timedelta(seconds=i),
-            "updated_at": start,
-            "version": 1,
-        }
-        for i in range(2000)
-    ]
-    async with sessionmaker() as session, session.begin():
-        await session.execute(insert(users.USERS), rows)
+    ids = await bulk_users(sessionmaker, tenant, 2000, "p")  # created together: listed by id
+    in_order = [f"p{ids.index(user_id)}@x" for user_id in sorted(ids)]
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             await connection.exec_driver_sql("ANALYZE users")
@@ -153,7 +133,7 @@ async def test_the_first_page_of_a_list_is_planned_once_and_later_pages_still_pa
     first = users.admin_filter().page(users.LIST_ORDER, 2)
     async with sessionmaker() as session:
         connection = await session.connection()
-        for query, names in ((first, ["p0000@x", "p0001@x"]), (replace(first, offset=1998), ["p1998@x", "p1999@x"])):
+        for query, names in ((first, in_order[:2]), (replace(first, offset=1998), in_order[-2:])):
             for _ in range(7):
                 total, page = await groups.list_users_with_groups(connection, caller, query)
                 assert (total, [user.user_name for user, _ in page]) == (2000, names)
