@@ -26,7 +26,7 @@ from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Ta
 
 ACCOUNT = "bench"
 PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
-BOOKKEEPING_TURNS = 5
+TURNS = 5  # GET by id in turns: each configuration measured this many times, alternating
 
 
 def log(message: str) -> None:
@@ -212,22 +212,25 @@ class Bench:
             summary = run["profile_get_user"]
             log(f"  profile of GET /Users/{{id}}: {summary.get('samples', summary.get('error'))} samples")
 
-    async def bookkeeping_in_turns(self, tenant: database.Tenant) -> None:
-        """GET by id against the service, against the same service without metrics and the activity
-        log (what the operations issue's target names), and without every part of the request path's
-        bookkeeping (those two, the integration's health and the per-token rate limit), in turns,
-        BOOKKEEPING_TURNS times each (once for --quick): what they cost in throughput."""
+    async def get_by_id_in_turns(self, tenant: database.Tenant) -> None:
+        """GET by id against the service with 1 worker, with 2 workers, without metrics and the
+        activity log (what the operations issue's target names), and without every part of the
+        request path's bookkeeping (those two, the integration's health and the per-token rate
+        limit), in turns, TURNS times each (once for --quick). Two configurations measured minutes
+        apart differ by as much as the machine drifts in between (GET by id moved 1,951 to 3,855
+        req/s within one run); measured in alternation, each is seen in every stretch of the run."""
         servers = {
-            "with": (["-m", "app", "serve"], "1000000/second"),
-            "without_metrics_activity": (["-m", "bench.without_bookkeeping", "metrics", "activity"], "1000000/second"),
-            "without_any": (["-m", "bench.without_bookkeeping", "metrics", "activity", "health"], "off"),
+            "with": (["-m", "app", "serve"], "1000000/second", 1),
+            "two_workers": (["-m", "app", "serve", "--workers", "2"], "1000000/second", 2),
+            "without_metrics_activity": (["-m", "bench.without_bookkeeping", "metrics", "activity"], "1000000/second", 1),
+            "without_any": (["-m", "bench.without_bookkeeping", "metrics", "activity", "health"], "off", 1),
         }
         rates: dict[str, list[float]] = {kind: [] for kind in servers}
-        for turn in range(1 if self.config.quick else BOOKKEEPING_TURNS):
-            for kind, (args, limit) in servers.items():
+        for turn in range(1 if self.config.quick else TURNS):
+            for kind, (args, limit, workers) in servers.items():
                 port = procs.free_port()
                 env = {"DATABASE_URL": self.config.database_url, "PORT": str(port), "PUBLIC_URL": PUBLIC_URL, "RATE_LIMIT_PER_TOKEN": limit}
-                server = procs.start(f"bookkeeping-{kind}-{turn}", args, env, port, self.logs)
+                server = procs.start(f"turn-{kind}-{turn}", args, env, port, self.logs, workers=workers)
                 target = Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
                 try:
                     result = await self.measure(server, target, phase("get_user", target, self.dataset, self.timing, f"b{turn}"))
@@ -241,9 +244,13 @@ class Bench:
             return round(1 - mean["with"] / mean[without], 4) if mean[without] else None
 
         self.results["bookkeeping_in_turns"] = {
-            "rps": rates,
+            "rps": {kind: rates[kind] for kind in ("with", "without_metrics_activity", "without_any")},
             "cost": cost("without_metrics_activity"),
             "cost_with_rate_limit_and_health": cost("without_any"),
+        }
+        self.results["workers_in_turns"] = {
+            "rps": {"1": rates["with"], "2": rates["two_workers"]},
+            "ratio": round(mean["two_workers"] / mean["with"], 4) if mean["with"] else None,
         }
 
     async def reference(self) -> None:
@@ -311,8 +318,8 @@ class Bench:
         if config.reference:
             await self.reference()
         if config.postgres:
-            log("the request path's bookkeeping, in turns: the service with and without it")
-            await self.bookkeeping_in_turns(tenant)
+            log("GET by id in turns: the service with 1 and 2 workers, with and without its bookkeeping")
+            await self.get_by_id_in_turns(tenant)
         log("the request path's bookkeeping (metrics, rate limit, integration health), in-process")
         self.results["bookkeeping"] = bookkeeping.measure(2_000 if config.quick else 50_000)
         log(f"  {self.results['bookkeeping']}")

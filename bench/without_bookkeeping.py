@@ -7,7 +7,7 @@ for the parts of the request path's bookkeeping named, which are replaced by not
 
 The per-token rate limit is turned off by the environment (RATE_LIMIT_PER_TOKEN=off). The bench measures
 GET by id against the service as it is and against this, in turns, for what the bookkeeping costs in
-throughput (bench/run.py, `bookkeeping_in_turns`).
+throughput (bench/run.py, `get_by_id_in_turns`).
 """
 
 from __future__ import annotations

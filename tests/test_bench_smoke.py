@@ -104,6 +104,9 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
         turns = results["bookkeeping_in_turns"]["rps"]
         assert set(turns) == {"with", "without_metrics_activity", "without_any"}, turns
         assert all(len(rates) == 1 and rates[0] > 0 for rates in turns.values()), turns
+        workers = results["workers_in_turns"]
+        assert set(workers["rps"]) == {"1", "2"} and all(len(r) == 1 and r[0] > 0 for r in workers["rps"].values()), workers
+        assert "in turns, req/s: 1 worker" in next(t["value"] for t in results["targets"] if t["target"].startswith("2 workers"))
     else:
         assert "PostgreSQL only" in results["runs"]["ceiling"]["skipped"]
     if _has_scim2_server():
