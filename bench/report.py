@@ -64,15 +64,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
     versus("patch_user", ceiling, 0.5, "the ceiling's update")
     for key in SCIM_PHASES:
         versus(key, reference, 2.0, "scim2-server")
+    # From the turns where they ran (small and big alternating), else from the run of every request type.
+    in_turns = results["runs"].get("service_1w", {}).get("add_members_in_turns")
     small, big = service.get("add_small"), service.get("add_big")
-    cost = small["rps"] / big["rps"] if small and big and big["rps"] else None
-    out.append(
-        _target(
-            "+50 members: 100k-member group costs <= 1.5x the 10-member group",
-            "not measured" if cost is None else f"{cost:.2f}x",
-            None if cost is None else cost <= 1.5,
-        )
-    )
+    if in_turns and in_turns["ratio"] is not None:
+        cost = in_turns["ratio"]
+        small_rates, big_rates = (", ".join(f"{r:,.0f}" for r in in_turns["rps"][name]) for name in ("add_small", "add_big"))
+        shown = f"{cost:.2f}x (in turns, req/s: 10-member {small_rates} / 100k-member {big_rates})"
+    else:
+        cost = small["rps"] / big["rps"] if small and big and big["rps"] else None
+        shown = "not measured" if cost is None else f"{cost:.2f}x"
+    out.append(_target("+50 members: 100k-member group costs <= 1.5x the 10-member group", shown, None if cost is None else cost <= 1.5))
     p99("get_group", 25)
     p99("list_users", 60)
     for key in ("gql_users", "gql_groups"):

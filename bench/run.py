@@ -27,6 +27,7 @@ from bench.scenarios import CEILING_PHASES, REFERENCE_PHASES, SERVICE_PHASES, Ta
 ACCOUNT = "bench"
 PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
 TURNS = 5  # GET by id in turns: each configuration measured this many times, alternating
+ADD_TURNS = 3  # "+50 members" into a small group and into the big one, in turns: each this many times
 
 
 def log(message: str) -> None:
@@ -201,7 +202,26 @@ class Bench:
         await database.reset_run(self.config.database_url, self.dataset.members, (f"post{tag}", f"entra{tag}"))
         await seed.analyze(self.config.database_url)
 
+    async def add_members_in_turns(self, server: procs.Server, target: Target) -> dict[str, Any]:
+        """ "+50 members" into the 10-member groups and into the 100,000-member group, alternating,
+        ADD_TURNS times each (once for --quick), each turn from the same data: the spare users'
+        memberships removed and the tables vacuumed first. In the run of every request type the
+        big group's phase ends when its pool of 512 requests is used up, a window of one or two
+        seconds, and its throughput moves by a third from one run to the next; in turns the ratio
+        is one of means over several windows, each pair minutes closer together."""
+        rates: dict[str, list[float]] = {"add_small": [], "add_big": []}
+        for turn in range(1 if self.config.quick else ADD_TURNS):
+            await database.reset_run(self.config.database_url, self.dataset.members, ())
+            await seed.analyze(self.config.database_url)
+            for name in rates:
+                result = await self.measure(server, target, phase(name, target, self.dataset, self.timing, f"a{turn}"))
+                rates[name].append(round(result.rps, 1))
+                log(f"  {name} in turns: {result.rps:9.1f} req/s")
+        mean = {name: sum(values) / len(values) for name, values in rates.items()}
+        return {"rps": rates, "ratio": round(mean["add_small"] / mean["add_big"], 4) if mean["add_big"] else None}
+
     async def single_worker_extras(self, server: procs.Server, target: Target, tenant: database.Tenant, run: dict[str, Any]) -> None:
+        run["add_members_in_turns"] = await self.add_members_in_turns(server, target)
         counts = await queries.statements_per_request(self.config.database_url, tenant.token, queries.nplus1_queries())
         run["statements"] = queries.nplus1_report(counts)
         if self.config.profile_seconds > 0:

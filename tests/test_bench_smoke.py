@@ -95,6 +95,9 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
         assert (replay["errors"], replay["requests"]) == (0, 40 * 2 + 2 * 3), replay
     assert set(results["runs"]["service_2w"]["peak_rss_mb"]) == {"parent", "worker1", "worker2"}
     assert results["runs"]["service_1w"]["statements"]["users"]["n_plus_1"] is False
+    adds = results["runs"]["service_1w"]["add_members_in_turns"]["rps"]
+    assert set(adds) == {"add_small", "add_big"} and all(len(r) == 1 and r[0] > 0 for r in adds.values()), adds
+    assert "in turns, req/s: 10-member" in next(t["value"] for t in results["targets"] if t["target"].startswith("+50 members"))
     large = results["runs"]["service_1w"]["large_group_put"]
     assert large["ok"] and [p["status"] for p in large["puts"]] == [200, 200], large
     if postgres:
