@@ -38,7 +38,7 @@ fuzz: $(STAMP)
 	CONFORMANCE_MAX_EXAMPLES=$${CONFORMANCE_MAX_EXAMPLES:-200} PROPERTY_MAX_EXAMPLES=$${PROPERTY_MAX_EXAMPLES:-20000} \
 		$(BIN)/python -m pytest tests/conformance tests/test_properties.py
 
-# The performance benchmark against PostgreSQL (bench/README.md): about 11 minutes; BENCH_QUICK=1 for a
+# The performance benchmark against PostgreSQL (bench/README.md): about 13 minutes; BENCH_QUICK=1 for a
 # short run. It empties the database BENCH_DATABASE_URL (default: postgres@127.0.0.1:5432/bench).
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -62,8 +62,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
         p99(key, 25)
     versus("post_user", ceiling, 0.5, "the ceiling's insert")
     versus("patch_user", ceiling, 0.5, "the ceiling's update")
+    in_turns = results.get("reference_in_turns", {})
     for key in SCIM_PHASES:
-        versus(key, reference, 2.0, "scim2-server")
+        if in_turns.get(key, {}).get("ratio") is None:
+            versus(key, reference, 2.0, "scim2-server")
+            continue
+        # From the turns where they ran (the service and scim2-server alternating), else from the runs above.
+        ratio, rates = in_turns[key]["ratio"], in_turns[key]["rps"]
+        service_rates, reference_rates = (", ".join(f"{r:,.0f}" for r in rates[kind]) for kind in ("service", "reference"))
+        shown = f"{ratio:.2f}x (in turns, req/s: service {service_rates} / scim2-server {reference_rates})"
+        out.append(_target(f"{LABELS[key]}: >= 2x scim2-server", shown, ratio >= 2.0))
     # From the turns where they ran (small and big alternating), else from the run of every request type.
     in_turns = results["runs"].get("service_1w", {}).get("add_members_in_turns")
     small, big = service.get("add_small"), service.get("add_big")

@@ -28,6 +28,8 @@ ACCOUNT = "bench"
 PUBLIC_URL = "https://scim.bench.example"  # the same for the service and the ceiling: same JSON
 TURNS = 5  # GET by id in turns: each configuration measured this many times, alternating
 ADD_TURNS = 3  # "+50 members" into a small group and into the big one, in turns: each this many times
+REFERENCE_TURNS = 3  # the service and scim2-server, in turns, on the request types of TURN_PHASES
+TURN_PHASES = ("get_user", "post_user")
 
 
 def log(message: str) -> None:
@@ -160,19 +162,20 @@ class Bench:
         await database.reset_run(self.config.database_url, self.dataset.members, ("postc",))
         await seed.analyze(self.config.database_url)
 
-    async def service(self, tenant: database.Tenant, workers: int) -> None:
+    def start_service(
+        self, tenant: database.Tenant, name: str, args: list[str], *, workers: int = 1, rate_limit: str = "1000000/second"
+    ) -> tuple[procs.Server, Target]:
+        """The service (or a variant of it, `args`) on the benchmark's database, and its target. One
+        token carries the load of a whole machine here, thousands of requests a second: its rate
+        limit is raised out of the way, and still counted on every request (app/ratelimit.py)."""
         port = procs.free_port()
-        # One token carries the load of a whole machine here, thousands of requests a second: its
-        # rate limit is raised out of the way, and still counted on every request (app/ratelimit.py).
-        env = {
-            "DATABASE_URL": self.config.database_url,
-            "PORT": str(port),
-            "PUBLIC_URL": PUBLIC_URL,
-            "RATE_LIMIT_PER_TOKEN": "1000000/second",
-        }
+        env = {"DATABASE_URL": self.config.database_url, "PORT": str(port), "PUBLIC_URL": PUBLIC_URL, "RATE_LIMIT_PER_TOKEN": rate_limit}
+        server = procs.start(name, args, env, port, self.logs, workers=workers)
+        return server, Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+
+    async def service(self, tenant: database.Tenant, workers: int) -> None:
         args = ["-m", "app", "serve", *(["--workers", str(workers)] if workers > 1 else [])]
-        server = procs.start(f"service-{workers}w", args, env, port, self.logs, workers=workers)
-        target = Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+        server, target = self.start_service(tenant, f"service-{workers}w", args, workers=workers)
         tag = f"{workers}w"
         log(f"service, {workers} worker{'s' if workers > 1 else ''} ({', '.join(f'{k} {v}' for k, v in server.roles.items())})")
         run: dict[str, Any] = {}
@@ -248,10 +251,7 @@ class Bench:
         rates: dict[str, list[float]] = {kind: [] for kind in servers}
         for turn in range(1 if self.config.quick else TURNS):
             for kind, (args, limit, workers) in servers.items():
-                port = procs.free_port()
-                env = {"DATABASE_URL": self.config.database_url, "PORT": str(port), "PUBLIC_URL": PUBLIC_URL, "RATE_LIMIT_PER_TOKEN": limit}
-                server = procs.start(f"turn-{kind}-{turn}", args, env, port, self.logs, workers=workers)
-                target = Target("service", port, f"/gateway/ng/api/scim/account/{tenant.account}", tenant.token)
+                server, target = self.start_service(tenant, f"turn-{kind}-{turn}", args, workers=workers, rate_limit=limit)
                 try:
                     result = await self.measure(server, target, phase("get_user", target, self.dataset, self.timing, f"b{turn}"))
                 finally:
@@ -273,48 +273,69 @@ class Bench:
             "ratio": round(mean["two_workers"] / mean["with"], 4) if mean["with"] else None,
         }
 
+    def reference_dataset(self) -> Dataset:
+        config = self.config
+        return Dataset(members=config.reference_members, groups=config.reference_groups, spare=config.reference_add_batches * 50)
+
+    def start_reference(self, name: str, dataset: Dataset) -> tuple[procs.Server, Target]:
+        """scim2-server loaded with `dataset`, and its target."""
+        port = procs.free_port()
+        token = "bench-reference-token"
+        args = ["-m", "bench.reference", "--port", str(port), "--members", str(dataset.members), "--groups", str(dataset.groups)]
+        args += ["--spare", str(dataset.spare), "--token", token]
+        started = time.perf_counter()
+        server = procs.start(name, args, {}, port, self.logs, ready_path="/v2/ServiceProviderConfig")
+        log(f"{name}: scim2-server in memory, {dataset.users} users loaded in {time.perf_counter() - started:.1f} s")
+        return server, Target("reference", port, "/v2", token)
+
     async def reference(self) -> None:
         if importlib.util.find_spec("scim2_server") is None:
             self.results["runs"]["reference"] = {"skipped": "scim2-server is not installed (pip install '.[bench]')"}
             return
-        dataset = Dataset(
-            members=self.config.reference_members, groups=self.config.reference_groups, spare=self.config.reference_add_batches * 50
-        )
-        port = procs.free_port()
-        token = "bench-reference-token"
-        args = [
-            "-m",
-            "bench.reference",
-            "--port",
-            str(port),
-            "--members",
-            str(dataset.members),
-            "--groups",
-            str(dataset.groups),
-            "--spare",
-            str(dataset.spare),
-            "--token",
-            token,
-        ]
-        started = time.perf_counter()
-        server = procs.start("reference", args, {}, port, self.logs, ready_path="/v2/ServiceProviderConfig")
-        log(f"reference: scim2-server in memory, {dataset.users} users loaded in {time.perf_counter() - started:.1f} s")
+        dataset = self.reference_dataset()
+        server, target = self.start_reference("reference", dataset)
         try:
             run = {
                 "data": asdict(dataset) | {"users": dataset.users},
                 "phases": await self.phases(
-                    server,
-                    Target("reference", port, "/v2", token),
-                    REFERENCE_PHASES,
-                    dataset,
-                    "r",
-                    longer={"add_big": self.config.reference_big_group_duration},
+                    server, target, REFERENCE_PHASES, dataset, "r", longer={"add_big": self.config.reference_big_group_duration}
                 ),
             }
             run["peak_rss_mb"] = server.peak_rss()
         finally:
             server.stop()
         self.results["runs"]["reference"] = run
+
+    async def reference_in_turns(self, tenant: database.Tenant) -> None:
+        """GET by id and POST against the service (1 worker) and against scim2-server, alternating,
+        REFERENCE_TURNS times each (once for --quick): in the runs above the two servers are measured
+        minutes apart, and a drift of the machine in between moves their ratio by as much as the
+        target's margin. The users the service's POSTs create are deleted afterwards."""
+        datasets = {"service": self.dataset, "reference": self.reference_dataset()}
+        rates: dict[str, dict[str, list[float]]] = {kind: {name: [] for name in TURN_PHASES} for kind in datasets}
+        turns = 1 if self.config.quick else REFERENCE_TURNS
+        for turn in range(turns):
+            for kind, data in datasets.items():
+                if kind == "service":
+                    server, target = self.start_service(tenant, f"turn-service-{turn}", ["-m", "app", "serve"])
+                else:
+                    server, target = self.start_reference(f"turn-reference-{turn}", data)
+                try:
+                    for name in TURN_PHASES:
+                        result = await self.measure(server, target, phase(name, target, data, self.timing, f"t{turn}"))
+                        rates[kind][name].append(round(result.rps, 1))
+                        log(f"  {name} in turns, {kind}: {result.rps:9.1f} req/s")
+                finally:
+                    server.stop()
+        await database.reset_run(self.config.database_url, self.dataset.members, tuple(f"postt{turn}" for turn in range(turns)))
+        await seed.analyze(self.config.database_url)
+        self.results["reference_in_turns"] = {
+            name: {
+                "rps": {kind: rates[kind][name] for kind in rates},
+                "ratio": round(sum(rates["service"][name]) / sum(rates["reference"][name]), 4) if sum(rates["reference"][name]) else None,
+            }
+            for name in TURN_PHASES
+        }
 
     async def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -340,6 +361,9 @@ class Bench:
         if config.postgres:
             log("GET by id in turns: the service with 1 and 2 workers, with and without its bookkeeping")
             await self.get_by_id_in_turns(tenant)
+        if self.results["runs"].get("reference", {}).get("phases"):
+            log("GET by id and POST in turns: the service and scim2-server")
+            await self.reference_in_turns(tenant)
         log("the request path's bookkeeping (metrics, rate limit, integration health), in-process")
         self.results["bookkeeping"] = bookkeeping.measure(2_000 if config.quick else 50_000)
         log(f"  {self.results['bookkeeping']}")

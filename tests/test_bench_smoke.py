@@ -115,6 +115,11 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path: Path) -> None:
     if _has_scim2_server():
         assert list(results["runs"]["reference"]["phases"]) == list(REFERENCE_PHASES)
         assert all(p["errors"] == 0 for p in results["runs"]["reference"]["phases"].values())
+        turns = results["reference_in_turns"]
+        assert set(turns) == {"get_user", "post_user"}, turns
+        assert all(len(r) == 1 and r[0] > 0 for t in turns.values() for r in t["rps"].values()), turns
+        against = [t["value"] for t in results["targets"] if t["target"].endswith(">= 2x scim2-server")]
+        assert sum("in turns, req/s: service" in value for value in against) == 2, against
     else:
         assert "not installed" in results["runs"]["reference"]["skipped"]
     statuses = {t["target"]: t["status"] for t in results["targets"]}
