@@ -24,6 +24,11 @@ def _target(text: str, value: str, ok: bool | None) -> dict[str, str]:
     return {"target": text, "value": value, "status": NA if ok is None else (PASS if ok else FAIL)}
 
 
+def _rates(values: list[float]) -> str:
+    """The req/s of runs in turns, as shown beside a target."""
+    return ", ".join(f"{r:,.0f}" for r in values)
+
+
 def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
     if key not in a or key not in b or not b[key]["rps"]:
         return None
@@ -62,23 +67,23 @@ def targets(results: dict[str, Any]) -> list[dict[str, str]]:
         p99(key, 25)
     versus("post_user", ceiling, 0.5, "the ceiling's insert")
     versus("patch_user", ceiling, 0.5, "the ceiling's update")
-    in_turns = results.get("reference_in_turns", {})
+    # Against scim2-server from the turns where they ran (the two servers alternating), else from the runs.
+    reference_turns = results.get("reference_in_turns", {})
     for key in SCIM_PHASES:
-        if in_turns.get(key, {}).get("ratio") is None:
+        turns = reference_turns.get(key, {})
+        if turns.get("ratio") is None:
             versus(key, reference, 2.0, "scim2-server")
             continue
-        # From the turns where they ran (the service and scim2-server alternating), else from the runs above.
-        ratio, rates = in_turns[key]["ratio"], in_turns[key]["rps"]
-        service_rates, reference_rates = (", ".join(f"{r:,.0f}" for r in rates[kind]) for kind in ("service", "reference"))
-        shown = f"{ratio:.2f}x (in turns, req/s: service {service_rates} / scim2-server {reference_rates})"
-        out.append(_target(f"{LABELS[key]}: >= 2x scim2-server", shown, ratio >= 2.0))
-    # From the turns where they ran (small and big alternating), else from the run of every request type.
-    in_turns = results["runs"].get("service_1w", {}).get("add_members_in_turns")
+        rates = turns["rps"]
+        shown = f"{turns['ratio']:.2f}x (in turns, req/s: service {_rates(rates['service'])} / scim2-server {_rates(rates['reference'])})"
+        out.append(_target(f"{LABELS[key]}: >= 2x scim2-server", shown, turns["ratio"] >= 2.0))
+    # "+50 members" from the turns where they ran (small and big alternating), else from the runs.
+    add_turns = results["runs"].get("service_1w", {}).get("add_members_in_turns")
     small, big = service.get("add_small"), service.get("add_big")
-    if in_turns and in_turns["ratio"] is not None:
-        cost = in_turns["ratio"]
-        small_rates, big_rates = (", ".join(f"{r:,.0f}" for r in in_turns["rps"][name]) for name in ("add_small", "add_big"))
-        shown = f"{cost:.2f}x (in turns, req/s: 10-member {small_rates} / 100k-member {big_rates})"
+    if add_turns and add_turns["ratio"] is not None:
+        cost = add_turns["ratio"]
+        rates = add_turns["rps"]
+        shown = f"{cost:.2f}x (in turns, req/s: 10-member {_rates(rates['add_small'])} / 100k-member {_rates(rates['add_big'])})"
     else:
         cost = small["rps"] / big["rps"] if small and big and big["rps"] else None
         shown = "not measured" if cost is None else f"{cost:.2f}x"
@@ -122,8 +127,7 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
         in_turns = results.get("workers_in_turns") or {}
         get, how = in_turns.get("ratio"), ""
         if get is not None:
-            one_rates, two_rates = (", ".join(f"{r:,.0f}" for r in in_turns["rps"][n]) for n in ("1", "2"))
-            how = f" (in turns, req/s: 1 worker {one_rates} / 2 workers {two_rates})"
+            how = f" (in turns, req/s: 1 worker {_rates(in_turns['rps']['1'])} / 2 workers {_rates(in_turns['rps']['2'])})"
         elif one["phases"]["get_user"]["rps"]:
             get = two["phases"]["get_user"]["rps"] / one["phases"]["get_user"]["rps"]
         else:
@@ -144,7 +148,7 @@ def _replay_and_process_targets(results: dict[str, Any]) -> list[dict[str, str]]
         )
     turns = results.get("bookkeeping_in_turns")
     if turns and turns["cost"] is not None:
-        shown = " / ".join(f"{k.replace('_', ' ')} {', '.join(f'{r:,.0f}' for r in v)}" for k, v in turns["rps"].items())
+        shown = " / ".join(f"{k.replace('_', ' ')} {_rates(v)}" for k, v in turns["rps"].items())
         everything = turns.get("cost_with_rate_limit_and_health")
         also = "" if everything is None else f"; with the rate limit and the integration's health too {everything:.1%}"
         out.append(
