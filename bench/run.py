@@ -206,12 +206,12 @@ class Bench:
         await seed.analyze(self.config.database_url)
 
     async def add_members_in_turns(self, server: procs.Server, target: Target) -> dict[str, Any]:
-        """ "+50 members" into the 10-member groups and into the 100,000-member group, alternating,
-        ADD_TURNS times each (once for --quick), each turn from the same data: the spare users'
-        memberships removed and the tables vacuumed first. In the run of every request type the
-        big group's phase ends when its pool of 512 requests is used up, a window of one or two
-        seconds, and its throughput moves by a third from one run to the next; in turns the ratio
-        is one of means over several windows, each pair minutes closer together."""
+        """The "+50 members" phases, into the 10-member groups and into the 100,000-member group,
+        alternating, ADD_TURNS times each (once for --quick), each turn from the same data: the
+        spare users' memberships removed and the tables vacuumed first. In the run of every request
+        type the big group's phase ends when its pool of 512 requests is used up, after a window of
+        one or two seconds, and its throughput moved by a third between runs of the same code; here
+        the ratio is one of means over several windows, each measured next to its counterpart."""
         rates: dict[str, list[float]] = {"add_small": [], "add_big": []}
         for turn in range(1 if self.config.quick else ADD_TURNS):
             await database.reset_run(self.config.database_url, self.dataset.members, ())
