@@ -40,9 +40,8 @@ _REQUIRED = object()
 MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, for an INSERT or UPDATE)
 
 
-def _value(params: Params, name: str, fixed: Any) -> Any:
-    if name in params:
-        return params[name]
+def _default(name: str, fixed: Any) -> Any:
+    """The value of a parameter the caller did not give: the statement's own, else an error."""
     if fixed is not _REQUIRED:
         return fixed
     raise exc.ArgumentError(f"a value is required for the bound parameter {name!r}")
@@ -88,13 +87,13 @@ class _Compiled:
         params = params or {}
         arguments = []
         for name, process, fixed in self.binds:
-            value = params[name] if name in params else _value(params, name, fixed)
+            value = params[name] if name in params else _default(name, fixed)
             arguments.append(value if process is None else process(value))
         return (self._text(params) if self.literals else self.sql), arguments
 
     def _text(self, params: Params) -> str:
         # operator.index: only an integer is ever written into the SQL.
-        values = tuple(operator.index(_value(params, name, fixed)) for name, fixed in self.literals)
+        values = tuple(operator.index(params[name] if name in params else _default(name, fixed)) for name, fixed in self.literals)
         text = self._texts.get(values)
         if text is None:
             text = self.sql

@@ -706,6 +706,8 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
         return chosen.order_by(side.key, *order_by)
     position = func.row_number().over(partition_by=side.key, order_by=order_by).label("position")
     ranked = chosen.add_columns(position).subquery("ranked")
+    # The window's bound is a condition, not a LIMIT: a parameter like OFFSET, not written into the
+    # SQL as `common.LIMIT` is, which would only make one text per page size.
     return (
         select(*(c for c in ranked.c if c.key != "position"))
         .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + bindparam("limit"))
