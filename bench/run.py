@@ -32,6 +32,12 @@ REFERENCE_TURNS = 3  # the service and scim2-server, in turns, on the request ty
 TURN_PHASES = ("get_user", "post_user")
 
 
+def ratio_of_means(a: list[float], b: list[float]) -> float | None:
+    """The mean of the rates `a` over the mean of the rates `b` (runs in turns); None when `b` is nothing."""
+    mean_b = sum(b) / len(b) if b else 0.0
+    return round((sum(a) / len(a)) / mean_b, 4) if mean_b else None
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -220,8 +226,7 @@ class Bench:
                 result = await self.measure(server, target, phase(name, target, self.dataset, self.timing, f"a{turn}"))
                 rates[name].append(round(result.rps, 1))
                 log(f"  {name} in turns: {result.rps:9.1f} req/s")
-        mean = {name: sum(values) / len(values) for name, values in rates.items()}
-        return {"rps": rates, "ratio": round(mean["add_small"] / mean["add_big"], 4) if mean["add_big"] else None}
+        return {"rps": rates, "ratio": ratio_of_means(rates["add_small"], rates["add_big"])}
 
     async def single_worker_extras(self, server: procs.Server, target: Target, tenant: database.Tenant, run: dict[str, Any]) -> None:
         run["add_members_in_turns"] = await self.add_members_in_turns(server, target)
@@ -258,10 +263,10 @@ class Bench:
                     server.stop()
                 rates[kind].append(round(result.rps, 1))
                 log(f"  GET by id, {kind.replace('_', ' ')}: {result.rps:9.1f} req/s")
-        mean = {kind: sum(values) / len(values) for kind, values in rates.items()}
 
         def cost(without: str) -> float | None:
-            return round(1 - mean["with"] / mean[without], 4) if mean[without] else None
+            ratio = ratio_of_means(rates["with"], rates[without])
+            return None if ratio is None else round(1 - ratio, 4)
 
         self.results["bookkeeping_in_turns"] = {
             "rps": {kind: rates[kind] for kind in ("with", "without_metrics_activity", "without_any")},
@@ -270,7 +275,7 @@ class Bench:
         }
         self.results["workers_in_turns"] = {
             "rps": {"1": rates["with"], "2": rates["two_workers"]},
-            "ratio": round(mean["two_workers"] / mean["with"], 4) if mean["with"] else None,
+            "ratio": ratio_of_means(rates["two_workers"], rates["with"]),
         }
 
     def reference_dataset(self) -> Dataset:
@@ -332,7 +337,7 @@ class Bench:
         self.results["reference_in_turns"] = {
             name: {
                 "rps": {kind: rates[kind][name] for kind in rates},
-                "ratio": round(sum(rates["service"][name]) / sum(rates["reference"][name]), 4) if sum(rates["reference"][name]) else None,
+                "ratio": ratio_of_means(rates["service"][name], rates["reference"][name]),
             }
             for name in TURN_PHASES
         }
