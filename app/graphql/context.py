@@ -16,6 +16,7 @@ from strawberry.types import Info as _Info
 from app.db.types import utcnow
 from app.graphql.loaders import Loaders
 from app.services.caller import Caller
+from app.services.common import Columns
 
 T = TypeVar("T")
 
@@ -29,6 +30,8 @@ class Context:
     now: datetime = field(init=False, default_factory=utcnow)  # the request's moment, for what depends on the time
     # The first database failure a resolver met; the endpoint retries or answers 503 instead of committing.
     database_error: BaseException | None = None
+    # The columns each list of users or groups in the operation reads, by its field nodes (app/graphql/projection.py).
+    projections: dict[Any, Columns] = field(default_factory=dict, init=False, repr=False)
 
     # GraphQL resolves sibling fields concurrently, but one session runs one statement at a time:
     # the session belongs to one task at a time (see `exclusive`).

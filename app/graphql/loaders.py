@@ -11,12 +11,12 @@ from strawberry.dataloader import DataLoader
 
 from app.db.models import User, UserGroup
 from app.services import groups, integrations, users
-from app.services.common import total_if_known
+from app.services.common import Columns, total_if_known
 
 if TYPE_CHECKING:
     from app.graphql.context import Context
 
-Window = tuple[str, int, int]  # (id, offset, limit)
+Window = tuple[str, int, int, Columns]  # (id, offset, limit, the columns its rows read: app/graphql/projection.py)
 
 
 class Loaders:
@@ -64,15 +64,15 @@ class Loaders:
 
     async def _members(self, keys: Sequence[Window]) -> list[list[User]]:
         found: dict[Window, list[User]] = {}
-        for (offset, limit), ids in _by_window(keys).items():
-            pages = await self.context.call(groups.members_of_groups, self.context.caller, ids, offset=offset, limit=limit)
-            found.update({(gid, offset, limit): pages[gid] for gid in ids})
+        for (offset, limit, columns), ids in _by_window(keys).items():
+            pages = await self.context.call(groups.members_of_groups, self.context.caller, ids, offset=offset, limit=limit, columns=columns)
+            found.update({(gid, offset, limit, columns): pages[gid] for gid in ids})
         return [found[k] for k in keys]
 
     async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
         found: dict[Window, tuple[int, list[UserGroup]]] = {}
-        for (offset, limit), ids in _by_window(keys).items():
-            pages = await self.context.call(groups.groups_of_users, self.context.caller, ids, offset=offset, limit=limit)
+        for (offset, limit, columns), ids in _by_window(keys).items():
+            pages = await self.context.call(groups.groups_of_users, self.context.caller, ids, offset=offset, limit=limit, columns=columns)
             # Only the users whose page does not tell their total are counted (most users are in
             # fewer groups than a page holds).
             known = {uid: total_if_known(offset, limit, len(pages[uid])) for uid in ids}
@@ -80,7 +80,7 @@ class Loaders:
             uncounted = [uid for uid, total in known.items() if total is None]
             if uncounted:
                 totals.update(await self.context.call(groups.group_counts, self.context.caller, uncounted))
-            found.update({(uid, offset, limit): (totals[uid], pages[uid]) for uid in ids})
+            found.update({(uid, offset, limit, columns): (totals[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 
     async def _ownership(self, ids: Sequence[str]) -> list[frozenset[users.Ownership]]:
@@ -104,8 +104,8 @@ class Loaders:
         return [found[i] for i in ids]
 
 
-def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int], list[str]]:
-    grouped: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for key_id, offset, limit in keys:  # DataLoader has already removed duplicate keys
-        grouped[(offset, limit)].append(key_id)
+def _by_window(keys: Sequence[Window]) -> dict[tuple[int, int, Columns], list[str]]:
+    grouped: dict[tuple[int, int, Columns], list[str]] = defaultdict(list)
+    for key_id, offset, limit, columns in keys:  # DataLoader has already removed duplicate keys
+        grouped[(offset, limit, columns)].append(key_id)
     return grouped

@@ -15,31 +15,20 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from graphql import (
-    FieldNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    GraphQLIncludeDirective,
-    GraphQLNamedType,
-    GraphQLObjectType,
-    GraphQLResolveInfo,
-    GraphQLSkipDirective,
-    InlineFragmentNode,
-    SelectionSetNode,
-    get_named_type,
-    is_abstract_type,
-)
-from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
+from graphql import FieldNode, GraphQLResolveInfo, get_named_type
 from strawberry.dataloader import DataLoader
 
+from app.graphql import projection
 from app.graphql.context import Info
 from app.graphql.loaders import Loaders
+from app.services.common import Columns
 
 R = TypeVar("R")
 
-# A field of a node served by DataLoaders: for the request's loaders, a row and the field's arguments
-# (by their GraphQL names), the loads its resolver makes — each loader with the key it loads.
-Loads = Callable[[Loaders, Any, Mapping[str, Any]], Iterable[tuple[DataLoader[Any, Any], Any]]]
+# A field of a node served by DataLoaders: for the request's loaders, a row, the field's arguments (by
+# their GraphQL names) and, for a list of users or groups, the columns its nodes read (app/graphql/
+# projection.py), the loads its resolver makes — each loader with the key it loads.
+Loads = Callable[[Loaders, Any, Mapping[str, Any], Columns], Iterable[tuple[DataLoader[Any, Any], Any]]]
 
 
 async def prefetch(info: Info, rows: Sequence[Any], fields: Mapping[str, Loads]) -> None:
@@ -47,12 +36,12 @@ async def prefetch(info: Info, rows: Sequence[Any], fields: Mapping[str, Loads])
     `fields` its nodes select, under `nodes` or `edges { node }`. A load that fails is left to the
     row's field, which loads its key itself, meets the failure and reports it at its own path."""
     wanted: dict[int, tuple[DataLoader[Any, Any], list[Any]]] = {}
-    for name, arguments in _node_fields(info._raw_info):
+    for name, arguments, columns in _node_fields(info._raw_info, info.context.projections):
         loads = fields.get(name)
         if loads is None:
             continue
         for row in rows:
-            for loader, key in loads(info.context.loaders, row, arguments):
+            for loader, key in loads(info.context.loaders, row, arguments, columns):
                 wanted.setdefault(id(loader), (loader, []))[1].append(key)
     for loader, keys in wanted.values():
         # Each loader's batch function called at once and its values primed into the loader: a load
@@ -92,71 +81,21 @@ def _then(loaded: Sequence[asyncio.Future[Any]], then: Callable[..., R]) -> R:
     return then(*(future.result() for future in loaded))
 
 
-def _node_fields(info: GraphQLResolveInfo) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(name, arguments) of each field that the nodes of the connection `info`'s field returns select."""
+def _node_fields(info: GraphQLResolveInfo, cache: dict[Any, Columns]) -> Iterator[tuple[str, dict[str, Any], Columns]]:
+    """(name, arguments, the columns its nodes read when it is a list of users or groups) of each field
+    that the nodes of the connection `info`'s field returns select, as its resolver will see it: the
+    field nodes of one response name merged."""
     connection = get_named_type(info.return_type)
-    if not isinstance(connection, GraphQLObjectType) or "nodes" not in connection.fields:
+    node = projection.node_type(connection)
+    if node is None:
         return
-    node = get_named_type(connection.fields["nodes"].type)
-    edge = get_named_type(connection.fields["edges"].type) if "edges" in connection.fields else None
-    walk = _Selections(info)
-    for field in walk.fields([n.selection_set for n in info.field_nodes], connection):
-        if field.name.value == "nodes":
-            node_sets = [field.selection_set]
-        elif field.name.value == "edges" and edge is not None:
-            node_sets = [f.selection_set for f in walk.fields([field.selection_set], edge) if f.name.value == "node"]
-        else:
+    walk = projection.Selections(info)
+    merged: dict[str, list[FieldNode]] = {}
+    for selected in projection.node_fields(walk, connection, info.field_nodes):
+        merged.setdefault(selected.alias.value if selected.alias else selected.name.value, []).append(selected)
+    for field_nodes in merged.values():
+        arguments = walk.arguments(node, field_nodes[0])
+        if arguments is None:
             continue
-        for selected in walk.fields(node_sets, node):
-            arguments = walk.arguments(node, selected)
-            if arguments is not None:
-                yield selected.name.value, arguments
-
-
-class _Selections:
-    """The fields of selection sets as execution collects them: fragments spread where their type
-    condition holds, @skip and @include applied, arguments coerced with the operation's variables."""
-
-    def __init__(self, info: GraphQLResolveInfo) -> None:
-        self.info = info
-        # Strawberry gives resolvers the coerced values alone (graphql-core its whole container), and
-        # argument coercion reads nothing else of them.
-        given: Any = info.variable_values
-        self.variables = VariableValues({}, getattr(given, "coerced", given))
-
-    def fields(self, selection_sets: Iterable[SelectionSetNode | None], parent: GraphQLNamedType) -> Iterator[FieldNode]:
-        for selection_set in selection_sets:
-            for selection in selection_set.selections if selection_set is not None else ():
-                if not self._included(selection):
-                    continue
-                if isinstance(selection, FieldNode):
-                    yield selection
-                elif isinstance(selection, InlineFragmentNode):
-                    if self._applies(selection.type_condition.name.value if selection.type_condition else None, parent):
-                        yield from self.fields([selection.selection_set], parent)
-                elif isinstance(selection, FragmentSpreadNode):
-                    fragment = self.info.fragments.get(selection.name.value)
-                    if fragment is not None and self._applies(fragment.type_condition.name.value, parent):
-                        yield from self.fields([fragment.selection_set], parent)
-
-    def arguments(self, parent: GraphQLNamedType, field: FieldNode) -> dict[str, Any] | None:
-        definition = getattr(parent, "fields", {}).get(field.name.value)
-        if definition is None:
-            return None  # __typename
-        try:
-            return get_argument_values(definition, field, self.variables)
-        except GraphQLError:
-            return None  # execution refuses them itself, with its own error
-
-    def _included(self, node: Any) -> bool:
-        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
-        if skip is not None and skip["if"] is True:
-            return False
-        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
-        return include is None or include["if"] is not False
-
-    def _applies(self, condition: str | None, parent: GraphQLNamedType) -> bool:
-        if condition is None or condition == parent.name:
-            return True
-        named = self.info.schema.get_type(condition)
-        return is_abstract_type(named) and self.info.schema.is_sub_type(named, parent)
+        definition = node.fields[field_nodes[0].name.value]
+        yield field_nodes[0].name.value, arguments, projection.columns_of(info, cache, get_named_type(definition.type), field_nodes)

@@ -10,6 +10,7 @@ import strawberry
 
 from app.db import models
 from app.errors import NotFound
+from app.graphql import projection
 from app.graphql.context import Info
 from app.graphql.pagination import (
     Connection,
@@ -122,7 +123,8 @@ class Query:
         limit = page_size(first)
         query = matching.page(users.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "u"))
         context = info.context
-        rows = await context.call(users.page_of_users, context.caller, query)
+        columns = projection.columns(info._raw_info, context.projections)
+        rows = await context.call(users.page_of_users, context.caller, query, columns=columns)
         await prefetch(info, rows[:limit], USER_LOADS)
         total = functools.partial(context.call, users.count_users, context.caller, query, len(rows))
         return keyset_connection(rows, total, limit, row_cursor("u"), User.from_row)
@@ -159,7 +161,8 @@ class Query:
         limit = page_size(first)
         query = matching.page(groups.LIST_ORDER, limit + 1, after=decode_row_cursor(after, "g"))
         context = info.context
-        rows = await context.call(groups.page_of_groups, context.caller, query)
+        columns = projection.columns(info._raw_info, context.projections)
+        rows = await context.call(groups.page_of_groups, context.caller, query, columns=columns)
         await prefetch(info, rows[:limit], GROUP_LOADS)
         total = functools.partial(context.call, groups.count_groups, context.caller, query, len(rows))
         return keyset_connection(rows, total, limit, row_cursor("g"), UserGroup.from_row)

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.db import models
+from app.graphql import projection
 from app.graphql.context import Info
 from app.graphql.loaders import Window
 from app.graphql.pagination import Connection, offset_connection, offset_window
@@ -16,6 +17,7 @@ from app.graphql.prefetch import Loads, settled
 from app.services import integrations
 from app.services.audit import Shown
 from app.services.caller import Permission
+from app.services.common import Columns
 
 ProvisionedBy = strawberry.enum(models.ProvisionedBy, description="Who created the user.")
 ManagedBy = strawberry.enum(models.ManagedBy, description="Who owns the group's name, members and existence.")
@@ -87,8 +89,9 @@ class User:
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[UserGroup, strawberry.lazy("app.graphql.types")]]:
         offset = offset_window(first, after)[0]
+        columns = projection.columns(info._raw_info, info.context.projections)
         return settled(
-            info.context.loaders.groups_of_user.load(window(self.row, first, after)),
+            info.context.loaders.groups_of_user.load(window(self.row, first, after, columns)),
             then=lambda page: offset_connection([UserGroup.from_row(r) for r in page[1]], page[0], offset),
         )
 
@@ -100,6 +103,35 @@ class User:
     )
     async def app_integrations(self, info: Info) -> list[Annotated[AppIntegration, strawberry.lazy("app.graphql.types")]]:
         return [AppIntegration.from_row(r) for r in await info.context.loaders.assigning_integrations.load(self.row.id)]
+
+
+# What each field of User is made of, for the lists that read only what their nodes show
+# (app/graphql/projection.py): the columns `from_row` and the resolvers read for it. Every node reads
+# its id (the loaders' key), its provisioned_by (which `from_row` converts) and created_at (a page's
+# cursor).
+projection.register(
+    "User",
+    {
+        "__typename": (),
+        "id": (),
+        "userName": ("user_name",),
+        "email": ("email",),
+        "name": ("name_formatted", "display_name"),
+        "givenName": ("name_given",),
+        "familyName": ("name_family",),
+        "displayName": ("display_name",),
+        "active": ("active",),
+        "externalId": ("external_id",),
+        "provisionedBy": (),
+        "createdAt": (),
+        "updatedAt": ("updated_at",),
+        "deprovisionedAt": ("deprovisioned_at",),
+        "managedByIdentityProvider": (),
+        "groups": (),
+        "appIntegrations": (),
+    },
+    always=("id", "provisioned_by", "created_at"),
+)
 
 
 @strawberry.type(description="A user group at account, organization or project scope.")
@@ -153,29 +185,56 @@ class UserGroup:
     def members(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[User]:
         offset = offset_window(first, after)[0]
         loaders = info.context.loaders
+        columns = projection.columns(info._raw_info, info.context.projections)
         return settled(
             loaders.member_count.load(self.row.id),
-            loaders.members.load(window(self.row, first, after)),
+            loaders.members.load(window(self.row, first, after, columns)),
             then=lambda total, rows: offset_connection([User.from_row(r) for r in rows], total, offset),
         )
 
 
-def window(row: Any, first: int | None, after: str | None) -> Window:
-    """The key of a row's page of a nested connection (its groups, its members) for `first` and `after`."""
-    return (row.id, *offset_window(first, after))
+# As for User above: every group reads its id, its managed_by (converted) and created_at (a cursor).
+projection.register(
+    "UserGroup",
+    {
+        "__typename": (),
+        "id": (),
+        "identifier": ("identifier",),
+        "name": ("display_name",),
+        "description": ("description",),
+        "orgIdentifier": ("org_identifier",),
+        "projectIdentifier": ("project_identifier",),
+        "managedBy": (),
+        "externalId": ("external_id",),
+        "createdAt": (),
+        "updatedAt": ("updated_at",),
+        "appIntegration": ("app_integration_id",),
+        "memberCount": (),
+        "members": (),
+    },
+    always=("id", "managed_by", "created_at"),
+)
+
+
+def window(row: Any, first: int | None, after: str | None, columns: Columns) -> Window:
+    """The key of a row's page of a nested connection (its groups, its members) for `first` and
+    `after`, whose rows read `columns`."""
+    return (row.id, *offset_window(first, after), columns)
 
 
 # The fields of users and groups that their resolvers load (`settled`), with the loads each makes for
 # a row: a page of users or groups loads them for all its rows at once (`prefetch`).
 USER_LOADS: dict[str, Loads] = {
-    "managedByIdentityProvider": lambda loaders, row, _: [(loaders.ownership, row.id)],
-    "groups": lambda loaders, row, arguments: [(loaders.groups_of_user, window(row, arguments.get("first"), arguments.get("after")))],
+    "managedByIdentityProvider": lambda loaders, row, _, __: [(loaders.ownership, row.id)],
+    "groups": lambda loaders, row, arguments, columns: [
+        (loaders.groups_of_user, window(row, arguments.get("first"), arguments.get("after"), columns))
+    ],
 }
 GROUP_LOADS: dict[str, Loads] = {
-    "memberCount": lambda loaders, row, _: [(loaders.member_count, row.id)],
-    "members": lambda loaders, row, arguments: [
+    "memberCount": lambda loaders, row, _, __: [(loaders.member_count, row.id)],
+    "members": lambda loaders, row, arguments, columns: [
         (loaders.member_count, row.id),
-        (loaders.members, window(row, arguments.get("first"), arguments.get("after"))),
+        (loaders.members, window(row, arguments.get("first"), arguments.get("after"), columns)),
     ],
 }
 

@@ -15,7 +15,25 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, ColumnElement, Integer, Select, String, Text, and_, bindparam, column, exists, func, or_, select, true, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -55,6 +73,24 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
 # (SCIM's read-only requests, which never need an identity map). Either way they run Core
 # statements and return plain rows, whose attribute names are the model's column names.
 Reader = AsyncSession | AsyncConnection
+
+# The columns of a table that a reader of its rows uses, by name; None: all of them. See `read_columns`.
+Columns = frozenset[str] | None
+
+
+def read_columns(table: Table, columns: Columns, pick: Callable[[Any], Any] = lambda c: c) -> list[Any]:
+    """Every column of `table`, in its order (each through `pick`); those `columns` does not name read
+    as NULL. The rows keep their shape, so whatever reads them reads them as before, and the database
+    and the driver skip reading and decoding values nobody looks at — for a page of 50 users and their
+    groups, most of what the driver decodes (bench/README.md)."""
+    if columns is None:
+        return [pick(c) for c in table.c]
+    return [pick(c) if c.key in columns else null().label(c.key) for c in table.c]
+
+
+def columns_key(columns: Columns) -> tuple[str, ...] | None:
+    """`columns` as part of the key of a kept statement (`kept`)."""
+    return None if columns is None else tuple(sorted(columns))
 
 
 async def connection_of(reader: Reader) -> AsyncConnection:
@@ -161,16 +197,17 @@ async def page(
     return await count_of_page(reader, model, scope, query, len(rows), counted=counted), rows
 
 
-async def rows_of_page(reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery) -> list[Any]:
-    """The page of `page` without its total, for a caller that counts only when asked (see `count_of_page`)."""
+async def rows_of_page(reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery, columns: Columns = None) -> list[Any]:
+    """The page of `page` without its total, for a caller that counts only when asked (see
+    `count_of_page`); of its rows' values, only `columns` (see `read_columns`)."""
     if query.limit <= 0:
         return []
     connection = await connection_of(reader)
     table = model.__table__
     seek = () if query.after is None else (query.after,)
     statement = kept(
-        query.key and ("page", table.name, query.key, query.after is not None, query.offset == 0),
-        lambda: paged(select(table).where(scope, query.where, *seek).order_by(*query.order_by), query.offset),
+        query.key and ("page", table.name, query.key, query.after is not None, query.offset == 0, columns_key(columns)),
+        lambda: paged(select(*read_columns(table, columns)).where(scope, query.where, *seek).order_by(*query.order_by), query.offset),
     )
     return await fetch(connection, statement, query.page_params())
 

@@ -36,9 +36,11 @@ from app.services.common import (
     OFFSET,
     UNSET,
     VIEWER_INTEGRATION,
+    Columns,
     Filter,
     PageQuery,
     Reader,
+    columns_key,
     connection_of,
     count_of_page,
     fetch,
@@ -53,6 +55,7 @@ from app.services.common import (
     owned_row,
     page,
     paged,
+    read_columns,
     row_updater,
     rows_of_page,
     total_of_page,
@@ -624,9 +627,10 @@ async def list_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple
     return await page(reader, UserGroup, *_listed(caller, query))
 
 
-async def page_of_groups(reader: Reader, caller: Caller, query: PageQuery) -> list[Any]:
-    """The page of `list_groups` alone; `count_groups` counts the matches when they are asked for."""
-    return await rows_of_page(reader, UserGroup, *_listed(caller, query))
+async def page_of_groups(reader: Reader, caller: Caller, query: PageQuery, *, columns: Columns = None) -> list[Any]:
+    """The page of `list_groups` alone, of its values only `columns` (see `common.read_columns`);
+    `count_groups` counts the matches when they are asked for."""
+    return await rows_of_page(reader, UserGroup, *_listed(caller, query), columns)
 
 
 async def count_groups(reader: Reader, caller: Caller, query: PageQuery, found: int) -> int:
@@ -672,11 +676,14 @@ _MEMBERS_OF_GROUPS = _Side("members of groups", col(GroupMembership.group_id), U
 _IN_ACCOUNT = col(GroupMembership.account_id) == bindparam("account_id")
 
 
-def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], *, window: bool, dialect: str) -> Select[Any]:
-    """The rows (`columns` of side.table) at the other end of the memberships of the keys
-    (parameter `keys`) in the account (`account_id`) that `visible` lets the caller see, with
-    `related_to`, the key each belongs to; in order per key and, with `window`, only those from
-    parameter `offset`, at most `limit` per key — a window function, one query for any number of keys.
+def _related(
+    side: _Side, visible: ColumnElement[bool], columns: Columns, narrow: Sequence[Any], *, window: bool, dialect: str
+) -> Select[Any]:
+    """The rows of side.table (of its values only `columns`, see `common.read_columns`; or, given
+    `narrow`, rows of those columns alone) at the other end of the memberships of the keys (parameter
+    `keys`) in the account (`account_id`) that `visible` lets the caller see, with `related_to`, the
+    key each belongs to; in order per key and, with `window`, only those from parameter `offset`, at
+    most `limit` per key — a window function, one query for any number of keys.
 
     On PostgreSQL each membership's row is looked up by primary key on its own (LATERAL … LIMIT 1,
     as in `_live_user_not_member`): planned as a join, a users table without current statistics
@@ -698,7 +705,7 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
 
     order_by = [pick(c) for c in side.order_by]
     chosen = (
-        select(side.key.label("related_to"), *(pick(c) for c in columns))
+        select(side.key.label("related_to"), *([pick(c) for c in narrow] or read_columns(side.table, columns, pick)))
         .select_from(source)
         .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), *where)
     )
@@ -716,19 +723,25 @@ def _related(side: _Side, visible: ColumnElement[bool], columns: Sequence[Any], 
 
 
 async def _read_related(
-    reader: Reader, side: _Side, caller: Caller, keys: Sequence[str], columns: Sequence[Any] | None, offset: int, limit: int | None
+    reader: Reader,
+    side: _Side,
+    caller: Caller,
+    keys: Sequence[str],
+    columns: Columns,
+    offset: int,
+    limit: int | None,
+    narrow: Sequence[Any] = (),
 ) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {key: [] for key in keys}
     if limit is not None and limit <= 0:
         return out
-    chosen = tuple(columns) if columns is not None else tuple(side.table.c)
     restricted, visible = side.visible(caller)
     window = limit is not None or offset > 0
     connection = await connection_of(reader)
     dialect = connection.dialect.name
     statement = kept(
-        ("related", side.name, restricted, tuple(c.key for c in chosen), window, dialect),
-        lambda: _related(side, visible, chosen, window=window, dialect=dialect),
+        ("related", side.name, restricted, columns_key(columns), tuple(c.key for c in narrow), window, dialect),
+        lambda: _related(side, visible, columns, narrow, window=window, dialect=dialect),
     )
     params = {"account_id": caller.account_id, "ids": id_values(dialect, keys), "offset": offset, "limit": limit, **viewer_params(caller)}
     for row in await fetch(connection, statement, params):
@@ -737,21 +750,22 @@ async def _read_related(
 
 
 async def groups_of_users(
-    reader: Reader, caller: Caller, user_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
+    reader: Reader, caller: Caller, user_ids: Sequence[str], *, offset: int = 0, limit: int | None = None, columns: Columns = None
 ) -> dict[str, list[Any]]:
-    """Each user's groups that the caller sees (plain rows of `user_groups`), by name: all of them,
-    or the window from `offset` of at most `limit`. They are groups: groups:read."""
+    """Each user's groups that the caller sees (rows of `user_groups`, of their values only `columns`),
+    by name: all of them, or the window from `offset` of at most `limit`. They are groups: groups:read."""
     caller.require(Permission.GROUPS_READ)
-    return await _read_related(reader, _GROUPS_OF_USERS, caller, user_ids, None, offset, limit)
+    return await _read_related(reader, _GROUPS_OF_USERS, caller, user_ids, columns, offset, limit)
 
 
 async def members_of_groups(
-    reader: Reader, caller: Caller, group_ids: Sequence[str], *, offset: int = 0, limit: int | None = None
+    reader: Reader, caller: Caller, group_ids: Sequence[str], *, offset: int = 0, limit: int | None = None, columns: Columns = None
 ) -> dict[str, list[Any]]:
-    """Each group's members (plain rows of `users`), in the order they joined: all of them, or the
-    window from `offset` of at most `limit`. They are users, profiles and all: users:read."""
+    """Each group's members (rows of `users`, of their values only `columns`), in the order they
+    joined: all of them, or the window from `offset` of at most `limit`. They are users, profiles and
+    all: users:read."""
     caller.require(Permission.USERS_READ)
-    return await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, None, offset, limit)
+    return await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, columns, offset, limit)
 
 
 _MEMBER_REFERENCES = (USERS.c.id, USERS.c.display_name, USERS.c.user_name)
@@ -761,7 +775,7 @@ async def member_references(reader: Reader, caller: Caller, group_ids: Sequence[
     """Each group's members as references — (user id, display name, else userName) — in the order
     they joined, as SCIM's `members` shows them. They are part of the group: groups:read."""
     caller.require(Permission.GROUPS_READ)
-    rows = await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, _MEMBER_REFERENCES, 0, None)
+    rows = await _read_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids, None, 0, None, narrow=_MEMBER_REFERENCES)
     return {group_id: [(m.id, m.display_name or m.user_name) for m in members] for group_id, members in rows.items()}
 
 

@@ -44,6 +44,7 @@ from app.services import audit, extensions, flags, integrations
 from app.services.caller import Caller, Permission
 from app.services.common import (
     UNSET,
+    Columns,
     Filter,
     PageQuery,
     Reader,
@@ -755,9 +756,10 @@ async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[
     return await page(reader, User, OF_ACCOUNT, _listed(caller, query), counted=COUNTED)
 
 
-async def page_of_users(reader: Reader, caller: Caller, query: PageQuery) -> list[Any]:
-    """The page of `list_users` alone; `count_users` counts the matches when they are asked for."""
-    return await rows_of_page(reader, User, OF_ACCOUNT, _listed(caller, query))
+async def page_of_users(reader: Reader, caller: Caller, query: PageQuery, *, columns: Columns = None) -> list[Any]:
+    """The page of `list_users` alone, of its values only `columns` (see `common.read_columns`);
+    `count_users` counts the matches when they are asked for."""
+    return await rows_of_page(reader, User, OF_ACCOUNT, _listed(caller, query), columns)
 
 
 async def count_users(reader: Reader, caller: Caller, query: PageQuery, found: int) -> int:

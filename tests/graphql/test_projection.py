@@ -1,0 +1,170 @@
+"""Lists of users and groups read only the columns their nodes show (app/graphql/projection.py): each
+field, selected alone in every list that returns such nodes, answers what the node read whole answers;
+fragments, @include and edges are followed; a field set beyond the bound still answers right."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.graphql import projection
+from tests.support.clients import GraphQLClient, ScimClient, Tenant
+from tests.support.statements import StatementCounter
+from tests.test_app_integrations import connect
+
+# Fields with a selection of their own: what each shows of them. A field of an object type must be named
+# here, so that a new one is checked with a selection that reads something.
+SUBSELECTIONS = {
+    "groups": "(first: 5) { totalCount nodes { id } }",
+    "members": "(first: 5) { totalCount nodes { id } }",
+    "appIntegrations": " { id }",
+    "appIntegration": " { id }",
+}
+
+
+async def _fields(gql: GraphQLClient, type_name: str) -> dict[str, str]:
+    """The fields of a type, by name, each as a selection of it alone."""
+    data = await gql(
+        "query($name: String!) { __type(name: $name) { fields { name type { kind ofType { kind ofType { kind ofType { kind } } } } } } }",
+        name=type_name,
+    )
+    out = {}
+    for field in data["__type"]["fields"]:
+        name, kind = field["name"], field["type"]
+        while kind["kind"] in ("NON_NULL", "LIST"):
+            kind = kind["ofType"]
+        if kind["kind"] not in ("SCALAR", "ENUM"):
+            assert name in SUBSELECTIONS, f"{type_name}.{name}: name what the test selects of it"
+        out[name] = name + SUBSELECTIONS.get(name, "")
+    return out
+
+
+@pytest.fixture
+async def directory(gql: GraphQLClient, client: httpx.AsyncClient, tenant: Tenant, scim: ScimClient) -> dict[str, list[str]]:
+    """Users and groups with every kind of value: from an app integration's token, from a plain one and
+    from the admin UI, with and without a formatted name, active and not; a group of the admin UI with
+    a description."""
+    integration = await connect(gql, client, tenant, "Entra", "NEXTGEN")
+    ann = await integration.scim.create_user(
+        "ann@example.com",
+        externalId="ext-ann",
+        displayName="Ann D",
+        name={"formatted": "Ann Formatted", "givenName": "Ann", "familyName": "Dee"},
+        emails=[{"value": "ann@example.com", "primary": True}],
+    )
+    bob = await scim.create_user("bob@example.com", displayName="Bob B", active=False, name={"givenName": "Bob"})
+    carol = await scim.create_user("carol@example.com")
+    users = [str(u["id"]) for u in (ann, bob, carol)]
+    synced = await integration.scim.create_group("Synced", externalId="ext-synced", members=[{"value": u} for u in users])
+    plain = await scim.create_group("Plain", members=[{"value": users[0]}])
+    native = await gql(
+        "mutation($input: CreateUserInput!) { createUser(input: $input) { ... on User { id } } }",
+        input={"email": "dan@example.com", "name": "Dan Native"},
+    )
+    users.append(native["createUser"]["id"])
+    made = await gql(
+        "mutation($input: CreateUserGroupInput!) { createUserGroup(input: $input) { ... on UserGroup { id } } }",
+        input={"name": "Made here", "description": "For reviews", "userIds": users[3:]},
+    )
+    groups = [str(synced["id"]), str(plain["id"]), made["createUserGroup"]["id"]]
+    return {"users": users, "groups": groups}
+
+
+def _by_id(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {node.pop("key"): node for node in nodes}
+
+
+async def test_every_user_field_alone_answers_in_each_list_what_the_whole_user_answers(
+    gql: GraphQLClient, directory: dict[str, list[str]]
+) -> None:
+    for field in (await _fields(gql, "User")).values():
+        whole = {}
+        for user_id in directory["users"]:
+            whole[user_id] = (await gql(f"query($id: ID!) {{ user(id: $id) {{ {field} }} }}", id=user_id))["user"]
+        page = _by_id((await gql(f"{{ users {{ nodes {{ key: id {field} }} }} }}"))["users"]["nodes"])
+        assert page == whole, field
+        groups = (await gql(f"{{ userGroups(first: 10) {{ nodes {{ members(first: 10) {{ nodes {{ key: id {field} }} }} }} }} }}"))[
+            "userGroups"
+        ]["nodes"]
+        for group in groups:
+            members = _by_id(group["members"]["nodes"])
+            assert members == {user_id: whole[user_id] for user_id in members}, field
+
+
+async def test_every_group_field_alone_answers_in_each_list_what_the_whole_group_answers(
+    gql: GraphQLClient, directory: dict[str, list[str]]
+) -> None:
+    for field in (await _fields(gql, "UserGroup")).values():
+        whole = {}
+        for group_id in directory["groups"]:
+            whole[group_id] = (await gql(f"query($id: ID!) {{ userGroup(id: $id) {{ {field} }} }}", id=group_id))["userGroup"]
+        page = _by_id((await gql(f"{{ userGroups {{ nodes {{ key: id {field} }} }} }}"))["userGroups"]["nodes"])
+        assert page == whole, field
+        for user in (await gql(f"{{ users(first: 10) {{ nodes {{ groups(first: 10) {{ nodes {{ key: id {field} }} }} }} }} }}"))["users"][
+            "nodes"
+        ]:
+            groups = _by_id(user["groups"]["nodes"])
+            assert groups == {group_id: whole[group_id] for group_id in groups}, field
+
+
+async def test_each_field_of_the_node_types_names_its_columns(gql: GraphQLClient) -> None:
+    for type_name in ("User", "UserGroup"):
+        assert set(projection.registered(type_name)) == {*await _fields(gql, type_name), "__typename"}, type_name
+
+
+async def test_a_page_reads_the_columns_of_the_fields_it_shows_through_fragments_and_include(
+    gql: GraphQLClient, engine: AsyncEngine, directory: dict[str, list[str]]
+) -> None:
+    query = """query($email: Boolean!) {
+      users { edges { node { id ...names email @include(if: $email) groups { nodes { name } } } } }
+    }
+    fragment names on User { ... on User { userName } }"""
+    with StatementCounter(engine) as narrow:
+        data = await gql(query, email=False)
+    assert [e["node"]["userName"] for e in data["users"]["edges"]] == [
+        "ann@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "dan@example.com",
+    ]
+    assert all("email" not in e["node"] for e in data["users"]["edges"])
+    assert [g["name"] for g in data["users"]["edges"][0]["node"]["groups"]["nodes"]] == ["Plain", "Synced"]
+    page, groups = _statement(narrow, "FROM users"), _statement(narrow, "group_memberships")
+    # What no field shows is read as NULL.
+    assert _nulls(page) >= {"email", "extensions", "multi_valued"} and "user_name" not in _nulls(page)
+    assert _nulls(groups) >= {"description", "extensions"} and "display_name" not in _nulls(groups)
+
+    with StatementCounter(engine) as wider:
+        data = await gql(query, email=True)
+    assert [e["node"]["email"] for e in data["users"]["edges"]] == ["ann@example.com", None, None, "dan@example.com"]
+    assert "email" not in _nulls(_statement(wider, "FROM users"))
+
+
+async def test_field_sets_beyond_the_bound_read_whole_rows_and_answer_the_same(
+    gql: GraphQLClient, engine: AsyncEngine, directory: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projection, "MAX_SHAPES", 2)
+    monkeypatch.setattr(projection, "_SHAPES", {name: set() for name in projection._SHAPES})
+    answers = []
+    for field in ("userName", "email", "displayName"):
+        with StatementCounter(engine) as counted:
+            answers.append((await gql(f"{{ users {{ nodes {{ {field} }} }} }}"))["users"]["nodes"])
+        page = _statement(counted, "FROM users")
+        assert bool(_nulls(page)) is (field != "displayName"), field  # the third shape: whole rows
+    assert [n["displayName"] for n in answers[2]] == ["Ann D", "Bob B", None, "Dan Native"]
+    assert [n["email"] for n in answers[1]] == ["ann@example.com", None, None, "dan@example.com"]
+
+
+def _nulls(sql: str) -> set[str]:
+    """The columns a statement reads as NULL."""
+    return set(re.findall(r"NULL AS (\w+)", sql))
+
+
+def _statement(counter: StatementCounter, marker: str) -> str:
+    found = [s for s in counter.statements if marker in s and "count(" not in s.lower()]
+    assert len(found) == 1, counter.statements
+    return found[0]
