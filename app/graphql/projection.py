@@ -3,8 +3,8 @@
 A page of users or groups, a user's groups and a group's members are read as rows of every column,
 and most of a row's values are often never shown: `users(first: 50) { nodes { id userName groups(first: 5)
 { nodes { id name } } } }` shows 2 of a user's 37 values and 2 of a group's 16, and the driver decoded
-all of them (timestamps, JSON documents) — the larger part of what such a page cost the database and the
-driver (bench/README.md). A list resolver reads of its rows only the columns named here for the fields
+all of them (timestamps, JSON documents): about half of the driver's work for such a page, and a fifth
+to a half of the database's (bench/README.md). A list resolver reads of its rows only the columns named here for the fields
 its nodes select, with the fragments, @skip and @include of the operation applied; the other values come
 back NULL (`services.common.read_columns`), so every row keeps its shape and `from_row` reads it as before.
 
