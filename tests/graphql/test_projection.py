@@ -78,37 +78,26 @@ def _by_id(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {node.pop("key"): node for node in nodes}
 
 
-async def test_every_user_field_alone_answers_in_each_list_what_the_whole_user_answers(
-    gql: GraphQLClient, directory: dict[str, list[str]]
-) -> None:
-    for field in (await _fields(gql, "User")).values():
-        whole = {}
-        for user_id in directory["users"]:
-            whole[user_id] = (await gql(f"query($id: ID!) {{ user(id: $id) {{ {field} }} }}", id=user_id))["user"]
-        page = _by_id((await gql(f"{{ users {{ nodes {{ key: id {field} }} }} }}"))["users"]["nodes"])
-        assert page == whole, field
-        groups = (await gql(f"{{ userGroups(first: 10) {{ nodes {{ members(first: 10) {{ nodes {{ key: id {field} }} }} }} }} }}"))[
-            "userGroups"
-        ]["nodes"]
-        for group in groups:
-            members = _by_id(group["members"]["nodes"])
-            assert members == {user_id: whole[user_id] for user_id in members}, field
+# Per node type: the field reading one node whole, the list of them, and the list that holds them
+# nested in the nodes of another (a group's members, a user's groups).
+LISTS = {"User": ("users", "user", "users", "userGroups", "members"), "UserGroup": ("groups", "userGroup", "userGroups", "users", "groups")}
 
 
-async def test_every_group_field_alone_answers_in_each_list_what_the_whole_group_answers(
-    gql: GraphQLClient, directory: dict[str, list[str]]
+@pytest.mark.parametrize("type_name", sorted(LISTS))
+async def test_every_field_alone_answers_in_each_list_what_the_whole_node_answers(
+    gql: GraphQLClient, directory: dict[str, list[str]], type_name: str
 ) -> None:
-    for field in (await _fields(gql, "UserGroup")).values():
+    ids, one, page, outer, nested = LISTS[type_name]
+    for field in (await _fields(gql, type_name)).values():
         whole = {}
-        for group_id in directory["groups"]:
-            whole[group_id] = (await gql(f"query($id: ID!) {{ userGroup(id: $id) {{ {field} }} }}", id=group_id))["userGroup"]
-        page = _by_id((await gql(f"{{ userGroups {{ nodes {{ key: id {field} }} }} }}"))["userGroups"]["nodes"])
-        assert page == whole, field
-        for user in (await gql(f"{{ users(first: 10) {{ nodes {{ groups(first: 10) {{ nodes {{ key: id {field} }} }} }} }} }}"))["users"][
-            "nodes"
-        ]:
-            groups = _by_id(user["groups"]["nodes"])
-            assert groups == {group_id: whole[group_id] for group_id in groups}, field
+        for node_id in directory[ids]:
+            whole[node_id] = (await gql(f"query($id: ID!) {{ {one}(id: $id) {{ {field} }} }}", id=node_id))[one]
+        listed = _by_id((await gql(f"{{ {page} {{ nodes {{ key: id {field} }} }} }}"))[page]["nodes"])
+        assert listed == whole, field
+        query = f"{{ {outer}(first: 10) {{ nodes {{ {nested}(first: 10) {{ nodes {{ key: id {field} }} }} }} }} }}"
+        for holder in (await gql(query))[outer]["nodes"]:
+            held = _by_id(holder[nested]["nodes"])
+            assert held == {node_id: whole[node_id] for node_id in held}, field
 
 
 async def test_each_field_of_the_node_types_names_its_columns(gql: GraphQLClient) -> None:
