@@ -12,7 +12,7 @@ does not name — is loaded and awaited as before: this changes when values are 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from graphql import FieldNode, GraphQLResolveInfo, get_named_type
@@ -36,10 +36,8 @@ async def prefetch(info: Info, rows: Sequence[Any], fields: Mapping[str, Loads])
     `fields` its nodes select, under `nodes` or `edges { node }`. A load that fails is left to the
     row's field, which loads its key itself, meets the failure and reports it at its own path."""
     wanted: dict[int, tuple[DataLoader[Any, Any], list[Any]]] = {}
-    for name, arguments, columns in _node_fields(info._raw_info, info.context.projections):
-        loads = fields.get(name)
-        if loads is None:
-            continue
+    for name, arguments, columns in _node_fields(info._raw_info, info.context.projections, fields):
+        loads = fields[name]
         for row in rows:
             for loader, key in loads(info.context.loaders, row, arguments, columns):
                 wanted.setdefault(id(loader), (loader, []))[1].append(key)
@@ -81,10 +79,12 @@ def _then(loaded: Sequence[asyncio.Future[Any]], then: Callable[..., R]) -> R:
     return then(*(future.result() for future in loaded))
 
 
-def _node_fields(info: GraphQLResolveInfo, cache: dict[Any, Columns]) -> Iterator[tuple[str, dict[str, Any], Columns]]:
+def _node_fields(
+    info: GraphQLResolveInfo, cache: dict[Any, Columns], names: Container[str]
+) -> Iterator[tuple[str, dict[str, Any], Columns]]:
     """(name, arguments, the columns its nodes read when it is a list of users or groups) of each field
-    that the nodes of the connection `info`'s field returns select, as its resolver will see it: the
-    field nodes of one response name merged."""
+    among `names` that the nodes of the connection `info`'s field returns select, as its resolver will
+    see it: the field nodes of one response name merged."""
     connection = get_named_type(info.return_type)
     node = projection.node_type(connection)
     if node is None:
@@ -92,10 +92,10 @@ def _node_fields(info: GraphQLResolveInfo, cache: dict[Any, Columns]) -> Iterato
     walk = projection.Selections(info)
     merged: dict[str, list[FieldNode]] = {}
     for selected in projection.node_fields(walk, connection, info.field_nodes):
-        merged.setdefault(selected.alias.value if selected.alias else selected.name.value, []).append(selected)
+        if selected.name.value in names:
+            merged.setdefault(selected.alias.value if selected.alias else selected.name.value, []).append(selected)
     for field_nodes in merged.values():
+        name = field_nodes[0].name.value
         arguments = walk.arguments(node, field_nodes[0])
-        if arguments is None:
-            continue
-        definition = node.fields[field_nodes[0].name.value]
-        yield field_nodes[0].name.value, arguments, projection.columns_of(info, cache, get_named_type(definition.type), field_nodes)
+        if arguments is not None:
+            yield name, arguments, projection.columns_of(info, cache, node.fields[name].type, field_nodes)

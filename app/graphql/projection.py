@@ -45,6 +45,7 @@ MAX_SHAPES = 16  # column sets kept per node type; beyond them a list reads whol
 # Node type name -> (GraphQL field -> the columns its value is made of, the columns every node reads).
 _FIELDS: dict[str, tuple[Mapping[str, tuple[str, ...]], frozenset[str]]] = {}
 _SHAPES: dict[str, set[frozenset[str]]] = {}
+_UNKNOWN: Any = object()  # not in the request's cache yet (None is an answer: every column)
 
 
 def register(type_name: str, fields: Mapping[str, tuple[str, ...]], always: Iterable[str]) -> None:
@@ -70,25 +71,24 @@ def columns(info: GraphQLResolveInfo, cache: dict[Any, Columns]) -> Columns:
     """The columns that the nodes of the connection `info`'s field returns read, or None for every
     column. `cache` is the request's: each row of a page asks again for its own nested list, with the
     same field nodes."""
-    return columns_of(info, cache, get_named_type(info.return_type), info.field_nodes)
+    return columns_of(info, cache, info.return_type, info.field_nodes)
 
 
-def columns_of(
-    info: GraphQLResolveInfo, cache: dict[Any, Columns], connection: GraphQLNamedType, field_nodes: Sequence[FieldNode]
-) -> Columns:
-    """`columns` of the connection `connection` that `field_nodes` select within `info`'s operation."""
-    key = (id(connection), *map(id, field_nodes))
-    if key not in cache:
-        cache[key] = _columns(Selections(info), connection, field_nodes)
-    return cache[key]
+def columns_of(info: GraphQLResolveInfo, cache: dict[Any, Columns], connection: Any, field_nodes: Sequence[FieldNode]) -> Columns:
+    """`columns` of the connection type `connection` (wrapped or not) that `field_nodes` select within
+    `info`'s operation. The field nodes tell the field, and so its type: they alone are the key."""
+    key = tuple(map(id, field_nodes))
+    found = cache.get(key, _UNKNOWN)
+    if found is _UNKNOWN:
+        found = cache[key] = _columns(Selections(info), get_named_type(connection), field_nodes)
+    return found
 
 
 def _columns(walk: Selections, connection: GraphQLNamedType, field_nodes: Sequence[FieldNode]) -> Columns:
     node = node_type(connection)
-    declared = _FIELDS.get(node.name) if node is not None else None
-    if node is None or declared is None:
+    if node is None or node.name not in _FIELDS:
         return None
-    fields, always = declared
+    fields, always = _FIELDS[node.name]
     needed = set(always)
     for selected in node_fields(walk, connection, field_nodes):
         made_of = fields.get(selected.name.value)
