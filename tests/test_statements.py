@@ -62,6 +62,26 @@ async def test_rows_are_those_sqlalchemy_reads(sessionmaker: async_sessionmaker[
     assert prepared.display_name == "Zoë"
 
 
+async def test_rows_of_a_statement_of_some_columns_answer_the_others_with_none(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
+) -> None:
+    row = _user(tenant, "narrow", display_name="Narrow")
+    absent = [c.key for c in USERS.c if c.key not in ("id", "user_name")]
+    narrow = statements.absent_as_none(select(USERS.c.id, USERS.c.user_name).where(USERS.c.id == bindparam("id")), absent)
+    async with sessionmaker() as session, session.begin():
+        connection = await session.connection()
+        await INSERT.execute(connection, row)
+        whole = (await connection.execute(BY_ID.statement, {"id": row["id"]})).one()
+        # Prepared (on the driver for PostgreSQL, through SQLAlchemy for SQLite) and run by SQLAlchemy.
+        read = [await Prepared(narrow).first(connection, {"id": row["id"]})]
+        read += statements.rows_of(narrow, await connection.execute(narrow, {"id": row["id"]}))
+    for found in read:
+        assert found is not None
+        assert (found.id, found.user_name, found.display_name, found.multi_valued) == (row["id"], "narrow", None, None)
+        assert tuple(found) == (row["id"], "narrow")  # the database sent the two columns alone
+        assert found._mapping == {**dict.fromkeys(whole._mapping), "id": row["id"], "user_name": "narrow"}
+
+
 async def test_timestamps_read_in_utc_and_json_as_sent_whatever_the_sessions_time_zone(
     sessionmaker: async_sessionmaker[AsyncSession], tenant: Tenant
 ) -> None:

@@ -17,16 +17,18 @@ plan is estimated to cost no more than the plans it makes for the values given, 
 see makes it look far dearer (`app.services.common.LIMIT` says more).
 
 Rows are tuples whose fields are the selected columns' keys (`row.user_name`, `row[0]`, `row._mapping`),
-like SQLAlchemy's `Row`. A statement with an expanding `IN` list cannot be compiled once; build those
+like SQLAlchemy's `Row`; those of a statement that leaves some of a table's columns out answer them with
+None (`absent_as_none`). A statement with an expanding `IN` list cannot be compiled once; build those
 per request and run them with `connection.execute`.
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Dialect
@@ -36,6 +38,7 @@ from sqlalchemy.sql.base import Executable
 from app.db.engine import WatchedQueuePool
 
 Params = Mapping[str, Any]
+E = TypeVar("E", bound=Executable)
 _REQUIRED = object()
 MAX_FORMS = 256  # compiled forms kept per statement (one per set of columns, for an INSERT or UPDATE)
 
@@ -47,9 +50,43 @@ def _default(name: str, fixed: Any) -> Any:
     raise exc.ArgumentError(f"a value is required for the bound parameter {name!r}")
 
 
-def _row_type(keys: Sequence[str]) -> type[tuple[Any, ...]]:
+# The execution option that names the columns a statement leaves out yet its rows answer, as None
+# (`absent_as_none`).
+ABSENT = "absent_columns"
+
+
+def absent_as_none(statement: E, keys: Sequence[str]) -> E:
+    """`statement`, whose rows also answer `keys` (columns it does not select) with None, by name and
+    in `_mapping`: whatever reads a table's whole rows reads the rows of a statement of some of its
+    columns as before, while the database and the driver leave the others out. (Selecting them as
+    NULL keeps the shape too, but PostgreSQL still makes and sends every one of those values: for a
+    page of 50 users, 34 NULLs a row were about 40 % of the statement's time there, bench/README.md.)"""
+    return statement.execution_options(**{ABSENT: tuple(keys)}) if keys else statement
+
+
+@functools.lru_cache(maxsize=MAX_FORMS)
+def _row_type(keys: tuple[str, ...], absent: tuple[str, ...] = ()) -> type[tuple[Any, ...]]:
     base = namedtuple("Row", keys)  # type: ignore[misc]
-    return type("Row", (base,), {"__slots__": (), "_mapping": property(lambda self: dict(zip(self._fields, self, strict=True)))})
+    nones = dict.fromkeys(absent)
+
+    def mapping(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {**nones, **dict(zip(row._fields, row, strict=True))}  # type: ignore[attr-defined]
+
+    return type("Row", (base,), {"__slots__": (), "_mapping": property(mapping), **nones})
+
+
+def _absent(statement: Any) -> tuple[str, ...]:
+    return statement.get_execution_options().get(ABSENT, ())
+
+
+def rows_of(statement: Any, result: Any) -> list[Any]:
+    """The rows of a result of `statement` that SQLAlchemy ran: as they are, or as rows of our own
+    type when the statement leaves columns out (`absent_as_none`)."""
+    absent = _absent(statement)
+    if not absent:
+        return list(result)
+    row = _row_type(tuple(result.keys()), absent)
+    return [_new_tuple(row, values) for values in result]
 
 
 _new_tuple: Callable[..., tuple[Any, ...]] = tuple.__new__
@@ -77,7 +114,7 @@ class _Compiled:
             else:
                 self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect), fixed))
         columns = list(statement.exported_columns) if statement.is_select or getattr(statement, "_returning", ()) else []
-        self.row = _row_type([column.key for column in columns]) if columns else None
+        self.row = _row_type(tuple(column.key for column in columns), _absent(statement)) if columns else None
         processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         # The columns whose values the column type processes (a timestamp tagged UTC), by position.
         self.processed = tuple((i, process) for i, process in enumerate(processors) if process is not None)
@@ -134,7 +171,7 @@ class Prepared:
 
     async def all(self, connection: AsyncConnection, params: Params | None = None) -> list[Any]:
         if connection.dialect.name != "postgresql":
-            return list(await connection.execute(self.statement, params))
+            return rows_of(self.statement, await connection.execute(self.statement, params))
         compiled = self._compiled(connection.dialect, params)
         sql, arguments = compiled.bound(params)
         return compiled.rows(await _run(connection, sql, lambda driver: driver.fetch(sql, *arguments)))

@@ -5,8 +5,9 @@ and most of a row's values are often never shown: `users(first: 50) { nodes { id
 { nodes { id name } } } }` shows 2 of a user's 37 values and 2 of a group's 16, and the driver decoded
 all of them (timestamps, JSON documents): about half of the driver's work for such a page, and a fifth
 to a half of the database's (bench/README.md). A list resolver reads of its rows only the columns named here for the fields
-its nodes select, with the fragments, @skip and @include of the operation applied; the other values come
-back NULL (`services.common.read_columns`), so every row keeps its shape and `from_row` reads it as before.
+its nodes select, with the fragments, @skip and @include of the operation applied; its rows answer the
+other columns with None (`services.common.as_whole_rows`), so every row keeps its shape and `from_row`
+reads it as before.
 
 Each node type names, per GraphQL field, the columns its value is made of (`register`, next to the type's
 `from_row`), and the columns every node needs whatever it selects (its key, what `from_row` converts, the

@@ -28,7 +28,6 @@ from sqlalchemy import (
     column,
     exists,
     func,
-    null,
     or_,
     select,
     true,
@@ -43,13 +42,14 @@ from sqlalchemy.sql.elements import BindParameter, True_
 from sqlalchemy.sql.functions import FunctionElement
 
 from app.db.engine import Contention
-from app.db.statements import Prepared
+from app.db.statements import Prepared, absent_as_none, rows_of
 from app.db.transactions import NeedsTransaction, in_one_statement, the_write
 from app.errors import DomainError, NotFound
 from app.services.caller import Caller
 from app.validation import has_nul
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Executable)
 
 
 class _Unset:
@@ -79,13 +79,17 @@ Columns = frozenset[str] | None
 
 
 def read_columns(table: Table, columns: Columns, pick: Callable[[Any], Any] = lambda c: c) -> list[Any]:
-    """Every column of `table`, in its order (each through `pick`); those `columns` does not name read
-    as NULL. The rows keep their shape, so whatever reads them reads them as before, and the database
-    and the driver skip reading and decoding values nobody looks at — for a page of 50 users and their
-    groups, most of what the driver decodes (bench/README.md)."""
-    if columns is None:
-        return [pick(c) for c in table.c]
-    return [pick(c) if c.key in columns else null().label(c.key) for c in table.c]
+    """The columns of `table` that `columns` names (all of them for None), in its order, each through
+    `pick`: the database and the driver skip values nobody looks at — for a page of 50 users and their
+    groups, most of what the driver decoded (bench/README.md). A statement of them goes through
+    `as_whole_rows`, so that its rows keep the table's shape."""
+    return [pick(c) for c in table.c if columns is None or c.key in columns]
+
+
+def as_whole_rows(statement: S, table: Table, columns: Columns) -> S:
+    """`statement`, of the `read_columns` of `table` for `columns`, whose rows answer the columns it
+    leaves out with None: whatever reads a whole row reads them as before."""
+    return statement if columns is None else absent_as_none(statement, [c.key for c in table.c if c.key not in columns])
 
 
 def columns_key(columns: Columns) -> tuple[str, ...] | None:
@@ -141,7 +145,7 @@ async def fetch(connection: AsyncConnection, statement: Prepared | Executable, p
     """The rows of a statement from `kept`."""
     if isinstance(statement, Prepared):
         return await statement.all(connection, params)
-    return list(await connection.execute(statement, params))
+    return rows_of(statement, await connection.execute(statement, params))
 
 
 OFFSET: BindParameter[Any] = bindparam("offset")
@@ -207,7 +211,10 @@ async def rows_of_page(reader: Reader, model: Any, scope: ColumnElement[bool], q
     seek = () if query.after is None else (query.after,)
     statement = kept(
         query.key and ("page", table.name, query.key, query.after is not None, query.offset == 0, columns_key(columns)),
-        lambda: paged(select(*read_columns(table, columns)).where(scope, query.where, *seek).order_by(*query.order_by), query.offset),
+        lambda: paged(
+            as_whole_rows(select(*read_columns(table, columns)), table, columns).where(scope, query.where, *seek).order_by(*query.order_by),
+            query.offset,
+        ),
     )
     return await fetch(connection, statement, query.page_params())
 

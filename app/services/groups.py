@@ -40,6 +40,7 @@ from app.services.common import (
     Filter,
     PageQuery,
     Reader,
+    as_whole_rows,
     columns_key,
     connection_of,
     count_of_page,
@@ -710,16 +711,18 @@ def _related(
         .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), *where)
     )
     if not window:
-        return chosen.order_by(side.key, *order_by)
-    position = func.row_number().over(partition_by=side.key, order_by=order_by).label("position")
-    ranked = chosen.add_columns(position).subquery("ranked")
-    # The window's bound is a condition, not a LIMIT: a parameter like OFFSET, not written into the
-    # SQL as `common.LIMIT` is, which would only make one text per page size.
-    return (
-        select(*(c for c in ranked.c if c.key != "position"))
-        .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + bindparam("limit"))
-        .order_by(ranked.c.related_to, ranked.c.position)
-    )
+        related = chosen.order_by(side.key, *order_by)
+    else:
+        position = func.row_number().over(partition_by=side.key, order_by=order_by).label("position")
+        ranked = chosen.add_columns(position).subquery("ranked")
+        # The window's bound is a condition, not a LIMIT: a parameter like OFFSET, not written into
+        # the SQL as `common.LIMIT` is, which would only make one text per page size.
+        related = (
+            select(*(c for c in ranked.c if c.key != "position"))
+            .where(ranked.c.position > OFFSET, ranked.c.position <= OFFSET + bindparam("limit"))
+            .order_by(ranked.c.related_to, ranked.c.position)
+        )
+    return related if narrow else as_whole_rows(related, side.table, columns)
 
 
 async def _read_related(
