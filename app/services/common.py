@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    any_,
     bindparam,
     column,
     exists,
@@ -532,6 +533,16 @@ def id_set(dialect: str) -> Select[Any]:
     if dialect == "postgresql":
         return select(func.unnest(bindparam("ids", type_=postgresql.ARRAY(Text))).label("id"))
     return select(column("value", Text).label("id")).select_from(func.json_each(bindparam("ids", type_=Text)))
+
+
+def among_ids(key: Any, dialect: str) -> ColumnElement[bool]:
+    """`key` is one of the ids of the bound parameter `ids` (see `id_values`). On PostgreSQL `= ANY` of
+    the array, which one index scan takes whole: as `IN` the `id_set`, PostgreSQL looked the ids up
+    one by one, from a nested loop over them made distinct first — for a user's groups, the statement
+    of a GraphQL page of 50 users, about a tenth more of its CPU (bench/README.md)."""
+    if dialect == "postgresql":
+        return key == any_(bindparam("ids", type_=postgresql.ARRAY(Text)))
+    return key.in_(id_set(dialect))
 
 
 def id_values(dialect: str, ids: Iterable[str]) -> Any:

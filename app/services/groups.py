@@ -40,6 +40,7 @@ from app.services.common import (
     Filter,
     PageQuery,
     Reader,
+    among_ids,
     as_whole_rows,
     columns_key,
     connection_of,
@@ -708,7 +709,7 @@ def _related(
     chosen = (
         select(side.key.label("related_to"), *([pick(c) for c in narrow] or read_columns(side.table, columns, pick)))
         .select_from(source)
-        .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), *where)
+        .where(_IN_ACCOUNT, among_ids(side.key, dialect), *where)
     )
     if not window:
         related = chosen.order_by(side.key, *order_by)
@@ -901,7 +902,7 @@ async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequ
         lambda: (
             select(side.key, func.count().label("count"))
             .select_from(counted)
-            .where(_IN_ACCOUNT, side.key.in_(id_set(dialect)), visible)
+            .where(_IN_ACCOUNT, among_ids(side.key, dialect), visible)
             .group_by(side.key)
         ),
     )

@@ -48,11 +48,11 @@ from app.services.common import (
     Filter,
     PageQuery,
     Reader,
+    among_ids,
     chunks,
     connection_of,
     count_of_page,
     fetch,
-    id_set,
     id_values,
     insert_new,
     kept,
@@ -422,7 +422,7 @@ async def ownership(session: AsyncSession, account_id: int, user_ids: Sequence[s
     statement = kept(
         ("ownership", dialect),
         lambda: select(col(User.id), col(User.provisioned_by), _IN_IDP_GROUP.label("in_idp_group")).where(
-            col(User.account_id) == bindparam("account_id"), col(User.id).in_(id_set(dialect))
+            col(User.account_id) == bindparam("account_id"), among_ids(col(User.id), dialect)
         ),
     )
     found: dict[str, frozenset[Ownership]] = {}
