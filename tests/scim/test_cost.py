@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -151,7 +152,7 @@ async def test_a_page_of_groups_is_read_in_order_off_an_index(engine: AsyncEngin
                 "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
                 " updated_at, version, extensions) SELECT 'g' || n, 1, '', 'g' || n, 'G' || n, 'g' || n, 'IDENTITY_PROVIDER',"
                 " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, '{}' FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s"
-                " WHERE n < 3000) SELECT n FROM s) AS s"
+                " WHERE n < 20000) SELECT n FROM s) AS s"
             )
         )
         await connection.execute(text("ANALYZE"))
@@ -162,4 +163,60 @@ async def test_a_page_of_groups_is_read_in_order_off_an_index(engine: AsyncEngin
         else:
             plan = " ".join(row[0] for row in (await connection.execute(text(f"EXPLAIN {compiled}"))).all())
             assert "ix_user_groups_account_id_created_at_id" in plan and "Sort" not in plan, plan
+        await connection.rollback()
+
+
+@pytest.mark.parametrize("keeping", [False, True], ids=["the ids go", "all but the ids go"])
+async def test_the_memberships_that_go_are_each_found_by_key_whatever_the_statistics(engine: AsyncEngine, keeping: bool) -> None:
+    """Okta's PUT of a whole member list right after a first bulk sync, when the tables have no current
+    statistics, removed 500 of 25,000 members in 15 s on PostgreSQL: the planner expected one member
+    and compared every member with every id that went. Each membership that goes is now found by key,
+    and deleted by its row's address."""
+    from app.services.groups import _delete_members
+
+    statement = _delete_members(engine.dialect.name, keeping=keeping)
+    async with engine.connect() as connection:
+        await connection.execute(text("INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"))
+        await connection.execute(
+            text(
+                "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
+                " updated_at, version, extensions) VALUES ('g', 1, '', 'g', 'G', 'g', 'IDENTITY_PROVIDER', CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, 1, '{}')"
+            )
+        )
+        series = "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) SELECT n FROM s) AS s"
+        await connection.execute(
+            text(
+                "INSERT INTO users (id, account_id, user_name, user_name_ci, multi_valued, provisioned_by, created_at, updated_at,"
+                " version, extensions) SELECT 'u' || n, 1, 'u' || n, 'u' || n, '{}', 'SCIM', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1,"
+                f" '{{}}' FROM {series}"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO group_memberships (account_id, group_id, user_id, added_via, created_at)"
+                f" SELECT 1, 'g', 'u' || n, 'SCIM', CURRENT_TIMESTAMP FROM {series}"
+            )
+        )
+        compiled = statement.compile(engine.sync_engine)
+        ids = [f"u{n}" for n in range(1, 101)]
+        if engine.dialect.name == "sqlite":
+            values = {"account_id": 1, "group_id": "g", "ids": json.dumps(ids)}
+            plan = " ".join(
+                row[-1]
+                for row in (
+                    await connection.exec_driver_sql(
+                        f"EXPLAIN QUERY PLAN {compiled.string}", tuple(values[n] for n in compiled.positiontup)
+                    )
+                ).all()
+            )
+            # Each membership found by key, the ids read into an index of their own (a list subquery).
+            assert "SEARCH group_memberships" in plan and "LIST SUBQUERY" in plan, plan
+        else:
+            values = {"account_id": 1, "group_id": "g", "ids": ids}
+            arguments = tuple(values[n] if n in values else compiled.binds[n].value for n in compiled.positiontup or ())
+            plan = " ".join(row[0] for row in (await connection.exec_driver_sql(f"EXPLAIN {compiled.string}", arguments)).all())
+            # Each membership found by key (never a join comparing every member with every id), and
+            # deleted by address.
+            assert "Tid Scan" in plan and "Join Filter" not in plan, plan
         await connection.rollback()
