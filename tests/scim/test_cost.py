@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db.models import GroupMembership, User
 from app.db.types import utcnow
@@ -15,6 +14,23 @@ from app.scim.query import compile_filter
 from app.scim.schema import GROUP, USER
 from tests.support.clients import ScimClient, Tenant, bulk_users
 from tests.support.statements import StatementCounter
+
+
+def _numbers(count: int) -> str:
+    """A FROM item of the numbers 1 to `count`, as `n`, on both databases."""
+    return f"(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s) AS s"
+
+
+async def _account_with_groups(connection: AsyncConnection, count: int) -> None:
+    """Account 1 and its groups g1 to g`count`, written in SQL."""
+    await connection.execute(text("INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"))
+    await connection.execute(
+        text(
+            "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
+            " updated_at, version, extensions) SELECT 'g' || n, 1, '', 'g' || n, 'G' || n, 'g' || n, 'IDENTITY_PROVIDER',"
+            f" CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, '{{}}' FROM {_numbers(count)}"
+        )
+    )
 
 
 def _reads_every_member(statement: str) -> bool:
@@ -146,15 +162,7 @@ async def test_a_page_of_groups_is_read_in_order_off_an_index(engine: AsyncEngin
 
     query = select(UserGroup.id).where(UserGroup.account_id == 1).order_by(*LIST_ORDER).limit(50)
     async with engine.connect() as connection:
-        await connection.execute(text("INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"))
-        await connection.execute(
-            text(
-                "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
-                " updated_at, version, extensions) SELECT 'g' || n, 1, '', 'g' || n, 'G' || n, 'g' || n, 'IDENTITY_PROVIDER',"
-                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, '{}' FROM (WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s"
-                " WHERE n < 20000) SELECT n FROM s) AS s"
-            )
-        )
+        await _account_with_groups(connection, 3000)
         await connection.execute(text("ANALYZE"))
         compiled = query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
         if engine.dialect.name == "sqlite":
@@ -172,19 +180,13 @@ async def test_the_memberships_that_go_are_each_found_by_key_whatever_the_statis
     statistics, removed 500 of 25,000 members in 15 s on PostgreSQL: the planner expected one member
     and compared every member with every id that went. Each membership that goes is now found by key,
     and deleted by its row's address."""
+    from app.services.common import id_values
     from app.services.groups import _delete_members
 
     statement = _delete_members(engine.dialect.name, keeping=keeping)
     async with engine.connect() as connection:
-        await connection.execute(text("INSERT INTO accounts (id, identifier, name, created_at) VALUES (1, 'a', 'A', CURRENT_TIMESTAMP)"))
-        await connection.execute(
-            text(
-                "INSERT INTO user_groups (id, account_id, scope, identifier, display_name, display_name_ci, managed_by, created_at,"
-                " updated_at, version, extensions) VALUES ('g', 1, '', 'g', 'G', 'g', 'IDENTITY_PROVIDER', CURRENT_TIMESTAMP,"
-                " CURRENT_TIMESTAMP, 1, '{}')"
-            )
-        )
-        series = "(WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) SELECT n FROM s) AS s"
+        await _account_with_groups(connection, 1)
+        series = _numbers(20_000)
         await connection.execute(
             text(
                 "INSERT INTO users (id, account_id, user_name, user_name_ci, multi_valued, provisioned_by, created_at, updated_at,"
@@ -195,26 +197,18 @@ async def test_the_memberships_that_go_are_each_found_by_key_whatever_the_statis
         await connection.execute(
             text(
                 "INSERT INTO group_memberships (account_id, group_id, user_id, added_via, created_at)"
-                f" SELECT 1, 'g', 'u' || n, 'SCIM', CURRENT_TIMESTAMP FROM {series}"
+                f" SELECT 1, 'g1', 'u' || n, 'SCIM', CURRENT_TIMESTAMP FROM {series}"
             )
         )
         compiled = statement.compile(engine.sync_engine)
-        ids = [f"u{n}" for n in range(1, 101)]
+        values = {"account_id": 1, "group_id": "g1", "ids": id_values(engine.dialect.name, [f"u{n}" for n in range(1, 101)])}
+        arguments = tuple(values[n] if n in values else compiled.binds[n].value for n in compiled.positiontup or ())
         if engine.dialect.name == "sqlite":
-            values = {"account_id": 1, "group_id": "g", "ids": json.dumps(ids)}
-            plan = " ".join(
-                row[-1]
-                for row in (
-                    await connection.exec_driver_sql(
-                        f"EXPLAIN QUERY PLAN {compiled.string}", tuple(values[n] for n in compiled.positiontup)
-                    )
-                ).all()
-            )
+            explained = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.string}", arguments)
+            plan = " ".join(row[-1] for row in explained.all())
             # Each membership found by key, the ids read into an index of their own (a list subquery).
             assert "SEARCH group_memberships" in plan and "LIST SUBQUERY" in plan, plan
         else:
-            values = {"account_id": 1, "group_id": "g", "ids": ids}
-            arguments = tuple(values[n] if n in values else compiled.binds[n].value for n in compiled.positiontup or ())
             plan = " ".join(row[0] for row in (await connection.exec_driver_sql(f"EXPLAIN {compiled.string}", arguments)).all())
             # Each membership found by key (never a join comparing every member with every id), and
             # deleted by address.
