@@ -493,7 +493,9 @@ def _delete_members(dialect: str, *, keeping: bool) -> Executable:
     were planned as a nested loop comparing every member with every id that goes: a PUT of 25,000
     members that removed 500 took 15 s, where this takes well under one. (`user_id NOT IN (SELECT
     unnest(…))` would be no better: a hash of the ids only while the planner expects it to fit in
-    memory, about 150,000 ids by default, and beyond that the same comparison of every pair.)"""
+    memory, about 150,000 ids by default, and beyond that the same comparison of every pair.) The
+    addresses are read by the DELETE itself, in its snapshot: membership rows are never updated, and a
+    membership that another transaction ends meanwhile is skipped, as the join skipped it."""
     if dialect != "postgresql":  # SQLite reads an IN list into an index of its own
         ids = id_set(dialect)
         chosen = MEMBERSHIPS.c.user_id.not_in(ids) if keeping else MEMBERSHIPS.c.user_id.in_(ids)
