@@ -28,6 +28,7 @@ over costs nothing but time. bench/README.md has what each saves.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Coroutine
 from inspect import isawaitable
 from operator import attrgetter
@@ -42,6 +43,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfoHelpers,
     GraphQLString,
     get_nullable_type,
     is_leaf_type,
@@ -63,6 +65,15 @@ _NOT_PLAIN: tuple[GraphQLLeafType | None, bool, Read | None] = (None, False, Non
 class Executor(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # graphql-core's helpers for resolvers are the executor's own bound methods, which it holds: a
+        # cycle, which kept the executor — and through it the operation's context, session, loaders
+        # and every row they read — until the cyclic garbage collector ran (bench/README.md). The same
+        # helpers, holding the executor weakly: it is freed when the operation ends. (Anything that
+        # calls them runs inside the operation, whose frames hold the executor.)
+        executor = weakref.proxy(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=lambda values: executor.gather_async_work(values), track=lambda values: executor.track_async_work(values)
+        )
         # Per field of the schema met in this operation, by identity (the schema holds every field
         # for as long as the operation runs): its leaf type, whether it may be null and how it is
         # read, or (None, False, None) when it is not a plain leaf.
@@ -247,10 +258,10 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         except GraphQLError:
             return None, False  # the long way reports it
         nodes = [d.node for d in details]
-        build_info = self.build_resolve_info
+        executor = weakref.proxy(self)  # the plan is the executor's: holding it strongly would make a cycle
 
         def call(value: Any, path: Any) -> Any:
-            result = resolve(value, build_info(field_def, nodes, parent, path), **arguments)
+            result = resolve(value, executor.build_resolve_info(field_def, nodes, parent, path), **arguments)
             if isinstance(result, Coroutine):
                 result.close()  # not started: the long way calls the resolver again, and awaits what it gets
                 return _LONG_WAY

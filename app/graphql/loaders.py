@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -16,47 +18,60 @@ from app.services.common import Columns, total_if_known
 if TYPE_CHECKING:
     from app.graphql.context import Context
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 Window = tuple[str, int, int, Columns]  # (id, offset, limit, the columns its rows read: app/graphql/projection.py)
 
 
 class Loaders:
     """The request's loaders, each made when a field first needs it: most operations use one or two
-    of them, and a DataLoader costs as much to make as a small field to resolve."""
+    of them, and a DataLoader costs as much to make as a small field to resolve.
+
+    The context holds its loaders, and the loaders and their batch functions hold the context and
+    the loaders only weakly: with no cycle among them, a request's loaders, the rows they cached and
+    the context are freed by reference counting when the request ends, not left for the cyclic
+    garbage collector, whose collections each stopped the worker for several milliseconds every few
+    dozen GraphQL pages (bench/README.md)."""
 
     def __init__(self, context: Context) -> None:
-        self.context = context
+        self.context = weakref.proxy(context)
+
+    def _loader(self, batch: Callable[[Loaders, Sequence[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
+        """A DataLoader whose batch function is `batch`, a method of this class, called on these loaders."""
+        return DataLoader(load_fn=functools.partial(batch, weakref.proxy(self)))
 
     @cached_property
     def member_count(self) -> DataLoader[str, int]:
-        return DataLoader(load_fn=self._member_counts)
+        return self._loader(Loaders._member_counts)
 
     @cached_property
     def members(self) -> DataLoader[Window, list[User]]:
-        return DataLoader(load_fn=self._members)
+        return self._loader(Loaders._members)
 
     @cached_property
     def groups_of_user(self) -> DataLoader[Window, tuple[int, list[UserGroup]]]:
-        return DataLoader(load_fn=self._groups_of_users)
+        return self._loader(Loaders._groups_of_users)
 
     @cached_property
     def ownership(self) -> DataLoader[str, frozenset[users.Ownership]]:
-        return DataLoader(load_fn=self._ownership)
+        return self._loader(Loaders._ownership)
 
     @cached_property
     def integration(self) -> DataLoader[str, Any]:
-        return DataLoader(load_fn=self._integrations)
+        return self._loader(Loaders._integrations)
 
     @cached_property
     def assigning_integrations(self) -> DataLoader[str, list[Any]]:
-        return DataLoader(load_fn=self._assigning_integrations)
+        return self._loader(Loaders._assigning_integrations)
 
     @cached_property
     def integration_health(self) -> DataLoader[str, integrations.Health]:
-        return DataLoader(load_fn=self._integration_health)
+        return self._loader(Loaders._integration_health)
 
     @cached_property
     def integration_tokens(self) -> DataLoader[str, list[Any]]:
-        return DataLoader(load_fn=self._integration_tokens)
+        return self._loader(Loaders._integration_tokens)
 
     async def _member_counts(self, ids: Sequence[str]) -> list[int]:
         counts = await self.context.call(groups.member_counts, self.context.caller, list(ids))
