@@ -7,7 +7,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 
-Window = tuple[str, int, int, Columns]  # (id, offset, limit, the columns its rows read: app/graphql/projection.py)
+
+class Window(NamedTuple):
+    """The key of one row's page of a nested connection (a user's groups, a group's members)."""
+
+    id: str
+    offset: int
+    limit: int
+    columns: Columns  # the columns its rows read: app/graphql/projection.py
 
 
 class Loaders:
@@ -81,7 +88,7 @@ class Loaders:
         found: dict[Window, list[User]] = {}
         for (offset, limit, columns), ids in _by_window(keys).items():
             pages = await self.context.call(groups.members_of_groups, self.context.caller, ids, offset=offset, limit=limit, columns=columns)
-            found.update({(gid, offset, limit, columns): pages[gid] for gid in ids})
+            found.update({Window(gid, offset, limit, columns): pages[gid] for gid in ids})
         return [found[k] for k in keys]
 
     async def _groups_of_users(self, keys: Sequence[Window]) -> list[tuple[int, list[UserGroup]]]:
@@ -95,7 +102,7 @@ class Loaders:
             uncounted = [uid for uid, total in known.items() if total is None]
             if uncounted:
                 totals.update(await self.context.call(groups.group_counts, self.context.caller, uncounted))
-            found.update({(uid, offset, limit, columns): (totals[uid], pages[uid]) for uid in ids})
+            found.update({Window(uid, offset, limit, columns): (totals[uid], pages[uid]) for uid in ids})
         return [found[k] for k in keys]
 
     async def _ownership(self, ids: Sequence[str]) -> list[frozenset[users.Ownership]]:

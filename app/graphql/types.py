@@ -111,7 +111,7 @@ class User:
         key = window(self.row, first, after, projection.columns(info._raw_info, info.context.projections))
         return settled(
             info.context.loaders.groups_of_user.load(key),
-            then=lambda page: offset_connection([UserGroup.from_row(r) for r in page[1]], page[0], key[1]),
+            then=lambda page: offset_connection([UserGroup.from_row(r) for r in page[1]], page[0], key.offset),
         )
 
     @strawberry.field(
@@ -207,7 +207,7 @@ class UserGroup:
         return settled(
             loaders.member_count.load(self.row.id),
             loaders.members.load(key),
-            then=lambda total, rows: offset_connection([User.from_row(r) for r in rows], total, key[1]),
+            then=lambda total, rows: offset_connection([User.from_row(r) for r in rows], total, key.offset),
         )
 
 
@@ -237,8 +237,7 @@ projection.register(
 def window(row: Any, first: int | None, after: str | None, columns: Columns) -> Window:
     """The key of a row's page of a nested connection (its groups, its members) for `first` and
     `after`, whose rows read `columns`."""
-    offset, limit = offset_window(first, after)
-    return (row.id, offset, limit, columns)
+    return Window(row.id, *offset_window(first, after), columns)
 
 
 # The fields of users and groups that their resolvers load (`settled`), with the loads each makes for
