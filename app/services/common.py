@@ -3,8 +3,11 @@
 Row locks follow one order everywhere, so that concurrent requests queue rather than deadlock: the
 rows a request names first, then users in id order, then groups in id order. A row about to change
 is locked FOR NO KEY UPDATE, which still lets other transactions insert rows that reference it (a
-membership of a user being renamed); only deleting it conflicts with those references. SQLite has
-no row locks (it runs one writer at a time) and ignores them.
+membership of a user being renamed); only deleting it conflicts with those references. A group is
+the exception: the identity provider's member adds and removes hold their group FOR KEY SHARE from
+their first statement and take its write lock only with their last (services.groups.change_members),
+so a change that locks a group first takes it FOR UPDATE, which waits for those in progress before
+it holds anything they need. SQLite has no row locks (it runs one writer at a time) and ignores them.
 """
 
 from __future__ import annotations
@@ -491,6 +494,26 @@ async def write_changes(
         [(written,)] = await fetch(connection, statement, params)
         if conditional and not written:
             raise NeedsTransaction()
+
+
+async def update_with_rows(session: AsyncSession, statement: Any, params: Mapping[str, Any], *, with_rows: Sequence[Rows]) -> Any:
+    """Run `statement`, an UPDATE … RETURNING of at most one row, and store `with_rows` (rows of other
+    tables that go with the change, as `write_changes` stores them) only when it changed a row — on
+    PostgreSQL in one statement. The row it returned, or None when it changed none."""
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        row = (await connection.execute(statement, dict(params))).first()
+        if row is not None:
+            await _insert_rows(connection, with_rows)
+        return row
+    others = tuple(table for table, _ in with_rows)
+
+    def build() -> Executable:
+        changed = statement.cte("changed")
+        return select(*changed.c).add_cte(*_rows_of(others, after=changed))
+
+    rows = await fetch(connection, kept(("update with rows", statement, others), build), {**params, **_rows_params(with_rows)})
+    return rows[0] if rows else None
 
 
 def _rows_of(tables: Sequence[Any], *, after: Any = None) -> list[Any]:

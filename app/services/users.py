@@ -635,7 +635,7 @@ async def _touch_groups_of(session: AsyncSession, account_id: int, user_id: str,
     member_of = col(UserGroup.id).in_(
         select(col(GroupMembership.group_id)).where(col(GroupMembership.account_id) == account_id, col(GroupMembership.user_id) == user_id)
     )
-    found = await lock_ids(session, col(UserGroup.id), of_account & member_of, without_waiting=bool(besides))
+    found = await lock_ids(session, col(UserGroup.id), of_account & member_of, exclusive=True, without_waiting=bool(besides))
     locked = [group_id for group_id in found if group_id not in besides]
     for part in chunks(locked):
         await session.execute(

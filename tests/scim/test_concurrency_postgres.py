@@ -13,12 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.models import GroupMembership, Organization, Project, User, UserGroup
+from app.db import statements
+from app.db.models import GroupMembership, ManagedBy, Organization, Project, User, UserGroup
 from app.db.transactions import ATTEMPTS, run_transaction
 from app.errors import Unavailable
+from app.services import groups
 from app.services.common import lock_ids
 from tests.support.clients import CORE_GROUP, ENTERPRISE, GraphQLClient, ScimClient, Tenant
 
@@ -41,15 +43,29 @@ SAME_IDENTIFIER = [
 
 
 @pytest.fixture
-def sqlstates(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQLSTATE of every database error the app met during the test (none on SQLite)."""
+def sqlstates(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQLSTATE of every database error the app met during the test (none on SQLite): in the
+    statements SQLAlchemy runs and in those run on the driver directly (app.db.statements)."""
     seen: list[str] = []
 
-    def record(context: Any) -> None:
-        code = getattr(context.original_exception, "sqlstate", None) or getattr(context.original_exception, "pgcode", None)
+    def note(error: BaseException) -> None:
+        code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if code:
             seen.append(str(code))
 
+    def record(context: Any) -> None:
+        note(context.original_exception)
+
+    run = statements._run
+
+    async def run_noting_errors(connection: Any, sql: str, call: Any) -> Any:
+        try:
+            return await run(connection, sql, call)
+        except Exception as error:
+            note(error.__cause__ or error)
+            raise
+
+    monkeypatch.setattr(statements, "_run", run_noting_errors)
     event.listen(engine.sync_engine, "handle_error", record)
     yield seen
     event.remove(engine.sync_engine, "handle_error", record)
@@ -292,3 +308,103 @@ async def test_a_row_that_must_not_be_waited_for_runs_the_transaction_again(
                 await run_transaction(sessionmaker, lock_it)
             assert attempts == ATTEMPTS
     assert await run_transaction(sessionmaker, lock_it) == [group_id]
+
+
+# --- member adds and removes that take the group's lock last (services.groups.change_members) ------
+
+
+async def test_parallel_member_adds_into_one_group_each_move_its_version_on_once(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    """Entra's batches into one large group arrive at once: each lands, and the group's version
+    counts every one of them — none read the version and wrote back the same next one."""
+    group = await scim.create_group("Everyone")
+    batches = [[str((await scim.create_user(f"b{b}u{i}@contoso.com"))["id"]) for i in range(5)] for b in range(8)]
+
+    async def add(batch: list[str]) -> httpx.Response:
+        return await scim.patch(f"/Groups/{group['id']}", [{"op": "Add", "path": "members", "value": [{"value": uid} for uid in batch]}])
+
+    responses = await asyncio.gather(*(add(batch) for batch in batches))
+    assert [r.status_code for r in responses] == [204] * len(batches)
+    etags = sorted(int(r.headers["etag"].split('"')[1]) for r in responses)
+    assert etags == list(range(2, 2 + len(batches)))  # one version each, after the create's 1
+    stored = (await scim.get(f"/Groups/{group['id']}")).json()
+    assert stored["meta"]["version"] == f'W/"{1 + len(batches)}"'
+    assert sorted(m["value"] for m in stored["members"]) == sorted(uid for batch in batches for uid in batch)
+    assert DEADLOCK not in sqlstates
+
+
+async def test_a_member_add_does_not_hold_the_group_while_it_writes_its_memberships(
+    scim: ScimClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another add into the same group, made while an add is writing its memberships, does not wait
+    for it: the add holds the group against deletion only, and takes its lock with its last
+    statement. Both land, and the version counts each."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no write can come between a write's read and its write")
+    first, second = [str((await scim.create_user(f"{n}@contoso.com"))["id"]) for n in ("first", "second")]
+    group = await scim.create_group("Engineering")
+    meanwhile: list[httpx.Response] = []
+    add = groups._add
+
+    async def add_with_another_meanwhile(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        if not meanwhile:  # the first add only, not the one it makes meanwhile
+            meanwhile.append(httpx.Response(0))
+            operations = [{"op": "add", "path": "members", "value": [{"value": second}]}]
+            # It would wait for this add, which waits for it, if this add held the group.
+            meanwhile[0] = await asyncio.wait_for(scim.patch(f"/Groups/{group['id']}", operations), timeout=10)
+        return await add(session, *args, **kwargs)
+
+    monkeypatch.setattr(groups, "_add", add_with_another_meanwhile)
+    response = await scim.patch(f"/Groups/{group['id']}", [{"op": "add", "path": "members", "value": [{"value": first}]}])
+    assert [r.status_code for r in meanwhile] == [204]
+    assert response.status_code == 204, response.text
+    assert (meanwhile[0].headers["etag"], response.headers["etag"]) == ('W/"2"', 'W/"3"')
+    stored = (await scim.get(f"/Groups/{group['id']}")).json()
+    assert sorted(m["value"] for m in stored["members"]) == sorted([first, second])
+
+
+async def test_a_member_add_to_a_group_taken_from_the_identity_provider_meanwhile_is_404_and_adds_nothing(
+    scim: ScimClient, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group stops being the identity provider's (an admin released it) after the add read it:
+    the add's last statement, which finds the group as SCIM sees it, finds none, and the
+    memberships it wrote are not kept."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: no write can come between a write's read and its write")
+    user = str((await scim.create_user("late@contoso.com"))["id"])
+    group = await scim.create_group("Released")
+    add = groups._add
+
+    async def add_after_release(session: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+        async with sessionmaker() as other, other.begin():
+            await other.execute(update(UserGroup).where(UserGroup.id == group["id"]).values(managed_by=ManagedBy.MANAGER.value))  # type: ignore[arg-type]
+        return await add(session, *args, **kwargs)
+
+    monkeypatch.setattr(groups, "_add", add_after_release)
+    response = await scim.patch(f"/Groups/{group['id']}", [{"op": "add", "path": "members", "value": [{"value": user}]}])
+    assert response.status_code == 404, response.text
+    assert await _count(sessionmaker, GroupMembership, GroupMembership.group_id == group["id"]) == 0  # type: ignore[arg-type]
+
+
+async def test_a_member_remove_and_the_deletion_of_that_member_at_once_never_deadlock(
+    scim: ScimClient, sessionmaker: async_sessionmaker[AsyncSession], sqlstates: list[str]
+) -> None:
+    """The identity provider removes users from a group as it deletes them. The deletion locks the
+    user's groups FOR UPDATE, which waits for a remove that holds the group FOR KEY SHARE; taken FOR
+    NO KEY UPDATE, it went on to the memberships the remove held while the remove waited for the
+    group: a deadlock."""
+    ids = [str((await scim.create_user(f"leaver{i}@contoso.com"))["id"]) for i in range(10)]
+    group = await scim.create_group("Leavers", members=[{"value": uid} for uid in ids])
+
+    async def remove(user_id: str) -> int:
+        operations = [{"op": "remove", "path": f'members[value eq "{user_id}"]'}]
+        return (await scim.patch(f"/Groups/{group['id']}", operations)).status_code
+
+    async def delete(user_id: str) -> int:
+        return (await scim.delete(f"/Users/{user_id}")).status_code
+
+    statuses = await asyncio.gather(*(step for uid in ids for step in (remove(uid), delete(uid))))
+    assert statuses == [204, 204] * len(ids)
+    assert DEADLOCK not in sqlstates
+    assert await _count(sessionmaker, GroupMembership, GroupMembership.group_id == group["id"]) == 0  # type: ignore[arg-type]
