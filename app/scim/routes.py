@@ -556,8 +556,8 @@ async def patch_group(scim: Scim) -> Response:
     body = scim.body
     group_id = scim.request.path_params["id"]
     # Adds and removes of members alone, the identity provider's usual PATCH, take the group's lock
-    # last (see `groups.change_members`); anything else, and any PATCH with a precondition, locks it
-    # first, read again if it was read for that.
+    # last (see `groups.change_members`). Any other PATCH, and any with a precondition, locks the
+    # group first: one that turns out to change more than members reads it again, locked.
     if "if-match" not in scim.request.headers:
         group = await groups.get_group_for_members(scim.writing, scim.caller, group_id)
         before = group_document(group)
