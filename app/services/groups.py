@@ -341,31 +341,35 @@ class GroupRecord(SimpleNamespace):
     the columns that changed (`common.write_changes`). Not an ORM entity."""
 
 
-def _group_query(visible: ColumnElement[bool], for_update: bool) -> Prepared:
+def _group_query(visible: ColumnElement[bool], lock: Callable[[Select[Any]], Select[Any]] | None) -> Prepared:
+    query = select(GROUPS).where(GROUPS.c.id == bindparam("id"), GROUPS.c.account_id == bindparam("account_id"), visible)
+    return Prepared(query if lock is None else lock(query))
+
+
+def _locked(query: Select[Any]) -> Select[Any]:
     # FOR UPDATE, not FOR NO KEY UPDATE as other rows about to change: it waits for the member
     # changes that hold the group FOR KEY SHARE (see `change_members`), before it holds anything
     # they need.
-    query = select(GROUPS).where(GROUPS.c.id == bindparam("id"), GROUPS.c.account_id == bindparam("account_id"), visible)
-    return Prepared(query.with_for_update() if for_update else query)
+    return query.with_for_update()
+
+
+def _kept_from_deletion(query: Select[Any]) -> Select[Any]:
+    # FOR KEY SHARE, which other changes of the group do not wait for.
+    return query.with_for_update(read=True, key_share=True)
 
 
 # (seen over SCIM, locked) -> the lookup by id.
 _GROUP = {
-    (scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, lock)
+    (scim, lock): _group_query(_IDENTITY_PROVIDER_GROUPS if scim else _EVERY_GROUP, _locked if lock else None)
     for scim in (True, False)
     for lock in (True, False)
 }
+# The lookup of a group whose members the identity provider changes with its lock taken last (see
+# `change_members`): held against deletion only.
+_GROUP_KEPT = _group_query(_IDENTITY_PROVIDER_GROUPS, _kept_from_deletion)
 _UPDATE = row_updater(GROUPS)
 _DELETE = Prepared(delete(GROUPS).where(one_row(GROUPS)))
 
-# The lookup of a group whose members the identity provider changes with its lock taken last (see
-# `change_members`): held against deletion only (FOR KEY SHARE), which other changes of the group
-# do not wait for.
-_GROUP_KEPT = Prepared(
-    select(GROUPS)
-    .where(GROUPS.c.id == bindparam("id"), GROUPS.c.account_id == bindparam("account_id"), _IDENTITY_PROVIDER_GROUPS)
-    .with_for_update(read=True, key_share=True)
-)
 # The new version of a group whose members changed, counted from the stored one, for a group still
 # seen over SCIM: the statement that takes the group's lock when its members are changed last.
 _NEXT_VERSION = (
@@ -616,7 +620,7 @@ async def change_members(
     memberships are written without waiting for one another, as adds and removes of different users
     do not depend on each other: the 16 concurrent batches of the benchmark into one group went one
     at a time behind its lock, four round trips each (bench/README.md). A change that locks the
-    group first waits for them at its first lock (FOR UPDATE, see `_group_query`). Each batch's ids
+    group first waits for them at its first lock (FOR UPDATE, see `_locked`). Each batch's ids
     are taken in order, so that two batches adding the same users never wait for each other in
     opposite orders; a batch adding users while another removes them may, rarely: PostgreSQL
     detects that deadlock and the transaction runs again."""
@@ -654,23 +658,20 @@ async def change_members(
         skipped = {"skipped": audit.id_list(total.skipped), "reason": "no user of this account has these ids"}
         events.append({**about, "outcome": Outcome.IGNORED, "detail": skipped})
     rows = [(audit.TABLE, [audit.row(caller, **event) for event in events])]
+    if not locked and total.changed:
+        # The group's new version and the audit events in one statement, the transaction's last.
+        params = {**one_row_params(group), **viewer_params(caller), "now": utcnow()}
+        stored = await update_with_rows(session, _NEXT_VERSION, params, with_rows=rows)
+        if stored is None:  # no longer the identity provider's (the group itself is held FOR KEY SHARE)
+            raise NotFound("UserGroup", group.id)
+        group.version, group.updated_at = stored.version, stored.updated_at
+        return total
     before = dict(vars(group))
-    if locked:
-        if total.changed:
-            _touch(group)
-        # The group's new version and the audit events in one statement: the group's row is locked
-        # until the commit, and other changes of the group wait for each round trip made meanwhile.
-        await write_changes(session, _UPDATE, group, before, with_rows=rows)
-        return total
-    if not total.changed:
-        await write_changes(session, _UPDATE, group, before, with_rows=rows)  # the audit events alone
-        return total
-    # The group's new version and the audit events in one statement, the transaction's last.
-    params = {**one_row_params(group), **viewer_params(caller), "now": utcnow()}
-    stored = await update_with_rows(session, _NEXT_VERSION, params, with_rows=rows)
-    if stored is None:  # no longer the identity provider's (the group itself is held FOR KEY SHARE)
-        raise NotFound("UserGroup", group.id)
-    group.version, group.updated_at = stored.version, stored.updated_at
+    if total.changed:
+        _touch(group)
+    # The group's new version and the audit events in one statement: the group's row is locked
+    # until the commit, and other changes of the group wait for each round trip made meanwhile.
+    await write_changes(session, _UPDATE, group, before, with_rows=rows)
     return total
 
 
