@@ -32,7 +32,7 @@ from app.scim.parsing import group_values, normalize_document, user_values
 from app.scim.patch import apply_patch
 from app.scim.projection import Projection
 from app.scim.query import bind_filter, sort_column
-from app.scim.rendering import Links, etag, group_document, render_group, render_user, user_document
+from app.scim.rendering import USER_RESOURCE_COLUMNS, Links, etag, group_document, render_group, render_user, user_document
 from app.scim.schema import ENTERPRISE_USER, GROUP, LIST_RESPONSE, RESOURCE_TYPES, USER, ResourceType
 from app.services import audit, extensions, groups, tokens, users
 from app.services.caller import Caller
@@ -341,11 +341,11 @@ async def _query(scim: Scim, resource: ResourceType, params: ListParams, offset:
     # The filter's shape and the order name the SQL, so its statements are built once per key.
     query = PageQuery(bound.condition, order, offset, limit, bound.params, key=(bound.shape, params.sort_by, params.descending))
     if resource is USER and projection.wants("groups"):
-        total, found = await groups.list_users_with_groups(scim.session, scim.caller, query)
+        total, found = await groups.list_users_with_groups(scim.session, scim.caller, query, columns=USER_RESOURCE_COLUMNS)
         memberships = {user.id: groups_of_user for user, groups_of_user in found}
         return total, await _render_users(scim, [user for user, _ in found], projection, memberships)
     if resource is USER:
-        total, user_rows = await users.list_users(scim.session, scim.caller, query)
+        total, user_rows = await users.list_users(scim.session, scim.caller, query, columns=USER_RESOURCE_COLUMNS)
         return total, await _render_users(scim, user_rows, projection, {})
     total, group_rows = await groups.list_groups(scim.session, scim.caller, query)
     return total, await _render_groups(scim, group_rows, projection)

@@ -197,11 +197,12 @@ class PageQuery:
 
 
 async def page(
-    reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery, *, counted: Prepared | None = None
+    reader: Reader, model: Any, scope: ColumnElement[bool], query: PageQuery, *, counted: Prepared | None = None, columns: Columns = None
 ) -> tuple[int, list[Any]]:
     """One page of the rows of `model` (plain rows) within `scope` that match the query, and how many
-    match (see `total_of_page`). `scope` must be the same for equal keys of `query`."""
-    rows = await rows_of_page(reader, model, scope, query)
+    match (see `total_of_page`); of the rows' values, only `columns` (see `read_columns`). `scope`
+    must be the same for equal keys of `query`."""
+    rows = await rows_of_page(reader, model, scope, query, columns)
     return await count_of_page(reader, model, scope, query, len(rows), counted=counted), rows
 
 

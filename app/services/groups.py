@@ -952,26 +952,42 @@ async def _user_with_groups(reader: Reader, caller: Caller, user_id: str, *, for
 
 
 def _page_with_groups_query(
-    where: ColumnElement[bool], order_by: Sequence[Any], offset: int, visible: ColumnElement[bool], *, counted: Prepared | None = None
+    where: ColumnElement[bool],
+    order_by: Sequence[Any],
+    offset: int,
+    visible: ColumnElement[bool],
+    *,
+    dialect: str,
+    columns: Columns,
+    counted: Prepared | None = None,
 ) -> Select[Any]:
-    # The page is chosen first, so that the groups are read for its users only, whatever the order
-    # (SQLite would otherwise read them for every match before sorting). Not correlated: the
-    # subquery reads the users table on its own, whatever the outer query reads.
-    # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
-    # of the table hashed against the page.
-    chosen = select(USERS.c.account_id, USERS.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).correlate(None)
-    page_ids = paged(chosen, offset).subquery("page")
-    on_page = page_ids.join(USERS, and_(USERS.c.account_id == page_ids.c.account_id, USERS.c.id == page_ids.c.id))
-    users_query = select(USERS).select_from(on_page).order_by(*order_by)
+    read = as_whole_rows(select(*read_columns(USERS, columns)), USERS, columns)
+    if offset == 0 and dialect == "postgresql":
+        # PostgreSQL works out a subquery of the select list after the sort, for the rows the LIMIT
+        # lets through only: the first page is read straight from the users.
+        users_query = paged(read.where(users.OF_ACCOUNT, where).order_by(*order_by), offset)
+    else:
+        # Otherwise the page is chosen first, so that the groups are read for its users only: PostgreSQL
+        # would read them for the rows the OFFSET skips too, SQLite for every match before sorting.
+        # Not correlated: the subquery reads the users table on its own, whatever the outer query reads.
+        # Joined by primary key rather than `id IN (…)`, which PostgreSQL plans as a scan of every user
+        # of the table hashed against the page.
+        chosen = select(USERS.c.account_id, USERS.c.id).where(users.OF_ACCOUNT, where).order_by(*order_by).correlate(None)
+        page_ids = paged(chosen, offset).subquery("page")
+        on_page = page_ids.join(USERS, and_(USERS.c.account_id == page_ids.c.account_id, USERS.c.id == page_ids.c.id))
+        users_query = read.select_from(on_page).order_by(*order_by)
     if counted is not None:  # the count on every row of the page: one round trip instead of two
         users_query = users_query.add_columns(counted.statement.scalar_subquery().label("counted"))  # type: ignore[attr-defined]
     return _with_groups(users_query, visible)
 
 
-async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[UserWithGroups]]:
+async def list_users_with_groups(
+    reader: Reader, caller: Caller, query: PageQuery, *, columns: Columns = None
+) -> tuple[int, list[UserWithGroups]]:
     """`users.list_users` with each user's `groups_of_users`, in one statement (see `_with_groups`):
     with the account's kept count of users when the list has no filter, else plus a count when the
-    page does not show the total (see `total_of_page`)."""
+    page does not show the total (see `total_of_page`). Of the users' values, only `columns` (see
+    `common.read_columns`)."""
     caller.require(Permission.USERS_READ)
     over_scim = caller.is_identity_provider
     scoped = query.within(("visible over SCIM", over_scim), account_id=caller.account_id, **viewer_params(caller))
@@ -980,9 +996,15 @@ async def list_users_with_groups(reader: Reader, caller: Caller, query: PageQuer
     rows: list[Any] = []
     if scoped.limit > 0:
         statement = kept(
-            scoped.key and ("users with groups", scoped.key, scoped.offset == 0),
+            scoped.key and ("users with groups", scoped.key, scoped.offset == 0, connection.dialect.name, columns_key(columns)),
             lambda: _page_with_groups_query(
-                scoped.where, scoped.order_by, scoped.offset, visible_to(caller.channel), counted=users.COUNTED if with_count else None
+                scoped.where,
+                scoped.order_by,
+                scoped.offset,
+                visible_to(caller.channel),
+                dialect=connection.dialect.name,
+                columns=columns,
+                counted=users.COUNTED if with_count else None,
             ),
         )
         rows = await fetch(connection, statement, scoped.page_params())

@@ -751,9 +751,10 @@ COUNTED = Prepared(
 )
 
 
-async def list_users(reader: Reader, caller: Caller, query: PageQuery) -> tuple[int, list[Any]]:
-    """A page of the caller's users matching the query, as plain rows, and how many match."""
-    return await page(reader, User, OF_ACCOUNT, _listed(caller, query), counted=COUNTED)
+async def list_users(reader: Reader, caller: Caller, query: PageQuery, *, columns: Columns = None) -> tuple[int, list[Any]]:
+    """A page of the caller's users matching the query, as plain rows, and how many match; of
+    their values, only `columns` (see `common.read_columns`)."""
+    return await page(reader, User, OF_ACCOUNT, _listed(caller, query), counted=COUNTED, columns=columns)
 
 
 async def page_of_users(reader: Reader, caller: Caller, query: PageQuery, *, columns: Columns = None) -> list[Any]:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db.models import Channel
+from app.db.models import Channel, GroupMembership, User
+from app.db.types import utcnow
 from app.errors import InvalidFilter
 from app.scim import query
 from app.scim.query import bind_filter
@@ -143,6 +144,57 @@ async def test_the_first_page_of_a_list_is_planned_once_and_later_pages_still_pa
                 "WHERE statement LIKE '%their_groups%LIMIT 2%' AND statement NOT LIKE '%OFFSET%' AND statement NOT LIKE '%pg_prepared%'"
             )
             assert plans.all() == [(2, 5)]  # five runs to compare, then the plan kept
+
+
+async def test_a_page_works_out_the_groups_of_its_own_users_only(
+    scim: ScimClient, engine: AsyncEngine, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A page of users reads each shown user's groups once: not for the users an OFFSET skips, nor for
+    every match before a sort. PostgreSQL counts the scans of the memberships a transaction makes (one
+    per user whose groups are read); SQLite keeps no such count."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not count a transaction's table scans")
+    ids = await bulk_users(sessionmaker, tenant, 300, "s")
+    group = await scim.create_group("Everyone")
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            GroupMembership.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                {"account_id": tenant.account_id, "group_id": group["id"], "user_id": i, "added_via": "SCIM", "created_at": utcnow()}
+                for i in ids
+            ],
+        )
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("ANALYZE")
+    caller = system_caller(tenant.account_id, tenant.identifier, Channel.SCIM)
+    by_name = [User.__table__.c.user_name.desc(), *users.LIST_ORDER]
+    every_user = bind_filter(None, USER).condition
+    async with sessionmaker() as session:
+        connection = await session.connection()
+
+        async def scans() -> int:
+            found = await connection.exec_driver_sql(
+                "SELECT seq_scan + idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'group_memberships'"
+            )
+            return int(found.scalar_one())
+
+        in_order = {}
+        for order in (users.LIST_ORDER, by_name):
+            _, whole = await groups.list_users_with_groups(connection, caller, common.PageQuery(every_user, order, 0, 300))
+            in_order[id(order)] = [user.user_name for user, _ in whole]
+        for name, order, offset in (
+            ("first", users.LIST_ORDER, 0),
+            ("sorted", by_name, 0),
+            ("later", users.LIST_ORDER, 250),
+            ("later sorted", by_name, 250),
+        ):
+            before = await scans()
+            query = common.PageQuery(every_user, order, offset, 3, key=("test", name))
+            total, page = await groups.list_users_with_groups(connection, caller, query)
+            assert await scans() - before == 3, name
+            assert total == 300, name
+            assert [user.user_name for user, _ in page] == in_order[id(order)][offset : offset + 3], name
+            assert [names for _, names in page] == [[(group["id"], "Everyone")]] * 3, name
 
 
 async def test_a_group_is_read_without_its_members_in_one_statement(scim: ScimClient, engine: AsyncEngine) -> None:
