@@ -96,6 +96,12 @@ def as_whole_rows(statement: S, table: Table, columns: Columns) -> S:
     return statement if columns is None else absent_as_none(statement, [c.key for c in table.c if c.key not in columns])
 
 
+def select_columns(table: Table, columns: Columns) -> Select[Any]:
+    """A select of the `read_columns` of `table` for `columns`, whose rows keep the table's shape
+    (`as_whole_rows`)."""
+    return as_whole_rows(select(*read_columns(table, columns)), table, columns)
+
+
 def columns_key(columns: Columns) -> tuple[str, ...] | None:
     """`columns` as part of the key of a kept statement (`kept`)."""
     return None if columns is None else tuple(sorted(columns))
@@ -216,10 +222,7 @@ async def rows_of_page(reader: Reader, model: Any, scope: ColumnElement[bool], q
     seek = () if query.after is None else (query.after,)
     statement = kept(
         query.key and ("page", table.name, query.key, query.after is not None, query.offset == 0, columns_key(columns)),
-        lambda: paged(
-            as_whole_rows(select(*read_columns(table, columns)), table, columns).where(scope, query.where, *seek).order_by(*query.order_by),
-            query.offset,
-        ),
+        lambda: paged(select_columns(table, columns).where(scope, query.where, *seek).order_by(*query.order_by), query.offset),
     )
     return await fetch(connection, statement, query.page_params())
 

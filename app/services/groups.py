@@ -76,6 +76,7 @@ from app.services.common import (
     read_columns,
     row_updater,
     rows_of_page,
+    select_columns,
     total_of_page,
     unique_changes,
     update_with_rows,
@@ -961,7 +962,7 @@ def _page_with_groups_query(
     columns: Columns,
     counted: Prepared | None = None,
 ) -> Select[Any]:
-    read = as_whole_rows(select(*read_columns(USERS, columns)), USERS, columns)
+    read = select_columns(USERS, columns)
     if offset == 0 and dialect == "postgresql":
         # PostgreSQL works out a subquery of the select list after the sort, for the rows the LIMIT
         # lets through only: the first page is read straight from the users.
