@@ -230,3 +230,38 @@ def test_events_already_there_each_stand_for_one_request(database_url: str) -> N
     finally:
         migrate.upgrade(database_url)
         _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))
+
+
+def test_member_counts_are_filled_in_for_the_memberships_there_and_kept_after(database_url: str) -> None:
+    """0014 counts each group's memberships already there; from then on its triggers keep the count,
+    and going back below it and up again counts them afresh."""
+    kept = "SELECT coalesce(sum(members), 0) FROM group_member_counts WHERE account_id = 901 AND group_id = 'g-901'"
+    second = [
+        "INSERT INTO users (id, account_id, user_name, user_name_ci, active, multi_valued, provisioned_by, created_at,"
+        " updated_at, version) VALUES ('u-904', 901, 'second', 'second', TRUE, '{}', 'SCIM', :now, :now, 1)",
+        "INSERT INTO group_memberships (account_id, group_id, user_id, added_via, created_at) VALUES (901, 'g-901', 'u-904', 'SCIM', :now)",
+    ]
+
+    async def add_second(connection: AsyncConnection) -> None:
+        for statement in second:
+            await connection.execute(text(statement), VALUES)
+
+    def count() -> int:
+        return int(_with_connection(database_url, lambda c: c.execute(text(kept))).scalar_one())
+
+    try:
+        migrate.downgrade(database_url, "0004")
+        _with_connection(database_url, lambda c: _insert(c, VALUES))
+        migrate.upgrade(database_url, "0013")
+        _with_connection(database_url, add_second)
+        migrate.upgrade(database_url)
+        assert count() == 2
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM users WHERE id = 'u-904'")))
+        assert count() == 1
+        migrate.downgrade(database_url, "0013")
+        _with_connection(database_url, add_second)
+        migrate.upgrade(database_url)
+        assert count() == 2
+    finally:
+        migrate.upgrade(database_url)
+        _with_connection(database_url, lambda c: c.execute(text("DELETE FROM accounts WHERE id = 901")))

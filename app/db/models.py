@@ -340,6 +340,28 @@ class GroupMembership(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class GroupMemberCount(SQLModel, table=True):
+    """How many members each group has, kept by triggers on `group_memberships` (migration 0014) so
+    that a group's member count is a sum of a few rows rather than a count of its memberships. Slots
+    as in `UserCount`: on PostgreSQL each connection adds to its own (its backend's pid modulo
+    GROUP_MEMBER_COUNT_SLOTS); SQLite uses slot 0. A migration that rebuilds `group_memberships` on
+    SQLite (batch mode copies the table) drops its triggers, and must create them again."""
+
+    __tablename__ = "group_member_counts"
+    __table_args__ = (
+        PrimaryKeyConstraint("account_id", "group_id", "slot"),
+        ForeignKeyConstraint(["account_id", "group_id"], ["user_groups.account_id", "user_groups.id"], ondelete="CASCADE"),
+    )
+
+    account_id: int = _account_column()
+    group_id: str = Field(sa_column=Column(String(36), nullable=False))
+    slot: int = Field(sa_column=Column(Integer, nullable=False))
+    members: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+GROUP_MEMBER_COUNT_SLOTS = 16
+
+
 class AppIntegration(SQLModel, table=True):
     """One app of the identity provider connected to the account (Harness's FirstGen or NextGen app
     integration), with the health of its provisioning as the requests of its tokens showed it.

@@ -41,7 +41,7 @@ from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import True_
 from sqlmodel import col
 
-from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMembership, ManagedBy, Outcome, UserGroup
+from app.db.models import MEMBERSHIP_GROUP, MEMBERSHIP_USER, Channel, GroupMemberCount, GroupMembership, ManagedBy, Outcome, UserGroup
 from app.db.statements import Prepared
 from app.db.transactions import locks_row
 from app.db.types import utcnow
@@ -89,6 +89,7 @@ from app.validation import LIKE_ESCAPE, MAX_INDEXED, has_nul, is_blank, like_esc
 IDENTIFIER_ATTEMPTS = 20
 MEMBERSHIPS = GroupMembership.__table__  # type: ignore[attr-defined]
 GROUPS = UserGroup.__table__  # type: ignore[attr-defined]
+MEMBER_COUNTS = GroupMemberCount.__table__  # type: ignore[attr-defined]
 USERS = users.USERS
 
 
@@ -1016,14 +1017,38 @@ async def list_users_with_groups(
     return total, _users_and_groups(rows)
 
 
-async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequence[str]) -> dict[str, int]:
-    out = {key: 0 for key in keys}
+async def member_counts(reader: Reader, caller: Caller, group_ids: Sequence[str]) -> dict[str, int]:
+    """How many members each group has (groups the caller has read: the count is part of the group),
+    summed from the slots of `group_member_counts`, which triggers keep (migration 0014): a few
+    rows per group, where counting a group's memberships read every one of them."""
+    caller.require(Permission.GROUPS_READ)
+    out = {group_id: 0 for group_id in group_ids}
+    connection = await connection_of(reader)
+    dialect = connection.dialect.name
+    statement = kept(
+        ("member counts", dialect),
+        lambda: (
+            select(MEMBER_COUNTS.c.group_id, func.sum(MEMBER_COUNTS.c.members).label("members"))
+            .where(MEMBER_COUNTS.c.account_id == bindparam("account_id"), among_ids(MEMBER_COUNTS.c.group_id, dialect))
+            .group_by(MEMBER_COUNTS.c.group_id)
+        ),
+    )
+    params = {"account_id": caller.account_id, "ids": id_values(dialect, group_ids)}
+    out.update({group_id: int(n) for group_id, n in await fetch(connection, statement, params)})
+    return out
+
+
+async def group_counts(reader: Reader, caller: Caller, user_ids: Sequence[str]) -> dict[str, int]:
+    """How many of the groups the caller sees each user is in."""
+    caller.require(Permission.GROUPS_READ)
+    out = {user_id: 0 for user_id in user_ids}
+    side = _GROUPS_OF_USERS
     restricted, visible = side.visible(caller)
     counted = MEMBERSHIPS.join(side.table, side.joined) if restricted else MEMBERSHIPS  # the memberships alone: an index-only count
     connection = await connection_of(reader)
     dialect = connection.dialect.name
     statement = kept(
-        ("count related", side.name, restricted, dialect),
+        ("groups counted", restricted, dialect),
         lambda: (
             select(side.key, func.count().label("count"))
             .select_from(counted)
@@ -1031,21 +1056,9 @@ async def _count_related(reader: Reader, side: _Side, caller: Caller, keys: Sequ
             .group_by(side.key)
         ),
     )
-    params = {"account_id": caller.account_id, "ids": id_values(dialect, keys), **viewer_params(caller)}
-    out.update({key: int(n) for key, n in await fetch(connection, statement, params)})
+    params = {"account_id": caller.account_id, "ids": id_values(dialect, user_ids), **viewer_params(caller)}
+    out.update({user_id: int(n) for user_id, n in await fetch(connection, statement, params)})
     return out
-
-
-async def member_counts(reader: Reader, caller: Caller, group_ids: Sequence[str]) -> dict[str, int]:
-    """How many members each group has (groups the caller has read: the count is part of the group)."""
-    caller.require(Permission.GROUPS_READ)
-    return await _count_related(reader, _MEMBERS_OF_GROUPS, caller, group_ids)
-
-
-async def group_counts(reader: Reader, caller: Caller, user_ids: Sequence[str]) -> dict[str, int]:
-    """How many of the groups the caller sees each user is in."""
-    caller.require(Permission.GROUPS_READ)
-    return await _count_related(reader, _GROUPS_OF_USERS, caller, user_ids)
 
 
 def admin_filter(
