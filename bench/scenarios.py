@@ -16,6 +16,7 @@ STRIDE = 7919  # a prime: request n reads user (n * STRIDE) mod members, spread 
 
 GQL_USERS = "{ users(first: 50) { nodes { id userName groups(first: 5) { nodes { id name } } } } }"
 GQL_GROUPS = "{ userGroups(first: 50) { nodes { id name memberCount } } }"
+GQL_BIG_GROUP = '{ userGroup(id: "%s") { id name memberCount } }'
 
 # Name, label. The order is the order of the run: reads first, then writes.
 LABELS = {
@@ -26,6 +27,7 @@ LABELS = {
     "get_group": "GET /Groups/{100k}?excludedAttributes=members",
     "gql_users": "GraphQL users(first:50){groups(first:5)}",
     "gql_groups": "GraphQL userGroups(first:50){memberCount}",
+    "gql_big_group": "GraphQL userGroup(100k){memberCount}",
     "post_user": "POST /Users",
     "patch_user": "PATCH /Users/{id} (3 ops)",
     "add_small": "PATCH /Groups +50 members (10-member group)",
@@ -88,6 +90,9 @@ def phase(name: str, target: Target, dataset: Dataset, timing: Timing, tag: str)
         "get_group": lambda n: Request(target.request("GET", f"/Groups/{group_id(0)}?excludedAttributes=members")),
         "gql_users": lambda n: Request(target.request("POST", "/graphql", {"query": GQL_USERS}, graphql=True), reject=b'"errors"'),
         "gql_groups": lambda n: Request(target.request("POST", "/graphql", {"query": GQL_GROUPS}, graphql=True), reject=b'"errors"'),
+        "gql_big_group": lambda n: Request(
+            target.request("POST", "/graphql", {"query": GQL_BIG_GROUP % group_id(0)}, graphql=True), reject=b'"errors"'
+        ),
         "post_user": lambda n: Request(target.request("POST", "/Users", entra_user(n, f"post{tag}-")), expect=(201,)),
         "patch_user": lambda n: Request(
             target.request(
